@@ -1,0 +1,24 @@
+# layergeom: layer-by-layer geometry of transformer hidden states.
+# Stages: corpus -> extract -> statistics -> tables and figures -> report (snakemake --report).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/corpus.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

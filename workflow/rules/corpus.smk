@@ -1,0 +1,17 @@
+# Corpus stage: read a text source, split sentences, filter and sample them.
+
+
+rule corpus:
+    output:
+        documents=f"{RESULTS}/corpus/{{corpus}}/documents.parquet",
+        sentences=f"{RESULTS}/corpus/{{corpus}}/sentences.parquet",
+    params:
+        entry=lambda wc: config["corpora"][wc.corpus],
+    log:
+        "logs/corpus/{corpus}.log",
+    benchmark:
+        "benchmarks/out/corpus/{corpus}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/corpus.py"

@@ -1,0 +1,32 @@
+# Extraction stage: every layer's hidden states of one model on one corpus into a Zarr store.
+
+
+def extract_params(wc):
+    """Everything extraction depends on; a change here reruns the job."""
+    return {
+        "model": config["models"][wc.model],
+        "corpus": config["corpora"][wc.corpus],
+        "settings": lgconfig.extraction_settings(config, wc.model),
+    }
+
+
+rule extract:
+    input:
+        documents=f"{RESULTS}/corpus/{{corpus}}/documents.parquet",
+        sentences=f"{RESULTS}/corpus/{{corpus}}/sentences.parquet",
+    output:
+        states=directory(f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr"),
+        tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+    params:
+        spec=extract_params,
+    resources:
+        gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
+    threads: workflow.cores
+    log:
+        "logs/extract/{model}/{corpus}.log",
+    benchmark:
+        "benchmarks/out/extract/{model}/{corpus}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/extract.py"

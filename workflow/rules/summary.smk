@@ -1,0 +1,50 @@
+# Per-layer norm summary of every store, its figures, and the cross-model overlay.
+
+
+rule summary:
+    input:
+        states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
+        tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+    output:
+        table=f"{RESULTS}/summary/{{model}}/{{corpus}}/layers.parquet",
+    params:
+        selection=config["selection"],
+    log:
+        "logs/summary/{model}/{corpus}.log",
+    benchmark:
+        "benchmarks/out/summary/{model}/{corpus}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/summary.py"
+
+
+rule summary_figure:
+    input:
+        tables=lambda wc: [
+            f"{RESULTS}/summary/{m}/{wc.corpus}/layers.parquet"
+            for m, c in PAIRS
+            if c == wc.corpus
+        ],
+    output:
+        figure=report(
+            f"{RESULTS}/figures/summary/{{corpus}}/norms.png",
+            caption="../report/summary_norms.rst",
+            category="Norms",
+            subcategory="{corpus}",
+            labels={"corpus": "{corpus}", "figure": "norms over layers"},
+        ),
+    params:
+        models=lambda wc: [m for m, c in PAIRS if c == wc.corpus],
+        selection=config["selection"],
+    log:
+        "logs/summary/figure_{corpus}.log",
+    benchmark:
+        "benchmarks/out/summary/figure_{corpus}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/summary_figure.py"
+
+
+TARGETS += sorted({f"{RESULTS}/figures/summary/{c}/norms.png" for _, c in PAIRS})
