@@ -49,8 +49,7 @@ def tiny_bert(tmp_path_factory) -> Path:
     words = sorted({w.strip(".,").lower() for w in _corpus_text().split()})
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *("##" + c for c in letters), *".,0123456789", *words]
-    (root / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
+    tok = BertTokenizerFast(vocab={t: i for i, t in enumerate(dict.fromkeys(vocab))})
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)

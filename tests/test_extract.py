@@ -61,6 +61,7 @@ def test_stored_vectors_equal_direct_forward(name, corpus, tmp_path, request):
         want = direct(model_dir, expected_ids[seq_id[0]])
         got = hidden[:, idx[0] : idx[-1] + 1].astype(np.float32)
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
+    assert tokens.filter(pl.col("token") == tok.unk_token).height < tokens.height / 4
     special = tokens.filter(pl.col("is_special"))["token"].unique().to_list()
     assert set(special) <= set(tok.all_special_tokens)
     assert hidden.attrs["kind"] == ("encoder" if name == "tiny_bert" else "decoder")

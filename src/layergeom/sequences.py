@@ -24,7 +24,9 @@ class Sequences:
 
 
 def _special_mask(tokenizer, ids: list[int]) -> np.ndarray:
-    return np.isin(np.asarray(ids, dtype=np.int64), np.asarray(tokenizer.all_special_ids, dtype=np.int64))
+    """True for control tokens (CLS, SEP, BOS, EOS, ...); the unknown token stands for text and is not special."""
+    special = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    return np.isin(np.asarray(ids, dtype=np.int64), np.fromiter(special, dtype=np.int64, count=len(special)))
 
 
 def sentence_sequences(tokenizer, sentences: pl.DataFrame, max_length: int) -> Sequences:
