@@ -162,7 +162,8 @@ def run_merge(
         mean_arr = group.create_array("mean", shape=(n_layers, d), chunks=(1, d), dtype=np.float64)
         group.create_array("positions", data=design.positions)
         group.create_array("context_ids", data=design.context_ids)
-        group.create_array("topic", data=np.array([t or "" for t in design.topics], dtype=str))
+        topic = group.create_array("topic", shape=(n_ctx,), dtype=str)  # "" = no topic
+        topic[:] = np.array([t or "" for t in design.topics], dtype=object)
         for layer in range(n_layers):
             dec = merge_layer(parts, layer)
             pos_arr[layer], ctx_arr[layer], mean_arr[layer] = dec.pos, dec.ctx, dec.mu
