@@ -115,3 +115,26 @@ def test_partial_store_layout(tmp_path):
     group = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")
     assert group["scatter"].shape == (N_LAYERS, D, D)
     assert group["n"][...].tolist() == [(N_CTX - 1) * (T - 2)] * N_LAYERS
+
+
+def test_figures_are_written(tmp_path):
+    from layergeom import posctx_plots as plots
+
+    build(tmp_path)
+    part = tmp_path / "p.zarr"
+    run_shard(tmp_path / "states.zarr", tmp_path / "tokens.parquet", part, 0, 1, False, True, None)
+    table = run_merge(tmp_path / "states.zarr", tmp_path / "tokens.parquet", [part], tmp_path / "c.zarr",
+                      tmp_path / "t.parquet", False, True, Settings(ctx_components=3))
+    comp = read_components(tmp_path / "c.zarr")
+    pos, ctx, attrs, names = comp["pos"], comp["ctx"], comp["attrs"], comp["attrs"]["layer_names"]
+    figures = {
+        "pca2": plots.pos_pca(pos, comp["positions"], names, attrs, dims=2),
+        "pca3": plots.pos_pca(pos, comp["positions"], names, attrs, dims=3),
+        "gram": plots.pos_gram(pos, comp["positions"], names, attrs),
+        "ctx": plots.ctx_cosines(ctx, comp["topics"], names, attrs),
+        "posctx": plots.pos_ctx_cosines(pos, ctx, names, attrs),
+        "layers": plots.layers_overview({"a": table, "b": table}, "toyctx"),
+    }
+    for name, fig in figures.items():
+        plots.save(fig, tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
