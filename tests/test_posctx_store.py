@@ -132,7 +132,7 @@ def test_figures_are_written(tmp_path):
         "pca3": plots.pos_pca(pos, comp["positions"], names, attrs, dims=3),
         "gram": plots.pos_gram(pos, comp["positions"], names, attrs),
         "ctx": plots.ctx_cosines(ctx, comp["topics"], names, attrs),
-        "posctx": plots.pos_ctx_cosines(pos, ctx, names, attrs),
+        "posctx": plots.pos_ctx_cosines(pos, ctx, comp["positions"], names, attrs),
         "layers": plots.layers_overview({"a": table, "b": table}, "toyctx"),
     }
     for name, fig in figures.items():

@@ -170,7 +170,8 @@ def run_merge(
             row = {"layer": layer, "layer_name": names[layer], "n_contexts": n_ctx, "n_positions": n_pos}
             row.update(layer_metrics(dec, codes, settings))
             rows.append(row)
-            log.info("layer %d: pos %.3f ctx %.3f resid %.3f", layer, row["pos_share"], row["ctx_share"], row["resid_share"])
+            shares = (row["pos_share"], row["ctx_share"], row["resid_share"])
+            log.info("layer %d: shares pos %.3f ctx %.3f resid %.3f", layer, *shares)
     table = pl.DataFrame(rows, infer_schema_length=None).with_columns(
         pl.lit(attrs["model"]).alias("model"), pl.lit(attrs["corpus"]).alias("corpus")
     )

@@ -83,13 +83,18 @@ def ctx_cosines(ctx: np.ndarray, topics: Sequence[str | None], names: Sequence[s
     return fig
 
 
-def pos_ctx_cosines(pos: np.ndarray, ctx: np.ndarray, names: Sequence[str], attrs: Mapping) -> Figure:
+def pos_ctx_cosines(
+    pos: np.ndarray, ctx: np.ndarray, positions: np.ndarray, names: Sequence[str], attrs: Mapping
+) -> Figure:
     """Cosines between every position vector (rows) and context vector (columns), one panel per layer."""
     mats = [unit_rows(p) @ unit_rows(c).T for p, c in zip(pos, ctx)]
     vmax = max(float(np.abs(m).max()) for m in mats) or 1.0
-    fig, _ = _heatmaps(mats, names, vmax)
-    for ax in fig.axes[: len(names)]:
+    extent = (-0.5, ctx.shape[1] - 0.5, positions[-1] + 0.5, positions[0] - 0.5)
+    fig, axes = _heatmaps(mats, names, vmax, extent)
+    for ax in axes:
         ax.set_aspect("auto")
+        ax.set_xlabel("context", fontsize=7)
+        ax.set_ylabel("position", fontsize=7)
     _title(fig, "cosines between position (rows) and context (columns) vectors", attrs)
     return fig
 
@@ -99,12 +104,18 @@ PANELS: list[tuple[str, list[tuple[str, str]]]] = [
     ("pos stable rank", [("pos_stable_rank", "-")]),
     ("pos ScreeNOT rank", [("pos_screenot_rank", "-")]),
     ("pos explained ratio (top r, singular values)", [("pos_explained_ratio", "-")]),
-    ("pos relative norm: vs mean effects (-), vs centered states (--)", [("pos_rel_norm", "-"), ("pos_rel_norm_total", "--")]),
+    (
+        "pos relative norm: vs mean effects (-), vs centered states (--)",
+        [("pos_rel_norm", "-"), ("pos_rel_norm_total", "--")],
+    ),
     ("pos top-2 energy share", [("pos_top2_share", "-")]),
     ("smoothness: low-frequency DCT share", [("smoothness_lowfreq", "-")]),
     ("ctx |cos| projected: within (-), across (--)", [("ctx_within_cos", "-"), ("ctx_across_cos", "--")]),
     ("ctx |cos| raw: within (-), across (--)", [("ctx_within_cos_raw", "-"), ("ctx_across_cos_raw", "--")]),
-    ("pos-ctx |cos|: max (-), mean (--), random max (:)", [("incoherence_max", "-"), ("incoherence_mean", "--"), ("random_baseline", ":")]),
+    (
+        "pos-ctx |cos|: max (-), mean (--), random max (:)",
+        [("incoherence_max", "-"), ("incoherence_mean", "--"), ("random_baseline", ":")],
+    ),
 ]
 
 

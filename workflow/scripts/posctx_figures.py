@@ -13,4 +13,4 @@ with job_logging(snakemake.log[0]):  # noqa: F821
     plots.save(plots.pos_pca(pos, comp["positions"], names, attrs, dims=3), out.pca3)
     plots.save(plots.pos_gram(pos, comp["positions"], names, attrs), out.gram)
     plots.save(plots.ctx_cosines(ctx, comp["topics"], names, attrs), out.ctx_cos)
-    plots.save(plots.pos_ctx_cosines(pos, ctx, names, attrs), out.pos_ctx_cos)
+    plots.save(plots.pos_ctx_cosines(pos, ctx, comp["positions"], names, attrs), out.pos_ctx_cos)
