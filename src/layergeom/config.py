@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
+from layergeom.checkpoints import checkpoint_model_name, checkpoint_steps, revision_step, step_folder
 from layergeom.models import resolve_source
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class ConfigError(ValueError):
@@ -30,6 +35,79 @@ def extraction_settings(config: dict, model: str) -> dict:
     merged = dict(config.get("extraction", {}))
     merged.update(config["models"][model].get("extraction") or {})
     return merged
+
+
+def run_checkpoint_steps(run: dict) -> list[int]:
+    """Steps a training run saves."""
+    return checkpoint_steps(run["steps"], run["checkpoint_every"], run["log_checkpoints"])
+
+
+def run_checkpoint_dir(config: dict, run: str) -> str:
+    """Folder of a training run's checkpoints, as a path (``./`` prefixed when relative)."""
+    folder = os.path.join(config["results"], "train", run, "checkpoints")
+    return folder if os.path.isabs(folder) else os.path.join(".", folder)
+
+
+def _expand_entry(config: dict, name: str, entry: dict) -> dict[str, dict]:
+    """One model entry per checkpoint of ``entry``, each marked with ``checkpoint: {of, step, run}``."""
+    where = f"models.{name}.checkpoints"
+    spec = entry["checkpoints"]
+    base = {k: v for k, v in entry.items() if k != "checkpoints"}
+    if base.get("init", "pretrained") != "pretrained":
+        raise ConfigError(f"models.{name}.init: checkpoints are trained weights; leave init at 'pretrained'")
+    if base.get("revision"):
+        raise ConfigError(f"models.{name}.revision: give the revisions as the checkpoints list instead")
+    out = {}
+    if isinstance(spec, dict):
+        run = spec["train"]
+        runs = config.get("training", {}).get("runs", {})
+        if run not in runs:
+            raise ConfigError(f"{where}.train: no training run '{run}' (training.runs: {sorted(runs)})")
+        if base.get("source"):
+            raise ConfigError(f"models.{name}.source: leave it out with checkpoints.train (the run's checkpoints are the source)")
+        saved = run_checkpoint_steps(runs[run])
+        steps = sorted(set(spec.get("steps") or saved))
+        missing = sorted(set(steps) - set(saved))
+        if missing:
+            raise ConfigError(f"{where}.steps: run '{run}' does not save steps {missing} (it saves {saved})")
+        for step in steps:
+            source = os.path.join(run_checkpoint_dir(config, run), step_folder(step))
+            out[checkpoint_model_name(name, step_folder(step))] = {
+                **base, "source": source, "checkpoint": {"of": name, "step": step, "run": run}}
+        return out
+    if not base.get("source"):
+        raise ConfigError(f"models.{name}.source is required with a list of checkpoint revisions")
+    for revision in spec:
+        try:
+            step = revision_step(revision)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from err
+        out[checkpoint_model_name(name, revision)] = {
+            **base, "revision": revision, "checkpoint": {"of": name, "step": step, "run": None}}
+    return out
+
+
+def expand_checkpoints(config: dict) -> dict[str, dict]:
+    """The ``models`` mapping with every entry that has ``checkpoints`` replaced by one model per checkpoint."""
+    out: dict[str, dict] = {}
+    for name, entry in config["models"].items():
+        expanded = _expand_entry(config, name, entry) if entry.get("checkpoints") else {name: entry}
+        for model in expanded:
+            if model in out or (model != name and model in config["models"]):
+                raise ConfigError(f"models.{name}.checkpoints: model name '{model}' is used twice")
+            if not NAME_PATTERN.match(model):
+                raise ConfigError(f"models.{name}.checkpoints: '{model}' is not a valid model name")
+        out.update(expanded)
+    return out
+
+
+def checkpoint_families(config: dict) -> dict[str, list[tuple[str, int]]]:
+    """For every expanded checkpoints entry: its (model name, step) pairs in step order."""
+    families: dict[str, list[tuple[str, int]]] = {}
+    for model, entry in config["models"].items():
+        if entry.get("checkpoint"):
+            families.setdefault(entry["checkpoint"]["of"], []).append((model, entry["checkpoint"]["step"]))
+    return {family: sorted(members, key=lambda m: m[1]) for family, members in families.items()}
 
 
 def entry_hash(*entries: Any) -> str:
@@ -56,11 +134,20 @@ def check(config: dict, base: Path = Path(".")) -> None:
             raise ConfigError(f"{where}.sample: give n_sentences or fraction, not both")
         if corpus["min_words"] >= corpus["max_words"]:
             raise ConfigError(f"{where}: min_words must be smaller than max_words")
-    for name, model in config["models"].items():
+    for name, run in config.get("training", {}).get("runs", {}).items():
+        if run["corpus"] not in config["corpora"]:
+            raise ConfigError(f"training.runs.{name}.corpus: unknown corpus '{run['corpus']}'")
+        if run["n_embd"] % run["n_head"]:
+            raise ConfigError(f"training.runs.{name}: n_embd must be a multiple of n_head")
+    for name, model in expand_checkpoints(config).items():
         where = f"models.{name}"
-        unknown = set(model_corpora(config, name)) - set(config["corpora"])
+        unknown = set(model.get("corpora") or ()) - set(config["corpora"])
         if unknown:
             raise ConfigError(f"{where}.corpora: unknown corpus {sorted(unknown)}")
+        if (model.get("checkpoint") or {}).get("run"):
+            continue  # a workflow-trained checkpoint: its folder is made by the train rule
+        if not model.get("source"):
+            raise ConfigError(f"{where}.source is required (or checkpoints: {{train: <run>}})")
         try:
             resolve_source(model["source"], model.get("gguf_file"), base)
         except (FileNotFoundError, ImportError, ValueError) as err:

@@ -14,6 +14,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTH
 from layergeom import config as lgconfig
 
 validate(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+# A model entry with `checkpoints` becomes one model per checkpoint (<name>.step_<n> or <name>.<revision>).
+config["models"] = lgconfig.expand_checkpoints(config)
 lgconfig.check(config)
 
 RESULTS = config["results"]
@@ -21,6 +23,7 @@ CONDA_ENV = os.path.join(workflow.basedir, "envs/layergeom.yaml")
 PAIRS = lgconfig.pairs(config)
 MODELS = list(config["models"])
 CORPORA = list(config["corpora"])
+CHECKPOINTS = lgconfig.checkpoint_families(config)  # family -> [(model, step), ...]
 
 wildcard_constraints:
     model="|".join(map(re.escape, MODELS)) if MODELS else "[^/]+",
@@ -39,6 +42,12 @@ def pair_paths(pattern, mode=None):
         for m, c in PAIRS
         if mode is None or corpus_mode(c) == mode
     ]
+
+
+def model_inputs(model):
+    """Workflow outputs a model is loaded from: its training run's checkpoints, if it is one."""
+    run = (config["models"][model].get("checkpoint") or {}).get("run")
+    return [f"{RESULTS}/train/{run}/checkpoints"] if run else []
 
 
 # Each stage appends its final outputs here; `rule all` asks for all of them.

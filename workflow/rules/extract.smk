@@ -14,6 +14,7 @@ rule extract:
     input:
         documents=f"{RESULTS}/corpus/{{corpus}}/documents.parquet",
         sentences=f"{RESULTS}/corpus/{{corpus}}/sentences.parquet",
+        model=lambda wc: model_inputs(wc.model),
     output:
         states=directory(f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr"),
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",

@@ -1,0 +1,260 @@
+"""Train a byte-level BPE tokenizer and a small GPT-2 on a corpus, saving checkpoints at scheduled steps.
+
+Checkpoints are written into a hidden ``.checkpoints.partial`` folder beside the output; the newest one
+also holds the optimizer and random state, so a killed run resumes from it with the same batches and
+ends with the same weights. Only a finished run is renamed to ``checkpoints``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from layergeom import atomic
+from layergeom.checkpoints import step_folder
+from layergeom.config import entry_hash, run_checkpoint_steps
+from layergeom.models import select_device
+
+log = logging.getLogger(__name__)
+
+EOS = "<|endoftext|>"
+STATE_FILE = "trainer_state.json"
+RESUME_FILE = "training_state.pt"
+LOSS_SCHEMA = {"step": pl.Int64, "loss": pl.Float64, "eval_loss": pl.Float64, "lr": pl.Float64,
+               "tokens": pl.Int64, "checkpoint": pl.Boolean}
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int, context_length: int):
+    """A byte-level BPE tokenizer with one special token (end of text, also BOS), as a transformers fast tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOS],
+                            show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, model_max_length=context_length)
+
+
+def heldout_documents(n_documents: int, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the documents held out for evaluation: a seeded ``fraction`` of them."""
+    held = np.zeros(n_documents, dtype=bool)
+    held[np.random.default_rng(seed).permutation(n_documents)[: int(round(fraction * n_documents))]] = True
+    return held
+
+
+def token_blocks(tokenizer, texts: list[str], length: int) -> np.ndarray:
+    """Documents joined by the end-of-text token, cut into rows of ``length`` tokens (the remainder dropped)."""
+    if not texts:
+        return np.zeros((0, length), dtype=np.int64)
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    flat = np.fromiter(chain.from_iterable(doc + [eos] for doc in encoded), dtype=np.int64)
+    n = len(flat) // length
+    return flat[: n * length].reshape(n, length)
+
+
+def batch_rows(n_blocks: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """Block rows of 0-based update ``step``: consecutive slices of a seeded permutation per epoch."""
+    index = np.arange(step * batch_size, (step + 1) * batch_size)
+    epochs = index // n_blocks
+    rows = np.empty(batch_size, dtype=np.int64)
+    for epoch in np.unique(epochs):  # at most a few epochs per batch
+        here = epochs == epoch
+        rows[here] = np.random.default_rng([seed, int(epoch)]).permutation(n_blocks)[index[here] % n_blocks]
+    return rows
+
+
+def learning_rate(step: int, base: float, warmup: int, total: int, min_ratio: float) -> float:
+    """Rate of 0-based update ``step``: linear warmup, then cosine decay to ``min_ratio * base`` at ``total``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(total - warmup, 1))
+    return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def build_model(run: dict, tokenizer) -> torch.nn.Module:
+    """An untrained GPT-2 language model of the run's size, initialised from the run's seed."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    p = run["dropout"]
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=run["context_length"], n_embd=run["n_embd"],
+                        n_layer=run["n_layer"], n_head=run["n_head"], resid_pdrop=p, embd_pdrop=p, attn_pdrop=p,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(run["seed"])
+    return GPT2LMHeadModel(config)
+
+
+def make_optimizer(model: torch.nn.Module, run: dict) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only (not on biases and norm gains)."""
+    params = list(model.parameters())
+    return torch.optim.AdamW(
+        [{"params": [p for p in params if p.ndim >= 2], "weight_decay": run["weight_decay"]},
+         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
+        lr=run["learning_rate"], betas=(0.9, 0.95))
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Token blocks (rows of context_length) for training and for evaluation."""
+
+    train: np.ndarray
+    eval: np.ndarray
+
+    def fingerprint(self) -> str:
+        """A short hash of the data, so a resumed run continues only on the same blocks."""
+        digest = hashlib.sha256()
+        for part in (self.train, self.eval):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def prepare_data(tokenizer, documents: pl.DataFrame, run: dict) -> TrainData:
+    """Split documents into training and held-out ones and cut both into token blocks."""
+    texts = documents["text"].to_list()
+    held = heldout_documents(len(texts), run["eval_fraction"], run["seed"])
+    train = token_blocks(tokenizer, [t for t, h in zip(texts, held) if not h], run["context_length"])
+    evaluation = token_blocks(tokenizer, [t for t, h in zip(texts, held) if h], run["context_length"])
+    if len(train) == 0:
+        raise ValueError(f"the corpus has fewer than context_length={run['context_length']} tokens to train on")
+    return TrainData(train, evaluation[: run["eval_batches"] * run["batch_size"]])
+
+
+class Trainer:
+    """One training run: model, optimizer, data and the loss rows so far."""
+
+    def __init__(self, run: dict, tokenizer, data: TrainData, device: str = "auto"):
+        self.run, self.tokenizer, self.data = run, tokenizer, data
+        self.device = select_device(device)
+        self.model = build_model(run, tokenizer).to(self.device)
+        self.optimizer = make_optimizer(self.model, run)
+        self.step, self.rows = 0, []
+        self.saved = set(run_checkpoint_steps(run))
+        self.run_hash = entry_hash(run, len(tokenizer), data.fingerprint())
+
+    def _batch(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(rows, dtype=torch.long, device=self.device)
+
+    def evaluate(self) -> float | None:
+        """Mean loss on the held-out blocks (None when there are none)."""
+        if len(self.data.eval) == 0:
+            return None
+        self.model.eval()
+        total = 0.0
+        with torch.inference_mode():
+            for start in range(0, len(self.data.eval), self.run["batch_size"]):
+                ids = self._batch(self.data.eval[start : start + self.run["batch_size"]])
+                total += float(self.model(input_ids=ids, labels=ids).loss) * len(ids)
+        self.model.train()
+        return total / len(self.data.eval)
+
+    def update(self) -> float:
+        """One optimizer update on the batch of the current step; returns its loss."""
+        run = self.run
+        lr = learning_rate(self.step, run["learning_rate"], run["warmup_steps"], run["steps"], run["min_lr_ratio"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        ids = self._batch(self.data.train[batch_rows(len(self.data.train), run["batch_size"], self.step, run["seed"])])
+        loss = self.model(input_ids=ids, labels=ids).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {float(loss)} at step {self.step + 1}: lower learning_rate")
+        loss.backward()
+        if run["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), run["grad_clip"])
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        value = float(loss.detach())
+        self.rows.append({"step": self.step, "loss": value, "eval_loss": None, "lr": lr,
+                          "tokens": self.step * run["batch_size"] * run["context_length"], "checkpoint": False})
+        return value
+
+    def save(self, folder: Path) -> None:
+        """Save the current step as ``folder/step_<n>`` (model, tokenizer, state); only it keeps the resume state."""
+        eval_loss = self.evaluate()
+        if self.step == 0:
+            self.rows.append({"step": 0, "loss": None, "eval_loss": eval_loss, "lr": None, "tokens": 0, "checkpoint": True})
+        else:
+            self.rows[-1].update(eval_loss=eval_loss, checkpoint=True)
+        target = folder / step_folder(self.step)
+        with atomic.atomic_output(target) as tmp:
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            state = {"step": self.step, "tokens": self.rows[-1]["tokens"], "loss": self.rows[-1]["loss"],
+                     "eval_loss": eval_loss, "run_hash": self.run_hash}
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+            torch.save({"optimizer": self.optimizer.state_dict(), "rows": self.rows, "rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
+                       tmp / RESUME_FILE)
+        for older in folder.glob(f"*/{RESUME_FILE}"):
+            if older.parent != target:
+                older.unlink()
+        log.info("step %d saved (eval loss %s)", self.step, "n/a" if eval_loss is None else f"{eval_loss:.4f}")
+
+    def resume(self, folder: Path) -> bool:
+        """Load the newest checkpoint of an interrupted run of the same config and data; False if there is none."""
+        from transformers import GPT2LMHeadModel
+
+        states = sorted(folder.glob(f"*/{RESUME_FILE}"), key=lambda p: json.loads((p.parent / STATE_FILE).read_text())["step"])
+        if not states:
+            return False
+        last = states[-1].parent
+        meta = json.loads((last / STATE_FILE).read_text())
+        if meta.get("run_hash") != self.run_hash:
+            return False
+        self.model = GPT2LMHeadModel.from_pretrained(last).to(self.device)
+        self.optimizer = make_optimizer(self.model, self.run)
+        bundle = torch.load(last / RESUME_FILE, weights_only=False)
+        self.optimizer.load_state_dict(bundle["optimizer"])
+        torch.set_rng_state(bundle["rng"])
+        if bundle["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(bundle["cuda_rng"])
+        self.rows, self.step = bundle["rows"], meta["step"]
+        self.model.train()
+        log.info("resuming after step %d from %s", self.step, last)
+        return True
+
+    def loss_table(self) -> pl.DataFrame:
+        """One row per step (0 = initialisation): batch loss, held-out loss at checkpoints, rate, tokens seen."""
+        return pl.DataFrame(self.rows, schema=LOSS_SCHEMA)
+
+
+def train(run: dict, tokenizer, data: TrainData, checkpoints: str | os.PathLike, device: str = "auto") -> pl.DataFrame:
+    """Train the run, write its checkpoints to ``checkpoints/step_<n>`` and return the loss table."""
+    checkpoints = Path(checkpoints)
+    partial = atomic.temp_sibling(checkpoints, "partial")
+    trainer = Trainer(run, tokenizer, data, device)
+    if not (partial.exists() and trainer.resume(partial)):
+        atomic.remove(partial)
+        partial.mkdir(parents=True)
+        trainer.model.train()
+        trainer.save(partial)
+    log.info("%d training blocks, %d held-out blocks of %d tokens; %d steps of %d blocks on %s; saving steps %s",
+             len(data.train), len(data.eval), run["context_length"], run["steps"], run["batch_size"], trainer.device,
+             sorted(trainer.saved))
+    t0 = last = time.monotonic()
+    first = trainer.step
+    while trainer.step < run["steps"]:
+        loss = trainer.update()
+        if trainer.step in trainer.saved:
+            trainer.save(partial)
+        now = time.monotonic()
+        if now - last >= 10 or trainer.step == run["steps"]:
+            rate = (trainer.step - first) * run["batch_size"] * run["context_length"] / max(now - t0, 1e-9)
+            log.info("step %d / %d, loss %.4f, %.0f tokens/s", trainer.step, run["steps"], loss, rate)
+            last = now
+    for state in partial.glob(f"*/{RESUME_FILE}"):
+        state.unlink()
+    atomic.remove(checkpoints)
+    os.replace(partial, checkpoints)
+    return trainer.loss_table()
