@@ -17,6 +17,9 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/posctx.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/attention.smk"
+include: "workflow/rules/dynamics.smk"
 
 
 rule all:

@@ -27,7 +27,9 @@ def test_default_config_is_valid_and_filled():
     cfg = validated(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
     assert cfg["extraction"]["dtype"] == "float16"
     assert cfg["corpora"]["bbc"]["max_words"] == 64
-    assert lgconfig.pairs(cfg) == [(m, c) for m in cfg["models"] for c in cfg["corpora"]]
+    assert lgconfig.pairs(cfg) == [
+        (m, c) for m in cfg["models"] for c in cfg["corpora"] if c in (cfg["models"][m].get("corpora") or cfg["corpora"])
+    ]
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,10 @@ def check(config: dict, base: Path = Path(".")) -> None:
         unknown = set(model.get("corpora") or ()) - set(config["corpora"])
         if unknown:
             raise ConfigError(f"{where}.corpora: unknown corpus {sorted(unknown)}")
+        settings = {**config.get("extraction", {}), **(model.get("extraction") or {})}
+        shard = settings.get("shard_tokens")
+        if shard and shard < settings["chunk_tokens"]:
+            raise ConfigError(f"{where}: shard_tokens must be at least chunk_tokens")
         if (model.get("checkpoint") or {}).get("run"):
             continue  # a workflow-trained checkpoint: its folder is made by the train rule
         if not model.get("source"):
@@ -152,7 +156,3 @@ def check(config: dict, base: Path = Path(".")) -> None:
             resolve_source(model["source"], model.get("gguf_file"), base)
         except (FileNotFoundError, ImportError, ValueError) as err:
             raise ConfigError(f"{where}.source: {err}") from err
-        settings = extraction_settings(config, name)
-        shard = settings.get("shard_tokens")
-        if shard and shard < settings["chunk_tokens"]:
-            raise ConfigError(f"{where}: shard_tokens must be at least chunk_tokens")

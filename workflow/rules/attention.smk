@@ -1,0 +1,43 @@
+# Self-attention statistics per layer and head (SPEC.md section 4): one forward pass over the stored
+# sequences with hooks on the attention projections; by default for checkpoint models only.
+
+from layergeom.selection import describe
+
+ATTENTION = config["attention"]
+ATTENTION_PAIRS = [
+    (m, c) for m, c in PAIRS if ATTENTION["scope"] == "all" or config["models"][m].get("checkpoint")
+]
+
+
+def attention_selection():
+    """Token selection of this stage: its own overrides on top of the `selection` section."""
+    return {
+        key: config["selection"][key] if ATTENTION[key] is None else ATTENTION[key]
+        for key in ("include_special", "exclude_first_position")
+    }
+
+
+rule attention:
+    input:
+        tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+        model=lambda wc: model_inputs(wc.model),
+    output:
+        table=f"{RESULTS}/attention/{{model}}/{{corpus}}/heads.parquet",
+    params:
+        model=lambda wc: config["models"][wc.model],
+        settings=lambda wc: lgconfig.extraction_settings(config, wc.model),
+        selection=attention_selection(),
+    resources:
+        gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
+    threads: workflow.cores
+    log:
+        "logs/attention/{model}/{corpus}.log",
+    benchmark:
+        "benchmarks/out/attention/{model}/{corpus}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/attention_heads.py"
+
+
+TARGETS += [f"{RESULTS}/attention/{m}/{c}/heads.parquet" for m, c in ATTENTION_PAIRS]
