@@ -61,7 +61,8 @@ def find_sites(model: torch.nn.Module, n_heads: int) -> list[Site]:
         children = dict(module.named_children())
         for style, names in STYLES.items():
             if all(n in children for n in names) and not getattr(module, "is_cross_attention", False):
-                width = children[names[0]].weight.shape[1] // 3 if style == "c_attn" else children[names[0]].out_features
+                q = children[names[0]]
+                width = q.weight.shape[1] // 3 if style == "c_attn" else q.out_features
                 sites.append(Site(len(sites) + 1, module, style, n_heads, width // n_heads))
                 break
     if not sites:
@@ -167,7 +168,8 @@ def head_stats(loaded: LoadedModel, seqs: Sequences, keep: list[np.ndarray], bat
         for i, rows in enumerate(batches):
             width = int(lengths[rows].max())
             stats.select = torch.as_tensor(_padded(rows, keep, width, bool), device=loaded.device)
-            stats.log_keys = torch.as_tensor(np.log(np.maximum(_padded(rows, n_keys, width, np.float64), 1)), device=loaded.device)
+            log_keys = np.log(np.maximum(_padded(rows, n_keys, width, np.float64), 1))
+            stats.log_keys = torch.as_tensor(log_keys, device=loaded.device)
             runner.forward(seqs, rows)
             if (i + 1) % 10 == 0:
                 log.info("%d / %d batches", i + 1, len(batches))

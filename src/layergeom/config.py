@@ -64,7 +64,7 @@ def _expand_entry(config: dict, name: str, entry: dict) -> dict[str, dict]:
         if run not in runs:
             raise ConfigError(f"{where}.train: no training run '{run}' (training.runs: {sorted(runs)})")
         if base.get("source"):
-            raise ConfigError(f"models.{name}.source: leave it out with checkpoints.train (the run's checkpoints are the source)")
+            raise ConfigError(f"models.{name}.source: leave it out with checkpoints.train (the run is the source)")
         saved = run_checkpoint_steps(runs[run])
         steps = sorted(set(spec.get("steps") or saved))
         missing = sorted(set(steps) - set(saved))

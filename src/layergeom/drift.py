@@ -37,7 +37,7 @@ def mean_pairwise_cosine(x: np.ndarray) -> float:
 
 
 def make_blocks(kind: str, d_model: int, n_head: int, n_blocks: int, seed: int) -> list[torch.nn.Module]:
-    """``n_blocks`` freshly initialised blocks (the library's own init) of a GPT-2 (pre-norm, causal) or BERT (post-norm)."""
+    """``n_blocks`` freshly initialised blocks (the library's init): GPT-2 (pre-norm, causal) or BERT (post-norm)."""
     from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
 
     torch.manual_seed(seed)
@@ -65,7 +65,9 @@ def drift_inputs(sequences: int, length: int, d_model: int, seed: int) -> tuple[
     return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(b / np.linalg.norm(b), dtype=torch.float32)
 
 
-def run_blocks(blocks: list[torch.nn.Module], kind: str, h: torch.Tensor, n_head: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def run_blocks(
+    blocks: list[torch.nn.Module], kind: str, h: torch.Tensor, n_head: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each block's output (S, T, d) and attention weights (S, H, T, T), the blocks applied in turn."""
     length = h.shape[1]
     mask = None

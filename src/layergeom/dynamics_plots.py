@@ -41,7 +41,8 @@ def per_layer_over_steps(table: pl.DataFrame, column: str) -> tuple[np.ndarray, 
     steps = np.unique(means["step"].to_numpy())
     layers = np.unique(means["layer"].to_numpy())
     values = np.full((len(layers), len(steps)), np.nan)
-    values[np.searchsorted(layers, means["layer"].to_numpy()), np.searchsorted(steps, means["step"].to_numpy())] = means[column].to_numpy()
+    at = np.searchsorted(layers, means["layer"].to_numpy()), np.searchsorted(steps, means["step"].to_numpy())
+    values[at] = means[column].to_numpy()
     return steps, layers, values
 
 
@@ -50,11 +51,13 @@ def over_training(tables: Sequence[tuple[int, pl.DataFrame]], columns: Sequence[
 
     Tables with a ``head`` column are averaged over heads (thick lines) and each head is drawn thin.
     """
-    table = pl.concat([t.with_columns(pl.lit(step, dtype=pl.Int64).alias("step")) for step, t in tables], how="diagonal_relaxed")
+    table = pl.concat([t.with_columns(pl.lit(step, dtype=pl.Int64).alias("step")) for step, t in tables],
+                      how="diagonal_relaxed")
     n = len(columns)
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1, 3.3 * rows + 0.6), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1, 3.3 * rows + 0.6), layout="constrained",
+                             squeeze=False)
     n_layers = int(table["layer"].max())
     cmap = plt.get_cmap("viridis")
     for ax, column in zip(axes.flat, columns):
@@ -65,6 +68,9 @@ def over_training(tables: Sequence[tuple[int, pl.DataFrame]], columns: Sequence[
         for layer, line in zip(layers, values):
             ax.plot(steps, line, "o-", ms=3, lw=1.5, color=cmap(relative_depth(layer, n_layers)))
         _step_axis(ax)
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() > 0 and finite.max() > 50 * finite.min():
+            ax.set_yscale("log")
         ax.set_title(column, fontsize=10)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
@@ -82,7 +88,7 @@ def drift_figure(table: pl.DataFrame) -> Figure:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
     positive = table.filter(pl.col("drift") > 0)["drift"]
     summary = table.group_by("block_type", "block", "drift").agg(
-        *(pl.col(c).mean().alias(c) for c in ("mean_cos", "input_mean_cos", "mean_entropy", "uniform_entropy", "mean_max_weight")),
+        pl.col("mean_cos", "input_mean_cos", "mean_entropy", "uniform_entropy", "mean_max_weight").mean(),
         *(pl.col(c).min().alias(f"{c}_min") for c in ("mean_cos", "mean_entropy", "mean_max_weight")),
         *(pl.col(c).max().alias(f"{c}_max") for c in ("mean_cos", "mean_entropy", "mean_max_weight")),
     ).sort("block_type", "block", "drift")

@@ -183,7 +183,8 @@ class Trainer:
         """Save the current step as ``folder/step_<n>`` (model, tokenizer, state); only it keeps the resume state."""
         eval_loss = self.evaluate()
         if self.step == 0:
-            self.rows.append({"step": 0, "loss": None, "eval_loss": eval_loss, "lr": None, "tokens": 0, "checkpoint": True})
+            self.rows.append({"step": 0, "loss": None, "eval_loss": eval_loss, "lr": None, "tokens": 0,
+                              "checkpoint": True})
         else:
             self.rows[-1].update(eval_loss=eval_loss, checkpoint=True)
         target = folder / step_folder(self.step)
@@ -205,7 +206,8 @@ class Trainer:
         """Load the newest checkpoint of an interrupted run of the same config and data; False if there is none."""
         from transformers import GPT2LMHeadModel
 
-        states = sorted(folder.glob(f"*/{RESUME_FILE}"), key=lambda p: json.loads((p.parent / STATE_FILE).read_text())["step"])
+        saved_step = lambda p: json.loads((p.parent / STATE_FILE).read_text())["step"]  # noqa: E731
+        states = sorted(folder.glob(f"*/{RESUME_FILE}"), key=saved_step)
         if not states:
             return False
         last = states[-1].parent

@@ -23,7 +23,8 @@ with job_logging(snakemake.log[0]) as log:  # noqa: F821
         compute_dtype=settings["compute_dtype"],
     )
     tokens = read_tokens(sm.input.tokens)
-    seqs, keep = sequences_from_tokens(tokens, token_mask(tokens, sel["include_special"], sel["exclude_first_position"]))
+    mask = token_mask(tokens, sel["include_special"], sel["exclude_first_position"])
+    seqs, keep = sequences_from_tokens(tokens, mask)
     sites = head_stats(loaded, seqs, keep, settings["batch_tokens"])
     step = (model.get("checkpoint") or {}).get("step")
     table = heads_table(sites, sm.wildcards.model, step, has_rotary(loaded.model))
