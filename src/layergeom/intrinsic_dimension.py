@@ -76,10 +76,12 @@ def duplicate_mask(first: np.ndarray, x: np.ndarray) -> np.ndarray:
 def twonn_from_ratios(mu: np.ndarray, discard_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """TwoNN from ratios mu = r2 / r1 along the last axis: (slope through the origin, censored MLE).
 
-    Keeps the k = int(N (1 - discard_fraction)) smallest ratios; the slope fits
+    Keeps the k = int(N (1 - discard_fraction)) smallest ratios (0 < discard_fraction < 1); the slope fits
     -log(1 - i/N) against log mu_(i), i = 1..k; the MLE is (k - 1) / (sum log mu_(i) + (N - k) log mu_(k)),
     the conventions of scikit-dimension's TwoNN.
     """
+    if not 0 < discard_fraction < 1:
+        raise ValueError(f"discard_fraction must be in (0, 1): the largest ratio has F_emp = 1, got {discard_fraction}")
     n = mu.shape[-1]
     keep = int(n * (1 - discard_fraction))
     if keep < 2:
