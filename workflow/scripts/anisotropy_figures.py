@@ -24,7 +24,7 @@ with job_logging(snakemake.log[0]):
         ("sigma1_share", "top singular share sigma1^2 / sum sigma_i^2 (centered)"),
         ("eff_rank", "effective rank (centered)"),
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
     for color, table in enumerate(tables):
         for ax, (column, _) in zip(axes.flat, panels):
             ax.plot(table["relative_depth"], table[column], line_style(table["kind"][0]), marker="o", ms=3,
@@ -37,7 +37,7 @@ with job_logging(snakemake.log[0]):
     save(fig, snakemake.output.anisotropy)
 
     settings = snakemake.params.settings
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout="constrained")
     for color, table in enumerate(tables):
         style = dict(color=f"C{color}", marker="o", ms=3, label=label(table))
         depth = table["relative_depth"]

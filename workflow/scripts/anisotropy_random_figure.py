@@ -15,7 +15,7 @@ with job_logging(snakemake.log[0]):
     columns = [("mean_cos", "mean pairwise cosine (uncentered)"),
                ("sigma1_share", "top singular share (centered)"),
                ("twonn_id", "TwoNN intrinsic dimension")]
-    fig, axes = plt.subplots(len(pairs), 3, figsize=(13, 3.6 * len(pairs)), squeeze=False)
+    fig, axes = plt.subplots(len(pairs), 3, figsize=(13, 3.6 * len(pairs)), squeeze=False, layout="constrained")
     for row, (trained, untrained) in zip(axes, pairs):
         for ax, (column, name) in zip(row, columns):
             for model, style, color in ((trained, "-", "C0"), (untrained, "--", "C1")):
