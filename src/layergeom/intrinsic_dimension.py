@@ -31,9 +31,9 @@ def nearest_distances(x: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
     x = x - x.mean(axis=0)
     sq = np.einsum("ij,ij->i", x, x)
     norms = np.sqrt(sq)
-    x32, sq32 = x.astype(np.float32), sq.astype(np.float32)
-    # |screened - exact squared distance| <= err * (|x_i| + |x_j|)^2, with a factor 2 to spare.
-    err = 2 * (d + 8) * _U32
+    x32, sq32, norms32 = x.astype(np.float32), sq.astype(np.float32), norms.astype(np.float32)
+    # |screened - exact squared distance| <= (d + 8) u (|x_i| + |x_j|)^2; twice that is the slack used.
+    err = np.float32(2 * (d + 8) * _U32)
     out = np.empty((n, k))
     for start in range(0, n, block):
         stop = min(start + block, n)
@@ -43,11 +43,14 @@ def nearest_distances(x: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
         screen += sq32
         screen += sq32[start:stop, None]
         screen[rows, rows + start] = np.inf
-        kth = np.partition(screen, k - 1, axis=1)[:, k - 1].astype(np.float64)
-        # The k screened-nearest are within kth + bound, so every true k-nearest is within kth + 2 bound.
-        bound = err * (norms[start:stop] + norms.max()) ** 2
-        limit = np.nextafter((kth + 2 * bound).astype(np.float32), np.float32(np.inf))
-        pair_rows, pair_cols = np.nonzero(screen <= limit[:, None])
+        slack = norms32[start:stop, None] + norms32
+        slack *= slack
+        slack *= err
+        # k points lie within the k-th smallest upper bound, so every true k-nearest has a lower bound below it.
+        upper = np.partition(screen + slack, k - 1, axis=1)[:, k - 1]
+        screen -= slack
+        del slack
+        pair_rows, pair_cols = np.nonzero(screen <= upper[:, None])
         del screen
         exact = _pair_sq_distances(x, pair_rows + start, pair_cols)
         order = np.lexsort((exact, pair_rows))
