@@ -4,22 +4,27 @@
    embedded models' widths (384: MiniLM, 576: SmolLM2-135M): time and estimate.
 2. The streaming anisotropy passes against the time to stream the same store (read + float64).
 Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_anisotropy.py
+BLAS threads default to 1, as in a workflow job with `threads: 1`; BENCH_THREADS=n changes it.
 """
 
 from __future__ import annotations
 
 import os
-import platform
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
-import skdim
+THREADS = os.environ.get("BENCH_THREADS", "1")
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = THREADS
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from layergeom.intrinsic_dimension import duplicate_mask, estimate, nearest_distances, twonn_from_ratios
-from layergeom.spectrum import layer_centered_units, layer_moments
-from layergeom.store import create_store, iter_layer, open_hidden
+import numpy as np  # noqa: E402
+import skdim  # noqa: E402
+
+from layergeom.intrinsic_dimension import duplicate_mask, estimate, nearest_distances, twonn_from_ratios  # noqa: E402
+from layergeom.spectrum import layer_centered_units, layer_moments  # noqa: E402
+from layergeom.store import create_store, iter_layer, open_hidden  # noqa: E402
 
 REPEATS = 5
 
@@ -82,7 +87,7 @@ def bench_stream(folder: Path) -> list[str]:
         array = open_hidden(path)
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
         layers = range(n_layers)
-        t_read, _ = best_time(lambda: [b.values.sum() for layer in layers for b in iter_layer(array, layer)], 3)
+        t_read, _ = best_time(lambda: [len(b.rows) for layer in layers for b in iter_layer(array, layer)], 3)
         t_pass1, moments = best_time(lambda: [layer_moments(array, layer, None) for layer in layers], 3)
         means = [scatter.mean for _, scatter in moments]
         t_pass2, _ = best_time(lambda: [layer_centered_units(array, layer, None, means[layer]) for layer in layers], 3)
@@ -97,7 +102,7 @@ def main() -> None:
     cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     print("### TwoNN: ours against scikit-dimension\n")
     print(f"Fastest of {REPEATS} runs; synthetic hidden-state-like points (12-dim curved manifold, offset, noise); "
-          f"discard fraction 0.1; {cpu}.\n")
+          f"discard fraction 0.1; {cpu}, BLAS threads {THREADS}.\n")
     print("\n".join(bench_twonn()))
     print("\n### Streaming anisotropy passes against reading the store\n")
     print("float16 store, chunks of 4096 tokens, zstd (Zarr default); fastest of 3 runs over all layers.\n")

@@ -30,27 +30,24 @@ def nearest_distances(x: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     x = x - x.mean(axis=0)
     sq = np.einsum("ij,ij->i", x, x)
-    norms = np.sqrt(sq)
-    x32, sq32, norms32 = x.astype(np.float32), sq.astype(np.float32), norms.astype(np.float32)
-    # |screened - exact squared distance| <= (d + 8) u (|x_i| + |x_j|)^2; twice that is the slack used.
-    err = np.float32(2 * (d + 8) * _U32)
+    # float32 rounding: |screened - exact squared distance| <= (d + 16) u (|x_i| + |x_j|)^2, which is at most
+    # 2 (d + 16) u (|x_i|^2 + |x_j|^2); twice that, s_i + s_j with s = 4 (d + 16) u |x|^2, is the slack used.
+    slack = 4 * (d + 16) * _U32 * sq
+    minus2_x32, x32 = (-2 * x).astype(np.float32), x.astype(np.float32)
+    upper_col, lower_shift = (sq + slack).astype(np.float32), (2 * slack).astype(np.float32)
     out = np.empty((n, k))
     for start in range(0, n, block):
         stop = min(start + block, n)
         rows = np.arange(stop - start)
-        screen = x32[start:stop] @ x32.T
-        screen *= -2
-        screen += sq32
-        screen += sq32[start:stop, None]
+        # screen_ij = |x_j|^2 + s_j - 2 x_i.x_j: the upper bound of the squared distance less |x_i|^2 - s_i.
+        screen = minus2_x32[start:stop] @ x32.T
+        screen += upper_col
         screen[rows, rows + start] = np.inf
-        slack = norms32[start:stop, None] + norms32
-        slack *= slack
-        slack *= err
-        # k points lie within the k-th smallest upper bound, so every true k-nearest has a lower bound below it.
-        upper = np.partition(screen + slack, k - 1, axis=1)[:, k - 1]
-        screen -= slack
-        del slack
-        pair_rows, pair_cols = np.nonzero(screen <= upper[:, None])
+        # k points lie within the k-th smallest upper bound, so every true k-nearest has its lower bound
+        # (screen_ij - 2 s_j - 2 s_i after adding the row term back) below it.
+        limit = np.partition(screen, k - 1, axis=1)[:, k - 1] + 2 * slack[start:stop]
+        screen -= lower_shift
+        pair_rows, pair_cols = np.nonzero(screen <= limit.astype(np.float32)[:, None])
         del screen
         exact = _pair_sq_distances(x, pair_rows + start, pair_cols)
         order = np.lexsort((exact, pair_rows))

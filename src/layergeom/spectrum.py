@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
 import zarr
 
 from layergeom.atomic import atomic_output
-from layergeom.store import iter_layer
+from layergeom.store import Block, iter_layer
 
 
 @dataclass
@@ -118,13 +120,22 @@ def shard_mask(mask: np.ndarray, chunk_tokens: int, shard: int, n_shards: int) -
     return part
 
 
+def prefetched(blocks: Iterator[Block]) -> Iterator[Block]:
+    """Read the next block in a background thread while the caller works on the current one (2 in memory)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, blocks, None)
+        while (block := pending.result()) is not None:
+            pending = pool.submit(next, blocks, None)
+            yield block
+
+
 def layer_moments(
     array: zarr.Array, layer: int, mask: np.ndarray | None, block_tokens: int | None = None
 ) -> tuple[UnitSum, Scatter]:
     """One streamed pass over a layer: the uncentered unit-vector sum and the centered scatter."""
     d = array.shape[2]
     units, scatter = UnitSum.empty(d), Scatter.empty(d)
-    for block in iter_layer(array, layer, mask, block_tokens):
+    for block in prefetched(iter_layer(array, layer, mask, block_tokens)):
         units.add(block.values)
         scatter.add(block.values)
     return units, scatter
@@ -135,7 +146,7 @@ def layer_centered_units(
 ) -> UnitSum:
     """Second streamed pass: the unit-vector sum of x - center (center = the layer's mean)."""
     units = UnitSum.empty(array.shape[2])
-    for block in iter_layer(array, layer, mask, block_tokens):
+    for block in prefetched(iter_layer(array, layer, mask, block_tokens)):
         units.add(block.values, center)
     return units
 
