@@ -56,7 +56,8 @@ def our_twonn(x: np.ndarray, discard: float = 0.1) -> float:
 
 def bench_twonn() -> list[str]:
     lines = [
-        "| width d | points | skdim TwoNN (s) | ours (s) | speed-up | skdim estimate | our estimate | abs. difference | ours + 200 bootstraps + Levina-Bickel k=20 (s) |",
+        "| width d | points | skdim TwoNN (s) | ours (s) | speed-up | skdim estimate | our estimate | abs. difference "
+        "| ours + 200 bootstraps + Levina-Bickel k=20 (s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for d in (384, 576):
@@ -74,7 +75,8 @@ def bench_twonn() -> list[str]:
 def bench_stream(folder: Path) -> list[str]:
     n_layers, n_tokens, chunk = 3, 65536, 4096
     lines = [
-        "| width d | layers x tokens | store (MB on disk) | read + float64 (s) | pass 1: unit sums + scatter (s) | ratio | pass 2: centered unit sums (s) | ratio |",
+        "| width d | layers x tokens | store (MB on disk) | read + float64 (s) | pass 1: unit sums + scatter (s) | ratio "
+        "| pass 2: centered unit sums (s) | ratio |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for d in (384, 576):

@@ -1,4 +1,4 @@
-"""Anisotropy and intrinsic dimension over relative depth, every model of one corpus overlaid (rule anisotropy_figures)."""
+"""Anisotropy and intrinsic dimension over relative depth, all models of one corpus (rule anisotropy_figures)."""
 
 import polars as pl
 

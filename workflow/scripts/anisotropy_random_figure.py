@@ -1,4 +1,4 @@
-"""Each trained model beside its randomly initialised twin (same source and revision) on one corpus (rule anisotropy_random_figure)."""
+"""Each trained model beside its random-init twin of the same source and revision (rule anisotropy_random_figure)."""
 
 import polars as pl
 
