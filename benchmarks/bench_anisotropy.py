@@ -75,7 +75,8 @@ def bench_twonn() -> list[str]:
 def bench_stream(folder: Path) -> list[str]:
     n_layers, n_tokens, chunk = 3, 65536, 4096
     lines = [
-        "| width d | layers x tokens | store (MB on disk) | read + float64 (s) | pass 1: unit sums + scatter (s) | ratio "
+        "| width d | layers x tokens | store (MB on disk) | read + float64 (s) "
+        "| pass 1: unit sums + scatter (s) | ratio "
         "| pass 2: centered unit sums (s) | ratio |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]

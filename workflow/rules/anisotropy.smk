@@ -23,6 +23,11 @@ def anisotropy_models(corpus):
     return [m for m, c in PAIRS if c == corpus]
 
 
+def anisotropy_tables(wc):
+    """Input function: the per-layer tables of every model on the job's corpus."""
+    return [f"{RESULTS}/anisotropy/{m}/{wc.corpus}/layers.parquet" for m in anisotropy_models(wc.corpus)]
+
+
 def anisotropy_baselines(corpus):
     """(trained, untrained) model pairs on a corpus with the same source and revision."""
     entries = config["models"]
@@ -135,7 +140,7 @@ rule anisotropy_table:
 
 rule anisotropy_figures:
     input:
-        tables=lambda wc: [f"{RESULTS}/anisotropy/{m}/{wc.corpus}/layers.parquet" for m in anisotropy_models(wc.corpus)],
+        tables=anisotropy_tables,
     output:
         anisotropy=report(
             f"{RESULTS}/figures/anisotropy/{{corpus}}/anisotropy.png",
@@ -166,7 +171,7 @@ rule anisotropy_figures:
 
 rule anisotropy_random_figure:
     input:
-        tables=lambda wc: [f"{RESULTS}/anisotropy/{m}/{wc.corpus}/layers.parquet" for m in anisotropy_models(wc.corpus)],
+        tables=anisotropy_tables,
     output:
         figure=report(
             f"{RESULTS}/figures/anisotropy/{{corpus}}/trained_vs_random.png",
