@@ -36,16 +36,14 @@ def anisotropy_baselines(corpus):
     )
 
 
-wildcard_constraints:
-    shard=r"\d+",
-
-
 rule anisotropy_moments:
     input:
         states=f"{ANISO_HIDDEN}/states.zarr",
         tokens=f"{ANISO_HIDDEN}/tokens.parquet",
     output:
         parts=directory(f"{ANISO_DIR}/parts/moments_{{shard}}"),
+    wildcard_constraints:
+        shard=r"\d+",
     params:
         selection=ANISO_SELECTION,
         shards=ANISO["shards"],
@@ -84,6 +82,8 @@ rule anisotropy_centered:
         means=f"{ANISO_DIR}/parts/means.npy",
     output:
         part=f"{ANISO_DIR}/parts/centered_{{shard}}.npz",
+    wildcard_constraints:
+        shard=r"\d+",
     params:
         selection=ANISO_SELECTION,
         shards=ANISO["shards"],
