@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from layergeom.spectrum import Scatter
+
 
 def group_sum(values: np.ndarray, index: np.ndarray, n_groups: int) -> np.ndarray:
     """Row sums of ``values`` grouped by ``index`` (0..n_groups-1), shape (n_groups, d)."""
@@ -47,9 +49,9 @@ class LayerSums:
         values = np.asarray(values, dtype=np.float64)
         if not np.all(np.isfinite(values)):
             raise ValueError("posctx: hidden states contain inf or nan (fp16 overflow at extraction?)")
-        block_mean = values.mean(axis=0)
-        centered = values - block_mean
-        self._combine(values.shape[0], block_mean, centered.T @ centered)
+        moments = self._moments()
+        moments.add(values)
+        self._set_moments(moments)
         self.pos_sum += group_sum(values, pos_index, self.pos_sum.shape[0])
         self.ctx_sum += group_sum(values, ctx_index, self.ctx_sum.shape[0])
         self.pos_count += np.bincount(pos_index, minlength=self.pos_count.size)
@@ -57,20 +59,17 @@ class LayerSums:
 
     def merge(self, other: LayerSums) -> None:
         """Fold another accumulator of the same grid (another shard) into this one."""
-        self._combine(other.n, other.mean, other.scatter)
+        self._set_moments(self._moments().merge(other._moments()))
         self.pos_sum += other.pos_sum
         self.ctx_sum += other.ctx_sum
         self.pos_count += other.pos_count
         self.ctx_count += other.ctx_count
 
-    def _combine(self, n_b: int, mean_b: np.ndarray, scatter_b: np.ndarray) -> None:
-        if n_b == 0:
-            return
-        n = self.n + n_b
-        delta = mean_b - self.mean
-        self.scatter += scatter_b + np.outer(delta, delta) * (self.n * n_b / n)
-        self.mean = self.mean + delta * (n_b / n)
-        self.n = n
+    def _moments(self) -> Scatter:
+        return Scatter(self.n, self.mean, self.scatter)
+
+    def _set_moments(self, moments: Scatter) -> None:
+        self.n, self.mean, self.scatter = moments.count, moments.mean, moments.scatter
 
 
 @dataclass(frozen=True)

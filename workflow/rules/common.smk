@@ -44,6 +44,15 @@ def pair_paths(pattern, mode=None):
     ]
 
 
+def extract_params(wc):
+    """Everything extraction depends on; a change here reruns the job."""
+    return {
+        "model": {k: v for k, v in config["models"][wc.model].items() if k != "corpora"},
+        "corpus": config["corpora"][wc.corpus],
+        "settings": lgconfig.extraction_settings(config, wc.model),
+    }
+
+
 def model_inputs(model):
     """Workflow outputs a model is loaded from: its training run's checkpoints, if it is one."""
     run = (config["models"][model].get("checkpoint") or {}).get("run")
