@@ -9,11 +9,13 @@ TRAINING_MEASURES = {
         f"{RESULTS}/attention/{{model}}/{{corpus}}/heads.parquet",
         ["mean_q_norm", "mean_k_norm", "qk_cos", "mean_entropy", "mean_max_weight"],
     ),
+    "anisotropy": (f"{RESULTS}/anisotropy/{{model}}/{{corpus}}/layers.parquet", ["mean_cos", "sigma1_share", "twonn_id"]),
 }
 # Token selection of the measures whose stage states it, for the figure titles.
 TRAINING_TOKENS = {
     "norms": describe(config["selection"]["include_special"], config["selection"]["exclude_first_position"]),
     "attention": describe(**attention_selection()),
+    "anisotropy": describe(**ANISO_SELECTION),
 }
 DRIFT = config["drift"]
 
