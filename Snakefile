@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/stats.smk"
 
 
 rule all:

@@ -33,6 +33,18 @@ class Exclusions:
     outlier_factor: float | None = 10.0
 
 
+def describe_exclusions(exclusions: Exclusions) -> str:
+    """A caption phrase saying what the filtered variant drops."""
+    parts = []
+    if exclusions.first_position:
+        parts.append("the first position of every sequence")
+    if exclusions.token_ids:
+        parts.append("token ids " + ", ".join(map(str, exclusions.token_ids)))
+    if exclusions.outlier_factor is not None:
+        parts.append(f"types whose Q exceeds {exclusions.outlier_factor:g} times the median Q")
+    return "; ".join(parts) if parts else "nothing (it equals the variant all)"
+
+
 def type_keys(token_ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Accumulator keys ``2 * token_id + (position == 0)`` of every stored token."""
     token_ids = np.asarray(token_ids, dtype=np.int64)
