@@ -83,7 +83,8 @@ def chunk_moments(x: np.ndarray, keys: np.ndarray) -> Moments:
     group[order] = np.repeat(np.arange(k), counts)
     # Group sums as a sparse one-hot product: one pass over x, no gather of the rows.
     onehot = sp.csr_array((np.ones(rows), order, np.append(starts, rows)), shape=(k, rows))
-    mean = (onehot @ x) / counts[:, None]
+    mean = onehot @ x
+    mean /= counts[:, None]
     row_q = np.einsum("ij,ij->i", x, x)
     row_s = np.empty(rows)
     for lo in range(0, rows, _DEVIATION_ROWS):
@@ -103,7 +104,8 @@ def chunk_moments(x: np.ndarray, keys: np.ndarray) -> Moments:
 class GroupedMoments:
     """Running float64 moments per group key; memory grows with the groups seen, not the rows."""
 
-    def __init__(self, d: int) -> None:
+    def __init__(self, d: int, capacity: int = 0) -> None:
+        """Empty moments in dimension ``d``; ``capacity`` groups are reserved up front."""
         self.d = int(d)
         self._keys = np.empty(0, np.int64)  # sorted keys seen so far
         self._slots = np.empty(0, np.int64)  # storage row of each sorted key
@@ -111,6 +113,7 @@ class GroupedMoments:
         self._mean = np.zeros((0, self.d))
         self._s = np.zeros(0)
         self._q = np.zeros(0)
+        self._reserve(capacity)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -138,9 +141,12 @@ class GroupedMoments:
         na = self._n[slots].astype(np.float64)
         nb = other.n.astype(np.float64)
         total = na + nb
-        delta = other.mean - self._mean[slots]
-        self._mean[slots] += delta * (nb / total)[:, None]
+        mean = self._mean[slots]
+        delta = np.subtract(other.mean, mean)
         self._s[slots] += other.s + np.einsum("ij,ij->i", delta, delta) * (na * nb / total)
+        delta *= (nb / total)[:, None]
+        mean += delta
+        self._mean[slots] = mean
         self._q[slots] += other.q
         self._n[slots] += other.n
 
@@ -171,9 +177,10 @@ class GroupedMoments:
         capacity = len(self._n)
         if rows <= capacity:
             return
-        capacity = max(rows, 2 * capacity, 256)
-        grow = capacity - len(self._n)
-        self._n = np.concatenate((self._n, np.zeros(grow, np.int64)))
-        self._mean = np.concatenate((self._mean, np.zeros((grow, self.d))))
-        self._s = np.concatenate((self._s, np.zeros(grow)))
-        self._q = np.concatenate((self._q, np.zeros(grow)))
+        capacity = max(rows, 2 * capacity)
+        used = len(self._keys)
+        for name in ("_n", "_mean", "_s", "_q"):
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), old.dtype)  # zero pages are mapped lazily
+            new[:used] = old[:used]
+            setattr(self, name, new)

@@ -95,7 +95,8 @@ def accumulate_layer(
     block_tokens: int | None = None,
 ) -> Moments:
     """Stream one layer block by block into moments per key, over the rows where ``mask`` holds."""
-    acc = GroupedMoments(array.shape[2])
+    chosen = keys if mask is None else keys[mask]
+    acc = GroupedMoments(array.shape[2], capacity=len(np.unique(chosen)))
     for block in iter_layer(array, layer, mask, block_tokens):
         acc.update(block.values, keys[block.rows])
     return acc.moments()
