@@ -1,0 +1,124 @@
+"""Token sequences to extract: one per sentence, or C windows of exactly T tokens from documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Tokenised sequences with their metadata; ``ids[i]`` and ``special[i]`` are 1-D arrays."""
+
+    seq_id: np.ndarray
+    doc_id: np.ndarray
+    topic: list[str | None]
+    ids: list[np.ndarray]
+    special: list[np.ndarray]
+
+    def lengths(self) -> np.ndarray:
+        """Token count of every sequence."""
+        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+
+def _special_mask(tokenizer, ids: list[int]) -> np.ndarray:
+    """True for control tokens (CLS, SEP, BOS, EOS, ...); the unknown token stands for text and is not special."""
+    special = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    return np.isin(np.asarray(ids, dtype=np.int64), np.fromiter(special, dtype=np.int64, count=len(special)))
+
+
+def sentence_sequences(tokenizer, sentences: pl.DataFrame, max_length: int) -> Sequences:
+    """Each sentence becomes one sequence, with the tokenizer's special tokens, truncated at max_length."""
+    texts = sentences["text"].to_list()
+    encoded = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+    ids = [np.asarray(x, dtype=np.int64) for x in encoded]
+    return Sequences(
+        seq_id=np.arange(len(ids), dtype=np.int64),
+        doc_id=sentences["doc_id"].to_numpy().astype(np.int64),
+        topic=sentences["topic"].to_list(),
+        ids=ids,
+        special=[_special_mask(tokenizer, x) for x in encoded],
+    )
+
+
+def special_frame(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after any text (e.g. [CLS] and [SEP])."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start : start + len(plain)] == plain:
+            return list(full[:start]), list(full[start + len(plain) :])
+    return [], []
+
+
+def context_sequences(tokenizer, documents: pl.DataFrame, length: int, count: int, per_document: int, seed: int) -> Sequences:
+    """C windows of exactly ``length`` tokens (special tokens included), at most per_document per document."""
+    prefix, suffix = special_frame(tokenizer)
+    inner = length - len(prefix) - len(suffix)
+    if inner < 1:
+        raise ValueError(f"sequences.length={length} leaves no room for text between the special tokens")
+    encoded = tokenizer(documents["text"].to_list(), add_special_tokens=False)["input_ids"]
+    rng = np.random.default_rng(seed)
+    candidates = []  # (document row, window start)
+    for row, doc in enumerate(encoded):
+        n_windows = len(doc) // inner
+        if n_windows:
+            starts = np.sort(rng.choice(n_windows, size=min(per_document, n_windows), replace=False)) * inner
+            candidates.extend((row, int(s)) for s in starts)
+    if len(candidates) < count:
+        raise ValueError(
+            f"only {len(candidates)} windows of {length} tokens can be cut (per_document={per_document}); "
+            f"asked for sequences.count={count}: lower count or length, or raise per_document"
+        )
+    chosen = sorted(candidates[i] for i in rng.choice(len(candidates), size=count, replace=False))
+    ids, special = [], []
+    frame = np.zeros(length, dtype=bool)
+    frame[: len(prefix)] = True
+    frame[length - len(suffix) :] = True
+    for row, start in chosen:
+        window = prefix + list(encoded[row][start : start + inner]) + suffix
+        ids.append(np.asarray(window, dtype=np.int64))
+        special.append(frame | _special_mask(tokenizer, window))
+    rows = [row for row, _ in chosen]
+    return Sequences(
+        seq_id=np.arange(count, dtype=np.int64),
+        doc_id=documents["doc_id"].to_numpy()[rows].astype(np.int64),
+        topic=[documents["topic"][r] for r in rows],
+        ids=ids,
+        special=special,
+    )
+
+
+def plan_batches(lengths: np.ndarray, batch_tokens: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sort sequences by length (longest first) and cut batches whose padded size fits batch_tokens."""
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        width = int(lengths[order[start]])  # longest in the batch, since sorted
+        rows = max(1, batch_tokens // max(width, 1))
+        batches.append(order[start : start + rows])
+        start += rows
+    return order, batches
+
+
+def token_table(seqs: Sequences, order: np.ndarray, tokenizer) -> pl.DataFrame:
+    """One row per stored token, sequences in ``order``, positions consecutive within a sequence."""
+    lengths = seqs.lengths()[order]
+    repeat = lambda values: np.repeat(np.asarray(values)[order], lengths)  # noqa: E731
+    ids = np.concatenate([seqs.ids[i] for i in order]) if len(order) else np.zeros(0, np.int64)
+    starts = np.cumsum(lengths) - lengths
+    position = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
+    topics = np.asarray(seqs.topic, dtype=object)
+    return pl.DataFrame(
+        {
+            "seq_id": repeat(seqs.seq_id),
+            "doc_id": repeat(seqs.doc_id),
+            "topic": pl.Series(np.repeat(topics[order], lengths).tolist(), dtype=pl.Utf8),
+            "position": position,
+            "token_id": ids,
+            "token": tokenizer.convert_ids_to_tokens(ids.tolist()),
+            "is_special": np.concatenate([seqs.special[i] for i in order]) if len(order) else np.zeros(0, bool),
+        }
+    )

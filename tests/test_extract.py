@@ -1,0 +1,142 @@
+"""Extraction: stored vectors equal a direct forward, the token table lines up, nothing padded."""
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from layergeom import extract as ex
+from layergeom.corpus import build_corpus
+from layergeom.models import load_model, resolve_source
+from layergeom.store import open_hidden, read_tokens
+
+SETTINGS = {"dtype": "float16", "chunk_tokens": 16, "shard_tokens": None, "batch_tokens": 64, "max_length": 64}
+SENTENCES = {"mode": "sentences", "length": 128, "count": 1, "per_document": 1, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def corpus(text_corpus):
+    entry = {"source": "text", "path": str(text_corpus), "min_words": 3, "max_words": 64, "topic": None,
+             "max_documents": None, "sample": {"n_sentences": 12, "fraction": None, "seed": 0}}
+    return build_corpus(entry)
+
+
+def run(model_dir, corpus, out, mode=SENTENCES, settings=SETTINGS, residual=False):
+    loaded = load_model(resolve_source(str(model_dir)))
+    seqs = ex.build_sequences(loaded, {"sequences": mode}, corpus[0], corpus[1], settings["max_length"])
+    attrs = {"model": "tiny", "config_hash": "x", "mode": mode["mode"]}
+    ex.extract(loaded, seqs, out / "states.zarr", out / "tokens.parquet", settings, attrs, residual)
+    return open_hidden(out / "states.zarr"), read_tokens(out / "tokens.parquet")
+
+
+def direct(model_dir, ids, before_final_norm=False):
+    """Hidden states of one unpadded sequence from a plain forward with output_hidden_states=True."""
+    model = AutoModel.from_pretrained(model_dir).eval()
+    seen = {}
+    if before_final_norm:
+        model.ln_f.register_forward_pre_hook(lambda _m, a: seen.__setitem__("x", a[0]))
+    with torch.no_grad():
+        hs = list(model(input_ids=torch.as_tensor([ids]), output_hidden_states=True).hidden_states)
+    if before_final_norm:
+        hs[-1] = seen["x"]
+    return torch.stack(hs)[:, 0].numpy()
+
+
+@pytest.mark.parametrize("name", ["tiny_bert", "tiny_gpt2"])
+def test_stored_vectors_equal_direct_forward(name, corpus, tmp_path, request):
+    model_dir = request.getfixturevalue(name)
+    hidden, tokens = run(model_dir, corpus, tmp_path)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    sentences = corpus[1]["text"].to_list()
+    expected_ids = [tok(s)["input_ids"] for s in sentences]
+    assert hidden.shape == (3, sum(map(len, expected_ids)), 32)  # no padding stored
+    assert tokens.height == hidden.shape[1]
+    for seq_id, rows in tokens.with_row_index().group_by("seq_id", maintain_order=True):
+        rows = rows.sort("position")
+        idx = rows["index"].to_numpy()
+        assert np.array_equal(np.diff(idx), np.ones(len(idx) - 1))  # contiguous
+        assert rows["position"].to_list() == list(range(len(idx)))
+        assert rows["token_id"].to_list() == expected_ids[seq_id[0]]
+        want = direct(model_dir, expected_ids[seq_id[0]])
+        got = hidden[:, idx[0] : idx[-1] + 1].astype(np.float32)
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
+    assert tokens.filter(pl.col("token") == tok.unk_token).height < tokens.height / 4
+    special = tokens.filter(pl.col("is_special"))["token"].unique().to_list()
+    assert set(special) <= set(tok.all_special_tokens)
+    assert hidden.attrs["kind"] == ("encoder" if name == "tiny_bert" else "decoder")
+    assert hidden.attrs["layer_names"] == ["embeddings", "block_1", "block_2"]
+
+
+def test_gpt2_last_layer_before_and_after_final_norm(tiny_gpt2, corpus, tmp_path):
+    after, tokens = run(tiny_gpt2, corpus, tmp_path / "a")
+    before, _ = run(tiny_gpt2, corpus, tmp_path / "b", residual=True)
+    assert after.attrs["last_layer_after_final_norm"] is True
+    assert before.attrs["last_layer_after_final_norm"] is False
+    ids = tokens.filter(pl.col("seq_id") == 0)["token_id"].to_list()
+    rows = np.flatnonzero(tokens["seq_id"].to_numpy() == 0)
+    want = direct(tiny_gpt2, ids, before_final_norm=True)[-1]
+    np.testing.assert_allclose(before[-1, rows[0] : rows[-1] + 1].astype(np.float32), want, rtol=2e-3, atol=2e-3)
+    np.testing.assert_array_equal(before[:-1], after[:-1])
+
+
+def test_contexts_mode_has_exact_length_and_topics(tiny_bert, corpus, tmp_path):
+    mode = {"mode": "contexts", "length": 12, "count": 5, "per_document": 2, "seed": 0}
+    hidden, tokens = run(tiny_bert, corpus, tmp_path, mode=mode)
+    assert hidden.shape[1] == 5 * 12
+    counts = tokens.group_by("seq_id").len()
+    assert counts["len"].to_list() == [12] * 5
+    first = tokens.filter(pl.col("position") == 0)
+    assert first["token"].to_list() == ["[CLS]"] * 5
+    assert tokens.filter(pl.col("position") == 11)["token"].to_list() == ["[SEP]"] * 5
+    assert set(tokens["topic"]) <= {"sport", "tech"}
+    with pytest.raises(ValueError, match="only .* windows"):
+        run(tiny_bert, corpus, tmp_path / "x", mode={**mode, "count": 10_000})
+
+
+def test_killed_run_resumes_and_matches_a_clean_run(tiny_gpt2, corpus, tmp_path, monkeypatch):
+    clean, _ = run(tiny_gpt2, corpus, tmp_path / "clean")
+    calls = {"n": 0}
+    original = ex.BlockWriter._flush
+
+    def dying_flush(self, final):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        original(self, final)
+
+    monkeypatch.setattr(ex.BlockWriter, "_flush", dying_flush)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_gpt2, corpus, tmp_path / "resumed")
+    assert not (tmp_path / "resumed" / "states.zarr").exists()  # nothing a rerun would trust
+    partial = open_hidden(tmp_path / "resumed" / ".states.zarr.partial")
+    assert 0 < partial.attrs["completed_tokens"] < clean.shape[1]
+    monkeypatch.setattr(ex.BlockWriter, "_flush", original)
+    resumed, _ = run(tiny_gpt2, corpus, tmp_path / "resumed")
+    np.testing.assert_array_equal(resumed[:], clean[:])
+    assert not (tmp_path / "resumed" / ".states.zarr.partial").exists()
+
+
+def test_overflow_names_the_layer(tiny_gpt2, corpus, tmp_path):
+    loaded = load_model(resolve_source(str(tiny_gpt2)))
+    with torch.no_grad():
+        loaded.model.h[0].mlp.c_proj.bias.fill_(1e5)  # block_1's output overflows float16
+    seqs = ex.build_sequences(loaded, {"sequences": SENTENCES}, corpus[0], corpus[1], 64)
+    with pytest.raises(ex.NonFiniteError, match="layer 'block_1'.*float32"):
+        ex.extract(loaded, seqs, tmp_path / "s.zarr", tmp_path / "t.parquet", SETTINGS, {"config_hash": "x"})
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_sharded_store_equals_unsharded(tiny_bert, corpus, tmp_path):
+    plain, _ = run(tiny_bert, corpus, tmp_path / "a")
+    sharded, _ = run(tiny_bert, corpus, tmp_path / "b", settings={**SETTINGS, "shard_tokens": 64})
+    assert sharded.shards == (1, 64, 32)
+    np.testing.assert_array_equal(plain[:], sharded[:])
+
+
+def test_plan_batches_respects_token_budget():
+    lengths = np.array([5, 40, 7, 40, 12, 3])
+    order, batches = ex.plan_batches(lengths, 80)
+    assert list(lengths[order]) == sorted(lengths, reverse=True)
+    assert np.array_equal(np.concatenate(batches), order)
+    assert all(len(b) * lengths[b].max() <= 80 or len(b) == 1 for b in batches)

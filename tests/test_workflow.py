@@ -1,0 +1,80 @@
+"""A real Snakemake run of a tiny config, end to end, in a temporary folder."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from layergeom.store import open_hidden, read_tokens
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def tiny_config(text_corpus, tiny_bert, tiny_gpt2) -> dict:
+    return {
+        "corpora": {
+            "docs": {"source": "text", "path": str(text_corpus), "sample": {"n_sentences": 10}},
+            "ctx": {"source": "text", "path": str(text_corpus),
+                    "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2}},
+        },
+        "models": {"bert": {"source": str(tiny_bert)}, "gpt": {"source": str(tiny_gpt2), "extraction": {"dtype": "float32"}}},
+        "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
+    }
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
+    workdir = tmp_path_factory.mktemp("run")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(text_corpus, tiny_bert, tiny_gpt2)))
+    done = snakemake(workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+def test_pipeline_runs_end_to_end(workflow_run):
+    results = workflow_run / "results"
+    for model in ("bert", "gpt"):
+        for corpus in ("docs", "ctx"):
+            hidden = open_hidden(results / "hidden" / model / corpus / "states.zarr")
+            tokens = read_tokens(results / "hidden" / model / corpus / "tokens.parquet")
+            assert hidden.shape == (3, tokens.height, 32)
+            assert hidden.attrs["complete"] is True and hidden.attrs["corpus"] == corpus
+            assert hidden.dtype == (np.float32 if model == "gpt" else np.float16)
+            summary = pl.read_parquet(results / "summary" / model / corpus / "layers.parquet")
+            keep = ~tokens["is_special"].to_numpy()
+            assert 0 < keep.sum() < tokens.height or model == "gpt"
+            norms = np.linalg.norm(hidden[1][keep].astype(np.float64), axis=1)
+            assert summary["n_tokens"][1] == keep.sum()
+            np.testing.assert_allclose(summary["mean_norm"][1], norms.mean(), rtol=1e-12)
+            np.testing.assert_allclose(summary["mean_sq_norm"][1], (norms**2).mean(), rtol=1e-12)
+    assert (results / "figures" / "summary" / "docs" / "norms.png").stat().st_size > 0
+    assert (workflow_run / "logs" / "extract" / "gpt" / "docs.log").read_text().count("tokens/s") >= 1
+    assert (workflow_run / "benchmarks" / "out" / "extract" / "gpt" / "docs.tsv").exists()
+
+
+def test_rerun_has_nothing_to_do_and_report_builds(workflow_run):
+    dry = snakemake(workflow_run, "-n")
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+    report = snakemake(workflow_run, "--report", "results/report.html")
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "norms.png" in (workflow_run / "results" / "report.html").read_text(errors="ignore")
+
+
+def test_bad_config_stops_before_any_job(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
+    cfg = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
+    cfg["corpora"]["docs"]["path"] = str(tmp_path / "missing")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    done = snakemake(tmp_path)
+    assert done.returncode != 0
+    assert "corpora.docs.path: no such file or folder" in done.stderr + done.stdout
+    assert not (tmp_path / "results").exists()
