@@ -250,3 +250,27 @@ def test_shard_rejects_mismatched_token_table(tmp_path):
     array = create_store(tmp_path / "s.zarr", 2, 10, 4, "float32", 4, None, {})
     with pytest.raises(ValueError, match="token table"):
         accumulate_shard(array, np.zeros(9, np.int64), np.ones(9, bool), 0, 1, tmp_path / "p")
+
+
+@pytest.mark.parametrize("min_count", [LO, 10**6])
+def test_figures_from_tables_including_empty_range(tmp_path, min_count):
+    from layergeom.norm_variance_plots import overlay, scatter_grid, shares_figure, top_q_figure
+
+    rng = np.random.default_rng(4)
+    tokens = corpus(rng)
+    states = hidden(rng, tokens)
+    array = create_store(tmp_path / "s.zarr", 3, tokens.height, states.shape[2], "float32", 64, None, {})
+    array[:] = states
+    keys = type_keys(tokens["token_id"].to_numpy(), tokens["position"].to_numpy())
+    accumulate_shard(array, keys, token_mask(tokens), 0, 1, tmp_path / "part")
+    tables = stats_tables([tmp_path / "part"], array, tokens, min_count, 10**7, Exclusions(), top=3)
+    if min_count > LO:
+        assert tables.layers["n_types"].to_list() == [0] * 6
+        assert tables.layers["slope"].is_nan().all() and tables.top.height == 0
+    out = tmp_path / "fig"
+    scatter_grid(tables.types, tables.layers, "filtered", "m on c", out / "scatter.png")
+    top_q_figure(tables.top, 10.0, 5, "m on c", out / "top.png")
+    frames = {"a": tables.layers, "b": tables.layers}
+    overlay(frames, [("slope", "slope"), ("r2", "R²")], "c", out / "slope.png", hlines={"slope": -1})
+    shares_figure(frames, "c", out / "shares.png")
+    assert sorted(p.name for p in out.iterdir()) == ["scatter.png", "shares.png", "slope.png", "top.png"]

@@ -1,4 +1,4 @@
-"""Figures of the norm-variance stage, drawn from its tables (Matplotlib figures, no pyplot)."""
+"""Figures of the norm-variance stage, drawn from its tables."""
 
 from __future__ import annotations
 
@@ -6,21 +6,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
 import numpy as np
 import polars as pl
-from matplotlib.figure import Figure
 
-from layergeom.atomic import atomic_output
+from layergeom.plotting import plt, save
 
 LINESTYLES = {"all": "-", "filtered": "--"}
 SHARES = (("m_share", "M_all / Q_all"), ("vb_share", "V_B / Q_all"), ("vw_share", "V_W / Q_all"))
-
-
-def save(fig: Figure, path: str | os.PathLike) -> None:
-    """Write a figure as PNG atomically."""
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def scatter_grid(
@@ -33,8 +25,7 @@ def scatter_grid(
     )
     cols = math.ceil(math.sqrt(rows.height))
     nrows = math.ceil(rows.height / cols)
-    fig = Figure(figsize=(3.0 * cols, 2.6 * nrows))
-    axes = fig.subplots(nrows, cols, squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols, 2.6 * nrows), squeeze=False)
     for ax in axes.flat[rows.height :]:
         ax.axis("off")
     for ax, row in zip(axes.flat, rows.iter_rows(named=True)):
@@ -75,8 +66,7 @@ def top_q_figure(
         .sort("peak", "token_id", descending=[True, False])
         .head(lines)
     )
-    fig = Figure(figsize=(8, 4.5))
-    ax = fig.subplots()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for token_id, token in zip(peaks["token_id"], peaks["token"]):
         rows = top.filter(pl.col("token_id") == token_id).sort("layer")
         ax.plot(rows["layer"], rows["q_over_median"], marker="o", ms=3, label=f"{token!r} ({token_id})")
@@ -98,9 +88,8 @@ def overlay(
     hlines: Mapping[str, float] | None = None,
 ) -> None:
     """One panel per column over relative depth; a colour per model, a line style per variant."""
-    fig = Figure(figsize=(5.5 * len(columns), 4))
-    axes = fig.subplots(1, len(columns), squeeze=False)
-    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (column, label) in zip(axes[0], columns):
         for i, (model, frame) in enumerate(frames.items()):
             for variant, style in LINESTYLES.items():
@@ -123,8 +112,9 @@ def overlay(
 def shares_figure(frames: Mapping[str, pl.DataFrame], title: str, path: str | os.PathLike) -> None:
     """Stacked M_all, V_B and V_W shares of Q_all over relative depth, per model and variant."""
     variants = list(LINESTYLES)
-    fig = Figure(figsize=(5 * len(frames), 3.6 * len(variants)))
-    axes = fig.subplots(len(variants), len(frames), squeeze=False)
+    fig, axes = plt.subplots(
+        len(variants), len(frames), figsize=(5 * len(frames), 3.6 * len(variants)), squeeze=False
+    )
     for j, (model, frame) in enumerate(frames.items()):
         for i, variant in enumerate(variants):
             rows = frame.filter(pl.col("variant") == variant).sort("layer")
