@@ -269,7 +269,7 @@ def test_figures_from_tables_including_empty_range(tmp_path, min_count):
         assert tables.layers["slope"].is_nan().all() and tables.top.height == 0
     out = tmp_path / "fig"
     scatter_grid(tables.types, tables.layers, "filtered", "m on c", out / "scatter.png")
-    top_q_figure(tables.top, 10.0, 5, "m on c", out / "top.png")
+    top_q_figure(tables.types, tables.top, 10.0, 5, "m on c", out / "top.png")
     frames = {"a": tables.layers, "b": tables.layers}
     overlay(frames, [("slope", "slope"), ("r2", "R²")], "c", out / "slope.png", hlines={"slope": -1})
     shares_figure(frames, "c", out / "shares.png")

@@ -57,19 +57,26 @@ def scatter_grid(
 
 
 def top_q_figure(
-    top: pl.DataFrame, factor: float | None, lines: int, title: str, path: str | os.PathLike
+    types: pl.DataFrame,
+    top: pl.DataFrame,
+    factor: float | None,
+    lines: int,
+    title: str,
+    path: str | os.PathLike,
 ) -> None:
-    """Q over the median Q of the largest-Q types across layers, log scale."""
+    """Q over the median Q at every layer of the types reaching the largest Q/median, log scale."""
     peaks = (
         top.group_by("token_id")
         .agg(pl.col("q_over_median").max().alias("peak"), pl.col("token").first())
         .sort("peak", "token_id", descending=[True, False])
         .head(lines)
     )
+    in_range = types.filter((pl.col("variant") == "all") & pl.col("in_range"))
+    ratios = in_range.with_columns((pl.col("Q") / pl.col("Q").median().over("layer")).alias("ratio"))
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for token_id, token in zip(peaks["token_id"], peaks["token"]):
-        rows = top.filter(pl.col("token_id") == token_id).sort("layer")
-        ax.plot(rows["layer"], rows["q_over_median"], marker="o", ms=3, label=f"{token!r} ({token_id})")
+        rows = ratios.filter(pl.col("token_id") == token_id).sort("layer")
+        ax.plot(rows["layer"], rows["ratio"], marker="o", ms=3, label=f"{token!r} ({token_id})")
     if factor is not None:
         ax.axhline(factor, color="k", ls=":", lw=1, label=f"outlier rule: {factor:g} × median")
     ax.set_yscale("log")

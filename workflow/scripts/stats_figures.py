@@ -12,6 +12,7 @@ with job_logging(snakemake.log[0]):
     scatter_grid(types, layers, "all", title, snakemake.output.scatter_all)
     scatter_grid(types, layers, "filtered", title, snakemake.output.scatter_filtered)
     top_q_figure(
+        types,
         pl.read_parquet(snakemake.input.top),
         snakemake.params.outlier_factor,
         snakemake.params.lines,
