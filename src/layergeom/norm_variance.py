@@ -9,7 +9,7 @@ layer is reported twice: variant ``all`` (the token selection as configured) and
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +63,10 @@ def split_first(keyed: Moments) -> tuple[Moments, Moments]:
     )
 
 
-def combine(parts: Sequence[Moments]) -> Moments:
-    """Merge moments with the same keys space into one."""
-    acc = GroupedMoments(parts[0].d)
+def combine(parts: Iterable[Moments]) -> Moments:
+    """Merge moments over the same keys into one, holding one part at a time."""
+    parts = iter(parts)
+    acc = GroupedMoments.from_moments(next(parts))
     for part in parts:
         acc.merge(part)
     return acc.moments()
@@ -131,7 +132,9 @@ def accumulate_shard(
 
 def load_layer(part_dirs: Sequence[str | os.PathLike], layer: int) -> Moments:
     """Merge one layer's partial moments from every shard folder."""
-    return combine([Moments.load(part_path(folder, layer)) for folder in part_dirs])
+    if not part_dirs:
+        raise ValueError("no shard folders to merge")
+    return combine(Moments.load(part_path(folder, layer)) for folder in part_dirs)
 
 
 def ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -205,7 +208,9 @@ def summarize(moments: Moments, use: np.ndarray) -> dict[str, float]:
     }
 
 
-def type_frame(variant: str, layer: int, moments: Moments, in_range, excluded) -> pl.DataFrame:
+def type_frame(
+    variant: str, layer: int, moments: Moments, in_range: np.ndarray, excluded: np.ndarray
+) -> pl.DataFrame:
     """Per-type rows of one layer and variant."""
     q, m, v = moments.finalize()
     return pl.DataFrame(
