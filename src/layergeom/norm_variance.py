@@ -21,8 +21,6 @@ from layergeom.atomic import atomic_output
 from layergeom.grouped_moments import GroupedMoments, Moments
 from layergeom.store import iter_layer, layer_names
 
-VARIANTS = ("all", "filtered")
-
 
 @dataclass(frozen=True)
 class Exclusions:
