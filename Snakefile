@@ -17,6 +17,8 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/anisotropy.smk"
+include: "workflow/rules/posctx.smk"
 
 
 rule all:

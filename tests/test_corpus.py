@@ -63,3 +63,14 @@ def test_bbc_corpus_has_five_topics():
     docs = read_documents(entry(source="bbc"))
     assert docs.height == 2225
     assert docs["topic"].n_unique() == 5
+
+
+def test_hf_source_without_datasets_says_so(monkeypatch):
+    import importlib.util
+
+    from layergeom import corpus
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(corpus.importlib.util, "find_spec", lambda name: None if name == "datasets" else real(name))
+    with pytest.raises(CorpusError, match="needs the 'datasets' package"):
+        read_documents(entry(source="hf", hf={"name": "bookcorpus", "split": "train"}))

@@ -21,6 +21,7 @@ import torch
 import zarr
 
 from layergeom import __version__, atomic, store
+from layergeom.memory import limit_heap_retention
 from layergeom.models import LoadedModel, find_final_norm
 from layergeom.sequences import Sequences, context_sequences, plan_batches, sentence_sequences, token_table
 
@@ -51,40 +52,59 @@ class HiddenStates:
             raise ValueError("residual_before_final_norm is set but the model has no final norm module")
         self.residual_before_final_norm = residual_before_final_norm
         self.last_after_final_norm: bool | None = None if self.norm is not None else False
+        self.names = ["embeddings"] + [f"block_{i}" for i in range(1, loaded.n_layers + 1)]
         self._seen: dict[str, torch.Tensor] = {}
         if self.norm is not None:
             self.norm.register_forward_pre_hook(lambda _m, args: self._seen.__setitem__("input", args[0]))
             self.norm.register_forward_hook(lambda _m, _a, out: self._seen.__setitem__("output", out))
 
-    def __call__(self, seqs: Sequences, rows: np.ndarray) -> torch.Tensor:
-        """Hidden states (layers, tokens, d) of sequences ``rows``, tokens in row-major order."""
+    def forward(self, seqs: Sequences, rows: np.ndarray):
+        """The model's output for sequences ``rows``, right-padded, and the padding mask."""
         lengths = torch.as_tensor(seqs.lengths()[rows])
         width = int(lengths.max())
         ids = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             ids[i, : len(seqs.ids[r])] = torch.as_tensor(seqs.ids[r])
-        mask = torch.arange(width)[None, :] < lengths[:, None]
-        device = self.loaded.device
+        mask = (torch.arange(width)[None, :] < lengths[:, None]).to(self.loaded.device)
         kwargs = {"use_cache": False} if self.loaded.kind == "decoder" else {}
         with torch.inference_mode():
             out = self.loaded.model(
-                input_ids=ids.to(device), attention_mask=mask.long().to(device), output_hidden_states=True, **kwargs
+                input_ids=ids.to(self.loaded.device), attention_mask=mask.long(), output_hidden_states=True, **kwargs
             )
+        return out, mask
+
+    def __call__(self, seqs: Sequences, rows: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Hidden states (layers, tokens, d) of sequences ``rows`` as ``dtype``, tokens in row-major order."""
+        out, mask = self.forward(seqs, rows)
+        with torch.inference_mode():
             hidden = list(out.hidden_states)
             if self.norm is not None:
                 if self.last_after_final_norm is None:
                     self.last_after_final_norm = bool(torch.equal(hidden[-1], self._seen["output"]))
                 if self.residual_before_final_norm and self.last_after_final_norm:
                     hidden[-1] = self._seen["input"]
-            stacked = torch.stack(hidden)
-            return stacked[:, mask.to(device)].float().cpu()
+            kept = torch.empty((len(hidden), int(mask.sum()), hidden[0].shape[-1]), dtype=dtype, device=mask.device)
+            for layer, h in enumerate(hidden):
+                kept[layer] = h[mask]
+            return kept.cpu()
+
+
+def check_finite(values: torch.Tensor, names: list[str], offset: int) -> None:
+    """Raise NonFiniteError naming the first layer with inf or nan (overflow of the storage dtype)."""
+    finite = torch.isfinite(values).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        bad = names[int(torch.argmin(finite.int()))]
+        raise NonFiniteError(
+            f"layer '{bad}' has inf or nan in {values.dtype} near tokens {offset}..{offset + values.shape[1]}: "
+            "the values overflow the storage dtype; set extraction.dtype: float32"
+        )
 
 
 class BlockWriter:
-    """Appends token vectors (layers, n, d) to a store in chunk-aligned blocks, checking finiteness."""
+    """Appends token vectors (layers, n, d) to a store in chunk-aligned blocks."""
 
-    def __init__(self, array: zarr.Array, start: int, names: list[str]):
-        self.array, self.offset, self.names = array, start, names
+    def __init__(self, array: zarr.Array, start: int):
+        self.array, self.offset = array, start
         self.block = store.write_block_size(array)
         self.pending: list[np.ndarray] = []
         self.n_pending = 0
@@ -105,15 +125,7 @@ class BlockWriter:
         if data is None:
             return
         n_write = data.shape[1] if final else (data.shape[1] // self.block) * self.block
-        out = data[:, :n_write].astype(self.array.dtype)
-        finite = np.isfinite(out).all(axis=(1, 2))
-        if not finite.all():
-            bad = self.names[int(np.argmin(finite))]
-            raise NonFiniteError(
-                f"layer '{bad}' has inf or nan in {self.array.dtype} near tokens {self.offset}..{self.offset + n_write}: "
-                "the values overflow the storage dtype; set extraction.dtype: float32"
-            )
-        self.array[:, self.offset : self.offset + n_write] = out
+        self.array[:, self.offset : self.offset + n_write] = data[:, :n_write]
         self.offset += n_write
         self.array.attrs["completed_tokens"] = self.offset
         rest = data[:, n_write:]
@@ -161,8 +173,10 @@ class Progress:
             self.last = now
 
 
-def iter_batches(runner: HiddenStates, seqs: Sequences, batches: list[np.ndarray], skip_tokens: int = 0) -> Iterator[np.ndarray]:
-    """Hidden states of each batch in order, skipping the first ``skip_tokens`` stored tokens."""
+def iter_batches(
+    runner: HiddenStates, seqs: Sequences, batches: list[np.ndarray], skip_tokens: int = 0, dtype: torch.dtype = torch.float32
+) -> Iterator[np.ndarray]:
+    """Hidden states of each batch in order as ``dtype``, skipping the first ``skip_tokens`` stored tokens."""
     lengths = seqs.lengths()
     done = 0
     for rows in batches:
@@ -170,11 +184,12 @@ def iter_batches(runner: HiddenStates, seqs: Sequences, batches: list[np.ndarray
         if done + n <= skip_tokens:
             done += n
             continue
-        values = runner(seqs, rows).numpy()
+        values = runner(seqs, rows, dtype)
         if done < skip_tokens:
             values = values[:, skip_tokens - done :]
+        check_finite(values, runner.names, max(done, skip_tokens))
         done += n
-        yield values
+        yield values.numpy()
 
 
 def extract(
@@ -187,11 +202,11 @@ def extract(
     residual_before_final_norm: bool = False,
 ) -> None:
     """Store all layers' hidden states of ``seqs`` at states_path and the token table at tokens_path."""
+    limit_heap_retention()
     order, batches = plan_batches(seqs.lengths(), settings["batch_tokens"])
     table = token_table(seqs, order, loaded.tokenizer)
     runner = HiddenStates(loaded, residual_before_final_norm)
-    n_layers, d = loaded.n_layers + 1, loaded.d_model
-    names = ["embeddings"] + [f"block_{i}" for i in range(1, n_layers)]
+    n_layers, d, names = loaded.n_layers + 1, loaded.d_model, runner.names
     attrs = {**attrs, "layer_names": names, "n_layers": loaded.n_layers, "d_model": d, "kind": loaded.kind,
              "dtype": settings["dtype"], "n_tokens": table.height, "versions": library_versions()}
     partial = atomic.temp_sibling(states_path, "partial")
@@ -200,11 +215,14 @@ def extract(
         log.info("resuming after %d of %d tokens already stored in %s", start, table.height, partial)
         array = store.open_hidden(partial, mode="r+")
     else:
-        array = store.create_store(partial, n_layers, table.height, d, settings["dtype"], settings["chunk_tokens"], settings.get("shard_tokens"), {**attrs, "complete": False})
+        array = store.create_store(
+            partial, n_layers, table.height, d, settings["dtype"], settings["chunk_tokens"], settings.get("shard_tokens"),
+            {**attrs, "complete": False}, settings.get("compression", "none"),
+        )
     log.info("%d sequences, %d tokens, %d batches; layers=%d d=%d dtype=%s", len(seqs.ids), table.height, len(batches), n_layers, d, settings["dtype"])
-    writer = BlockWriter(array, start, names)
+    writer = BlockWriter(array, start)
     progress = Progress(table.height - start)
-    for values in iter_batches(runner, seqs, batches, skip_tokens=start):
+    for values in iter_batches(runner, seqs, batches, skip_tokens=start, dtype=getattr(torch, settings["dtype"])):
         if values.shape[0] != n_layers:
             raise RuntimeError(f"model returned {values.shape[0]} hidden states, expected {n_layers}")
         writer.append(values)

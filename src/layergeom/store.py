@@ -15,6 +15,11 @@ import polars as pl
 import zarr
 
 ARRAY = "hidden"
+COMPRESSORS = {
+    "none": lambda: None,
+    "zstd": lambda: zarr.codecs.ZstdCodec(level=3),
+    "blosc": lambda: zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
+}
 
 
 def create_store(
@@ -26,6 +31,7 @@ def create_store(
     chunk_tokens: int,
     shard_tokens: int | None,
     attrs: dict,
+    compression: str = "none",
 ) -> zarr.Array:
     """Create an empty store at ``path`` with one layer per chunk, chunked along tokens."""
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
@@ -41,6 +47,7 @@ def create_store(
         shards=shards,
         dtype=dtype,
         fill_value=0,
+        compressors=COMPRESSORS[compression](),
     )
     array.attrs.update(attrs)
     group.attrs.update(attrs)

@@ -41,6 +41,15 @@ def pair_paths(pattern, mode=None):
     ]
 
 
+def extract_params(wc):
+    """Everything extraction depends on; a change here reruns the job."""
+    return {
+        "model": {k: v for k, v in config["models"][wc.model].items() if k != "corpora"},
+        "corpus": config["corpora"][wc.corpus],
+        "settings": lgconfig.extraction_settings(config, wc.model),
+    }
+
+
 # Each stage appends its final outputs here; `rule all` asks for all of them.
 TARGETS = []
 

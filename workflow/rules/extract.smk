@@ -1,15 +1,6 @@
 # Extraction stage: every layer's hidden states of one model on one corpus into a Zarr store.
 
 
-def extract_params(wc):
-    """Everything extraction depends on; a change here reruns the job."""
-    return {
-        "model": config["models"][wc.model],
-        "corpus": config["corpora"][wc.corpus],
-        "settings": lgconfig.extraction_settings(config, wc.model),
-    }
-
-
 rule extract:
     input:
         documents=f"{RESULTS}/corpus/{{corpus}}/documents.parquet",

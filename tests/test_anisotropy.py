@@ -1,0 +1,78 @@
+"""The anisotropy stage's sharded passes and merges on a real small store, against in-RAM references."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from layergeom.anisotropy import (
+    centered_pass,
+    id_table,
+    layer_table,
+    merge_centered,
+    merge_moments,
+    moments_pass,
+    random_baselines,
+)
+from layergeom.intrinsic_dimension import estimate
+from layergeom.selection import token_mask
+from layergeom.store import create_store, open_hidden
+
+ATTRS = {"model": "m", "corpus": "c", "model_source": "src", "revision": None, "init": "pretrained",
+         "kind": "decoder", "n_layers": 2, "layer_names": ["embeddings", "block_1", "block_2"],
+         "last_layer_after_final_norm": True}
+
+
+def mean_cos(x: np.ndarray) -> float:
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    g = u @ u.T
+    return float((g.sum() - np.trace(g)) / (len(u) * (len(u) - 1)))
+
+
+@pytest.fixture()
+def store(tmp_path):
+    rng = np.random.default_rng(0)
+    n_tokens, d = 300, 8
+    data = np.stack([rng.standard_normal(d) * (1 + 2 * i) + rng.standard_normal((n_tokens, d)) for i in range(3)])
+    array = create_store(tmp_path / "states.zarr", 3, n_tokens, d, "float32", 40, None, ATTRS)
+    array[:] = data.astype(np.float32)
+    seq = np.repeat(np.arange(30), 10)[rng.permutation(n_tokens)]  # rows not in sequence order
+    tokens = pl.DataFrame({"seq_id": seq, "position": np.arange(n_tokens) % 10, "token_id": np.arange(n_tokens),
+                           "is_special": np.arange(n_tokens) % 10 == 0})
+    return open_hidden(tmp_path / "states.zarr"), tokens, array[:].astype(np.float64)
+
+
+def test_sharded_stage_equals_in_ram(store, tmp_path):
+    array, tokens, data = store
+    mask = token_mask(tokens)
+    dirs = [tmp_path / f"moments_{k}" for k in range(3)]
+    for k, folder in enumerate(dirs):
+        moments_pass(array, mask, k, 3, folder, block_tokens=80)
+    spectrum, means = merge_moments([str(p) for p in dirs], 3)
+    centered = merge_centered([centered_pass(array, mask, means, k, 3, None) for k in range(3)], 3)
+    settings = {"n_points": 200, "sample": "random", "seed": 1, "discard_fraction": 0.1, "bootstrap": 30,
+                "confidence": 0.9, "k_neighbors": 10, "block_points": 64}
+    ids = id_table(array, tokens, mask, settings, None)
+    table = layer_table(array, spectrum, centered, ids, {"include_special": False, "exclude_first_position": False})
+    assert table["layer_name"].to_list() == ATTRS["layer_names"]
+    assert table["relative_depth"].to_list() == [0.0, 0.5, 1.0]
+    assert table["kind"].to_list() == ["decoder"] * 3 and table["revision"].dtype == pl.Utf8
+    for layer in range(3):
+        x = data[layer][mask]
+        row = table.row(layer, named=True)
+        s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False) ** 2
+        assert row["n_tokens"] == mask.sum()
+        assert row["mean_cos"] == pytest.approx(mean_cos(x), rel=1e-10)
+        assert row["mean_cos_centered"] == pytest.approx(mean_cos(x - x.mean(axis=0)), rel=1e-9, abs=1e-13)
+        assert row["sigma1_share"] == pytest.approx(s[0] / s.sum(), rel=1e-10)
+        np.testing.assert_allclose(row["top10_shares"], (s / s.sum())[:10], rtol=1e-9)
+        np.testing.assert_allclose(means[layer], x.mean(axis=0), rtol=1e-12)
+        rows = np.sort(np.random.default_rng(1).choice(np.flatnonzero(mask), 200, replace=False))
+        want = estimate(data[layer][rows], 0.1, 10, 30, 0.9, 1, 64)
+        assert row["twonn_id"] == want.twonn and row["levina_bickel_id"] == want.levina_bickel
+        assert row["n_used"] == want.n_used == 200
+
+
+def test_random_baselines_pair_same_source_and_revision():
+    models = [("gpt", "gpt2", None, "pretrained"), ("gpt_rand", "gpt2", None, "random"),
+              ("gpt_old", "gpt2", "step0", "pretrained"), ("bert_rand", "bert", None, "random")]
+    assert random_baselines(models) == [("gpt", "gpt_rand")]

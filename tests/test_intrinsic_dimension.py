@@ -1,0 +1,140 @@
+"""Intrinsic dimension: exact neighbours, synthetic manifolds, scikit-dimension agreement, duplicates."""
+
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+import skdim
+from scipy.spatial.distance import cdist
+
+from layergeom.intrinsic_dimension import (
+    estimate,
+    levina_bickel,
+    nearest_distances,
+    read_rows,
+    subsample_rows,
+    twonn_from_ratios,
+)
+from layergeom.store import create_store, open_hidden
+
+
+def embed(points: np.ndarray, ambient: int, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Isometric embedding into R^ambient by a random orthonormal frame, plus Gaussian noise."""
+    frame, _ = np.linalg.qr(rng.standard_normal((ambient, points.shape[1])))
+    return points @ frame.T + noise * rng.standard_normal((len(points), ambient))
+
+
+def plane(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform points of the unit square: a 2-dimensional manifold in R^100."""
+    return embed(rng.random((n, 2)), 100, 1e-4, rng)
+
+
+def sphere5(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform points of the unit sphere S^5 = {z in R^6 : |z| = 1}, a 5-dimensional manifold, in R^100."""
+    z = rng.standard_normal((n, 6))
+    return embed(z / np.linalg.norm(z, axis=1, keepdims=True), 100, 1e-4, rng)
+
+
+def test_nearest_distances_are_exact():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 20)) + 5.0
+    x[10] = x[11]  # a duplicate pair
+    x[12] *= 1e3  # a point of huge norm loosens the screening bound
+    full = cdist(x, x)
+    np.fill_diagonal(full, np.inf)
+    want = np.sort(full, axis=1)[:, :7]
+    got = nearest_distances(x, 7, block=37)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert got[10, 0] == 0.0 and got[11, 0] == 0.0
+    with pytest.raises(ValueError):
+        nearest_distances(x, 300)
+
+
+@pytest.mark.parametrize("make, dim", [(plane, 2.0), (sphere5, 5.0)])
+def test_twonn_recovers_manifold_dimension(make, dim):
+    result = estimate(make(2000, np.random.default_rng(1)), n_bootstrap=100)
+    assert result.twonn == pytest.approx(dim, rel=0.1)
+    assert result.twonn_mle == pytest.approx(dim, rel=0.1)
+    assert result.levina_bickel == pytest.approx(dim, rel=0.15)
+    assert result.twonn_lo <= result.twonn <= result.twonn_hi
+    assert result.twonn_mle_lo <= result.twonn_mle <= result.twonn_mle_hi
+    assert result.n_used == result.n_points == 2000 and result.n_duplicates == 0
+
+
+@pytest.mark.parametrize("discard", [0.1, 0.01, 0.5])
+def test_twonn_agrees_with_skdim(discard):
+    x = sphere5(1500, np.random.default_rng(2))
+    ours = estimate(x, discard_fraction=discard, n_bootstrap=10)
+    linear = skdim.id.TwoNN(discard_fraction=discard).fit(x).dimension_
+    mle = skdim.id.TwoNN(discard_fraction=discard, method="mle").fit(x).dimension_
+    assert ours.twonn == pytest.approx(linear, rel=1e-6)
+    assert ours.twonn_mle == pytest.approx(mle, rel=1e-6)
+
+
+def test_levina_bickel_agrees_with_skdim_mle():
+    x = sphere5(1000, np.random.default_rng(3))
+    ours = levina_bickel(nearest_distances(x, 20))
+    theirs = skdim.id.MLE().fit(x, n_neighbors=20).dimension_
+    assert ours == pytest.approx(theirs, rel=1e-6)
+
+
+def test_twonn_batched_equals_single():
+    rng = np.random.default_rng(4)
+    mu = 1 + rng.random((3, 50))
+    slope, mle = twonn_from_ratios(mu, 0.1)
+    for i in range(3):
+        s, m = twonn_from_ratios(mu[i], 0.1)
+        assert slope[i] == pytest.approx(s, rel=1e-14) and mle[i] == pytest.approx(m, rel=1e-14)
+    with pytest.raises(ValueError):
+        twonn_from_ratios(mu[0, :2], 0.5)
+    with pytest.raises(ValueError):
+        twonn_from_ratios(mu[0], 0.0)
+
+
+def test_duplicates_give_finite_estimates():
+    rng = np.random.default_rng(5)
+    x = plane(600, rng)
+    x = np.concatenate([x, x[:50], x[:5]])  # 50 points twice, 5 of them three times
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero, no log of zero
+        result = estimate(x, n_bootstrap=20)
+    values = [result.twonn, result.twonn_lo, result.twonn_hi, result.twonn_mle, result.levina_bickel]
+    assert np.all(np.isfinite(values))
+    assert result.n_duplicates == 105 and result.n_used == len(x) - 105
+    assert result.twonn == pytest.approx(2.0, rel=0.15)
+
+
+def test_bootstrap_is_seeded():
+    x = plane(400, np.random.default_rng(6))
+    a, b = estimate(x, n_bootstrap=50, seed=3), estimate(x, n_bootstrap=50, seed=3)
+    c = estimate(x, n_bootstrap=50, seed=4)
+    assert a == b and (a.twonn_lo, a.twonn_hi) != (c.twonn_lo, c.twonn_hi)
+
+
+def test_subsample_rows_first_and_random():
+    # rows stored out of sequence order; row 0 is special
+    tokens = pl.DataFrame(
+        {"seq_id": [1, 1, 0, 0, 2, 2], "position": [1, 0, 0, 1, 0, 1], "is_special": [True] + [False] * 5}
+    )
+    mask = ~tokens["is_special"].to_numpy()
+    assert subsample_rows(tokens, mask, 3, "first").tolist() == [1, 2, 3]
+    picked = subsample_rows(tokens, mask, 3, "random", seed=7)
+    assert len(picked) == 3 and mask[picked].all() and np.all(np.diff(picked) > 0)
+    assert np.array_equal(picked, subsample_rows(tokens, mask, 3, "random", seed=7))
+    assert len(subsample_rows(tokens, mask, 99, "random")) == 5
+    with pytest.raises(ValueError):
+        subsample_rows(tokens, mask, 3, "last")
+
+
+def test_estimate_from_store_equals_in_ram(tmp_path):
+    rng = np.random.default_rng(8)
+    data = np.stack([sphere5(700, rng), plane(700, rng)]).astype(np.float32)
+    array = create_store(tmp_path / "s.zarr", 2, 700, 100, "float32", 64, None, {})
+    array[:] = data
+    array = open_hidden(tmp_path / "s.zarr")
+    rows = np.sort(rng.choice(700, size=500, replace=False))
+    for layer in range(2):
+        streamed = read_rows(array, layer, rows, block_tokens=128)
+        np.testing.assert_array_equal(streamed, data[layer, rows].astype(np.float64))
+        assert estimate(streamed, n_bootstrap=20) == estimate(data[layer, rows].astype(np.float64), n_bootstrap=20)

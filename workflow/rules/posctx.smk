@@ -1,0 +1,136 @@
+# Position and context decomposition (SPEC.md section 5) of every contexts-mode store:
+# K streaming shard jobs -> merge (components.zarr, layers.parquet) -> figures.
+
+from layergeom.selection import describe
+
+POSCTX = config["posctx"]
+POSCTX_DIR = f"{RESULTS}/posctx/{{model}}/{{corpus}}"
+POSCTX_FIG = f"{RESULTS}/figures/posctx"
+
+
+def posctx_selection():
+    """Token selection of this stage: its own overrides on top of the `selection` section."""
+    special = POSCTX["include_special"]
+    return {
+        "include_special": config["selection"]["include_special"] if special is None else special,
+        "exclude_first_position": POSCTX["exclude_first_position"],
+    }
+
+
+def posctx_caption_params():
+    """Facts the figure captions state."""
+    facts = {k: POSCTX[k] for k in ("ctx_components", "smoothness_cutoff", "screenot_max_rank")}
+    facts["selection"] = describe(**posctx_selection())
+    return facts
+
+
+rule posctx_shard:
+    input:
+        states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
+        tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+    output:
+        part=directory(f"{POSCTX_DIR}/parts/shard_{{shard}}of{{shards}}.zarr"),
+    params:
+        selection=posctx_selection(),
+        block_tokens=POSCTX["block_tokens"],
+    wildcard_constraints:
+        shard=r"\d+",
+        shards=r"\d+",
+    log:
+        "logs/posctx/{model}/{corpus}/shard_{shard}of{shards}.log",
+    benchmark:
+        "benchmarks/out/posctx/{model}/{corpus}/shard_{shard}of{shards}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/posctx_shard.py"
+
+
+rule posctx_merge:
+    input:
+        states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
+        tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+        parts=expand(
+            f"{POSCTX_DIR}/parts/shard_{{shard}}of{{shards}}.zarr",
+            shard=range(POSCTX["shards"]),
+            shards=POSCTX["shards"],
+            allow_missing=True,
+        ),
+    output:
+        components=directory(f"{POSCTX_DIR}/components.zarr"),
+        table=f"{POSCTX_DIR}/layers.parquet",
+    params:
+        selection=posctx_selection(),
+        settings={
+            k: POSCTX[k] for k in ("screenot_max_rank", "ctx_components", "smoothness_cutoff", "seed")
+        },
+    log:
+        "logs/posctx/{model}/{corpus}/merge.log",
+    benchmark:
+        "benchmarks/out/posctx/{model}/{corpus}/merge.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/posctx_merge.py"
+
+
+def posctx_figure(name, caption, what):
+    """A per-(model, corpus) figure marked for the report."""
+    return report(
+        f"{POSCTX_FIG}/{{model}}/{{corpus}}/{name}.png",
+        caption=f"../report/{caption}.rst",
+        category="Position and context",
+        subcategory="{corpus}",
+        labels={"model": "{model}", "corpus": "{corpus}", "figure": what},
+    )
+
+
+rule posctx_figures:
+    input:
+        components=f"{POSCTX_DIR}/components.zarr",
+    output:
+        pca2=posctx_figure("pos_pca2", "posctx_pca", "pos on top 2 directions"),
+        pca3=posctx_figure("pos_pca3", "posctx_pca", "pos on top 3 directions"),
+        gram=posctx_figure("pos_gram", "posctx_gram", "pos cosine Gram"),
+        ctx_cos=posctx_figure("ctx_cosines", "posctx_ctx_cosines", "ctx cosines by topic"),
+        pos_ctx_cos=posctx_figure("pos_ctx_cosines", "posctx_pos_ctx_cosines", "pos-ctx cosines"),
+    params:
+        caption=posctx_caption_params(),
+    log:
+        "logs/posctx/{model}/{corpus}/figures.log",
+    benchmark:
+        "benchmarks/out/posctx/{model}/{corpus}/figures.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/posctx_figures.py"
+
+
+rule posctx_layers_figure:
+    input:
+        tables=lambda wc: [
+            f"{RESULTS}/posctx/{m}/{wc.corpus}/layers.parquet" for m, c in PAIRS if c == wc.corpus
+        ],
+    output:
+        figure=report(
+            f"{POSCTX_FIG}/{{corpus}}/layers.png",
+            caption="../report/posctx_layers.rst",
+            category="Position and context",
+            subcategory="{corpus}",
+            labels={"corpus": "{corpus}", "figure": "posctx over layers"},
+        ),
+    params:
+        models=lambda wc: [m for m, c in PAIRS if c == wc.corpus],
+        caption=posctx_caption_params(),
+    log:
+        "logs/posctx/figure_{corpus}.log",
+    benchmark:
+        "benchmarks/out/posctx/figure_{corpus}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/posctx_layers_figure.py"
+
+
+TARGETS += pair_paths(f"{POSCTX_FIG}/{{model}}/{{corpus}}/pos_pca2.png", mode="contexts")
+TARGETS += sorted({f"{POSCTX_FIG}/{c}/layers.png" for _, c in PAIRS if corpus_mode(c) == "contexts"})

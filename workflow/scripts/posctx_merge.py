@@ -1,0 +1,17 @@
+"""Merge the posctx shards: pos and ctx per layer to components.zarr, statistics to layers.parquet."""
+
+from layergeom.joblog import job_logging
+from layergeom.posctx import run_merge
+from layergeom.posctx_metrics import Settings
+
+with job_logging(snakemake.log[0]):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    run_merge(
+        sm.input.states,
+        sm.input.tokens,
+        list(sm.input.parts),
+        sm.output.components,
+        sm.output.table,
+        settings=Settings(**sm.params.settings),
+        **sm.params.selection,
+    )
