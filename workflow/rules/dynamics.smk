@@ -10,6 +10,11 @@ TRAINING_MEASURES = {
         ["mean_q_norm", "mean_k_norm", "qk_cos", "mean_entropy", "mean_max_weight"],
     ),
     "anisotropy": (f"{RESULTS}/anisotropy/{{model}}/{{corpus}}/layers.parquet", ["mean_cos", "sigma1_share", "twonn_id"]),
+    "stats": (
+        f"{RESULTS}/stats/{{model}}/{{corpus}}/layers.parquet",
+        ["m_share", "vb_share", "vw_share", "slope"],
+        {"variant": "all"},
+    ),
 }
 # Token selection of the measures whose stage states it, for the figure titles.
 TRAINING_TOKENS = {
@@ -42,6 +47,7 @@ rule training_figure:
     params:
         steps=lambda wc: [s for _, s in CHECKPOINTS[wc.family]],
         columns=lambda wc: TRAINING_MEASURES[wc.measure][1],
+        where=lambda wc: (TRAINING_MEASURES[wc.measure][2:] or [{}])[0],
         tokens=lambda wc: TRAINING_TOKENS.get(wc.measure),
     wildcard_constraints:
         family="|".join(map(re.escape, CHECKPOINTS)) or "[^/]+",
