@@ -169,3 +169,16 @@ def load_model(
     }
     log.info("loaded %s (%s, %s, %d layers, d=%d) on %s", where, config.model_type, resolved_kind, n_layers, d_model, dev)
     return LoadedModel(model, tokenizer, dev, resolved_kind, n_layers, d_model, info)
+
+
+def load_model_entry(entry: dict, settings: dict) -> LoadedModel:
+    """Load the model of a validated config entry with its extraction settings (device, compute dtype)."""
+    return load_model(
+        resolve_source(entry["source"], entry.get("gguf_file")),
+        revision=entry.get("revision"),
+        init=entry["init"],
+        seed=entry["seed"],
+        kind=entry["kind"],
+        device=settings["device"],
+        compute_dtype=settings["compute_dtype"],
+    )

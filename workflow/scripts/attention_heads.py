@@ -5,7 +5,7 @@ import torch
 from layergeom.attention import has_rotary, head_stats, heads_table, sequences_from_tokens
 from layergeom.atomic import write_parquet
 from layergeom.joblog import job_logging
-from layergeom.models import load_model, resolve_source
+from layergeom.models import load_model_entry
 from layergeom.selection import token_mask
 from layergeom.store import read_tokens
 
@@ -13,15 +13,7 @@ with job_logging(snakemake.log[0]) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     model, settings, sel = sm.params.model, sm.params.settings, sm.params.selection
     torch.set_num_threads(max(1, sm.threads))
-    loaded = load_model(
-        resolve_source(model["source"], model.get("gguf_file")),
-        revision=model.get("revision"),
-        init=model["init"],
-        seed=model["seed"],
-        kind=model["kind"],
-        device=settings["device"],
-        compute_dtype=settings["compute_dtype"],
-    )
+    loaded = load_model_entry(model, settings)
     tokens = read_tokens(sm.input.tokens)
     mask = token_mask(tokens, sel["include_special"], sel["exclude_first_position"])
     seqs, keep = sequences_from_tokens(tokens, mask)

@@ -6,21 +6,13 @@ import torch
 from layergeom.config import entry_hash
 from layergeom.extract import build_sequences, extract
 from layergeom.joblog import job_logging
-from layergeom.models import load_model, resolve_source
+from layergeom.models import load_model_entry
 
 with job_logging(snakemake.log[0]):
     spec = snakemake.params.spec
     model, corpus, settings = spec["model"], spec["corpus"], spec["settings"]
     torch.set_num_threads(max(1, snakemake.threads))
-    loaded = load_model(
-        resolve_source(model["source"], model.get("gguf_file")),
-        revision=model.get("revision"),
-        init=model["init"],
-        seed=model["seed"],
-        kind=model["kind"],
-        device=settings["device"],
-        compute_dtype=settings["compute_dtype"],
-    )
+    loaded = load_model_entry(model, settings)
     seqs = build_sequences(
         loaded, corpus, pl.read_parquet(snakemake.input.documents), pl.read_parquet(snakemake.input.sentences), settings["max_length"]
     )
