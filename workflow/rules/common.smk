@@ -44,6 +44,14 @@ def pair_paths(pattern, mode=None):
 # Each stage appends its final outputs here; `rule all` asks for all of them.
 TARGETS = []
 
+# Cross-model tables (rules/tables.smk): analysis -> how to find its per-(model, corpus) layer table.
+TABLES = {}
+
+
+def register_table(analysis, pattern, category, what, selection=None, mode=None):
+    """Stack every model's `pattern` table per corpus into results/tables/{analysis}/{corpus}.csv/.md/.html."""
+    TABLES[analysis] = dict(pattern=str(pattern), category=category, what=what, selection=selection, mode=mode)
+
 
 def all_targets():
     return TARGETS
