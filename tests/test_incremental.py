@@ -16,14 +16,14 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:    .*\n?)*)", re.M)
+JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:    .*\n?)*)", re.MULTILINE)
 AGGREGATES = {"summary_figure", "posctx_layers_figure", "table", "all"}
 
 
 def snakemake(workdir: Path, config: str, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / config), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
 
 
 def planned_jobs(workdir: Path, config: dict) -> list[tuple[str, dict]]:
@@ -34,9 +34,9 @@ def planned_jobs(workdir: Path, config: dict) -> list[tuple[str, dict]]:
     out = dry.stdout + dry.stderr
     jobs = []
     for match in JOB.finditer(out):
-        found = re.search(r"^    wildcards: (.*)$", match.group(2), re.M)
+        found = re.search(r"^    wildcards: (.*)$", match.group(2), re.MULTILINE)
         jobs.append((match.group(1), dict(kv.split("=", 1) for kv in found.group(1).split(", ")) if found else {}))
-    total = re.search(r"^total\s+(\d+)$", out, re.M)
+    total = re.search(r"^total\s+(\d+)$", out, re.MULTILINE)
     assert total and int(total.group(1)) == len(jobs), out[-3000:]
     return jobs
 
@@ -99,30 +99,33 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
     added = copy.deepcopy(config)
     added["models"]["gpt"] = gpt
     jobs = planned_jobs(workdir, added)
-    per_model = [(rule, wc) for rule, wc in jobs if "model" in wc]
-    assert {wc["model"] for _, wc in per_model} == {"gpt"}
-    assert {rule for rule, wc in jobs if "model" not in wc} == AGGREGATES  # no corpus job
-    assert sorted(rule for rule, _ in per_model) == sorted(
-        ["extract", "extract", "summary", "summary", "posctx_shard", "posctx_merge", "posctx_figures"])
-    tables = sorted((wc["analysis"], wc["corpus"]) for rule, wc in jobs if rule == "table")
-    assert tables == [("posctx", "ctx"), ("summary", "ctx"), ("summary", "docs")]
+    per_model = [rule for rule, wc in jobs if "model" in wc]
+    assert {wc["model"] for _, wc in jobs if "model" in wc} == {"gpt"}
+    for rule in ("extract", "extract", "summary", "summary", "posctx_shard", "posctx_merge", "posctx_figures"):
+        per_model.remove(rule)  # at least these (stages added later schedule theirs too)
+    aggregates = [(rule, wc) for rule, wc in jobs if "model" not in wc]
+    assert {rule for rule, _ in aggregates} >= AGGREGATES and "corpus" not in {rule for rule, _ in aggregates}
+    assert all(rule == "all" or "corpus" in wc for rule, wc in aggregates)  # per-corpus cross-model jobs only
+    tables = {(wc["analysis"], wc["corpus"]) for rule, wc in jobs if rule == "table"}
+    assert tables >= {("posctx", "ctx"), ("summary", "ctx"), ("summary", "docs")}
 
 
 @pytest.mark.parametrize(
-    "change, expected",
+    "change, expected, exact",
     [
         ({"posctx": {"ctx_components": 3}},  # feeds the merge (metrics) and the captions, not the shards
-         {"posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"}),
+         {"posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"}, True),
         ({"posctx": {"shards": 2}},  # new partial accumulators, merged again
-         {"posctx_shard", "posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"}),
-        ({"selection": {"include_special": True}},  # feeds the norms and posctx (it inherits the selection)
+         {"posctx_shard", "posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"}, True),
+        ({"selection": {"include_special": True}},  # feeds every analysis that inherits it, never extraction
          {"summary", "summary_figure", "table:summary", "posctx_shard", "posctx_merge", "posctx_figures",
-          "posctx_layers_figure", "table:posctx", "all"}),
+          "posctx_layers_figure", "table:posctx", "all"}, False),
     ],
     ids=["posctx.ctx_components", "posctx.shards", "selection.include_special"],
 )
-def test_changing_a_parameter_reruns_only_the_stages_it_feeds(base, change, expected):
+def test_changing_a_parameter_reruns_only_the_stages_it_feeds(base, change, expected, exact):
     workdir, config, _ = base
     jobs = planned_jobs(workdir, {**config, **change})
-    assert {f"table:{wc['analysis']}" if rule == "table" else rule for rule, wc in jobs} == expected
+    rules = {f"table:{wc['analysis']}" if rule == "table" else rule for rule, wc in jobs}
+    assert rules == expected if exact else (rules >= expected and not rules & {"corpus", "extract"})
     assert all(wc.get("model", "bert") == "bert" for _, wc in jobs)
