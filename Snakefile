@@ -1,5 +1,6 @@
 # layergeom: layer-by-layer geometry of transformer hidden states.
 # Stages: corpus -> extract -> statistics -> tables and figures -> report (snakemake --report).
+# Cross-model tables (tables.smk) collect what the stages register, wherever they are included.
 
 from snakemake.utils import min_version
 
@@ -13,6 +14,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/summary.smk"
@@ -27,4 +29,5 @@ include: "workflow/rules/dynamics.smk"
 rule all:
     input:
         all_targets(),
+        table_targets(),
     default_target: True

@@ -196,3 +196,6 @@ TARGETS += sorted(
     {f"{RESULTS}/figures/anisotropy/{c}/{name}.png" for _, c in PAIRS for name in ("anisotropy", "intrinsic_dimension")}
     | {f"{RESULTS}/figures/anisotropy/{c}/trained_vs_random.png" for _, c in PAIRS if anisotropy_baselines(c)}
 )
+register_table("anisotropy", rules.anisotropy_table.output.table, "Anisotropy",
+               "mean pairwise cosine (uncentered and centered), top singular share and effective rank of the centered "
+               "covariance, TwoNN and Levina-Bickel intrinsic dimension (SPEC.md sections 2, 3)", selection=ANISO_SELECTION)

@@ -62,6 +62,16 @@ def model_inputs(model):
 # Each stage appends its final outputs here; `rule all` asks for all of them.
 TARGETS = []
 
+# Cross-model tables (rules/tables.smk): analysis -> how to find its per-(model, corpus) layer table.
+TABLES = {}
+
+
+def register_table(analysis, pattern, category, what, selection=None, pairs=None):
+    """Stack every model's `pattern` table per corpus into results/tables/{analysis}/{corpus}.csv/.md/.html.
+
+    `pairs` are the (model, corpus) pairs the analysis covers (default: all)."""
+    TABLES[analysis] = dict(pattern=str(pattern), category=category, what=what, selection=selection, pairs=pairs)
+
 
 def all_targets():
     return TARGETS

@@ -134,3 +134,7 @@ rule posctx_layers_figure:
 
 TARGETS += pair_paths(f"{POSCTX_FIG}/{{model}}/{{corpus}}/pos_pca2.png", mode="contexts")
 TARGETS += sorted({f"{POSCTX_FIG}/{c}/layers.png" for _, c in PAIRS if corpus_mode(c) == "contexts"})
+register_table("posctx", rules.posctx_merge.output.table, "Position and context",
+               "h = mu + pos + ctx + resid per layer (SPEC.md section 5): variance shares, ranks, relative norms, "
+               "smoothness, context cosines, incoherence", selection=posctx_selection(),
+               pairs=[(m, c) for m, c in PAIRS if corpus_mode(c) == "contexts"])

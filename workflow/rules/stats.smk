@@ -171,3 +171,6 @@ TARGETS += [
 TARGETS += sorted(
     {f"{RESULTS}/figures/stats/{c}/{name}.png" for _, c in STATS_PAIRS for name in ("slope_r2", "cv_q", "shares", "vw_over_v")}
 )
+register_table("stats", rules.stats_merge.output.layers, "Norm and variance",
+               "per layer, both variants (all types / outliers excluded): fit V = a + b M over token types, cv_q, "
+               "shares of M_all, V_B and V_W in Q_all (SPEC.md section 1)", selection=stats_selection(), pairs=STATS_PAIRS)

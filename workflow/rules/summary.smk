@@ -48,3 +48,5 @@ rule summary_figure:
 
 
 TARGETS += sorted({f"{RESULTS}/figures/summary/{c}/norms.png" for _, c in PAIRS})
+register_table("summary", rules.summary.output.table, "Norms",
+               "n_tokens, mean_norm and mean_sq_norm of the hidden states (uncentered)", selection=config["selection"])
