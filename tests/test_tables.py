@@ -28,15 +28,16 @@ def test_stack_adds_model_corpus_and_relative_depth(two_tables):
     assert frame["value"].to_list() == [1.0, 0.5, 0.25, 3.0, None, 1.0, 2.0, 4.0]
 
 
-def test_stack_refuses_tables_it_cannot_flatten(tmp_path, two_tables):
+def test_stack_refuses_bad_tables_and_flattens_lists(tmp_path, two_tables):
     with pytest.raises(ValueError, match="2 tables for 1 models"):
         stack(two_tables, ["enc"], "news")
     pl.DataFrame({"depth": [0]}).write_parquet(tmp_path / "nolayer.parquet")
     with pytest.raises(ValueError, match="'layer' column"):
         stack([tmp_path / "nolayer.parquet"], ["m"], "news")
-    pl.DataFrame({"layer": [0], "vec": [[1.0, 2.0]]}).write_parquet(tmp_path / "nested.parquet")
-    with pytest.raises(ValueError, match=r"nested columns \['vec'\]"):
-        stack([tmp_path / "nested.parquet"], ["m"], "news")
+    pl.DataFrame({"layer": [0, 1], "vec": [[1.0, 2.0], [3.0]]}).write_parquet(tmp_path / "nested.parquet")
+    flat = stack([tmp_path / "nested.parquet"], ["m"], "news")
+    assert flat["vec_1"].to_list() == [1.0, 3.0] and flat["vec_2"].to_list() == [2.0, None]
+    assert "vec" not in flat.columns
 
 
 def test_markdown_and_html_forms():

@@ -13,6 +13,18 @@ from layergeom.atomic import atomic_output
 KEYS = ("model", "corpus", "layer", "layer_name", "relative_depth")
 
 
+def flatten_lists(table: pl.DataFrame) -> pl.DataFrame:
+    """Spread every list column ``x`` into columns ``x_1``, ``x_2``, ... (missing entries null)."""
+    for name, dtype in table.schema.items():
+        if isinstance(dtype, (pl.List, pl.Array)):
+            width = int(table[name].list.len().max() or 0)
+            parts = [table[name].list.get(i, null_on_oob=True).alias(f"{name}_{i + 1}") for i in range(width)]
+            table = table.with_columns(parts).drop(name)
+        elif dtype.is_nested():
+            raise ValueError(f"column '{name}' of type {dtype} cannot go into a flat table")
+    return table
+
+
 def stack(paths: Sequence[str | os.PathLike], models: Sequence[str], corpus: str) -> pl.DataFrame:
     """One row per (model, layer): model, corpus, layer, relative depth (layer / max layer), then the table's columns."""
     if len(paths) != len(models):
@@ -22,9 +34,7 @@ def stack(paths: Sequence[str | os.PathLike], models: Sequence[str], corpus: str
         table = pl.read_parquet(path)
         if "layer" not in table.columns:
             raise ValueError(f"{path}: a layer table needs a 'layer' column")
-        nested = [name for name, dtype in table.schema.items() if dtype.is_nested()]
-        if nested:
-            raise ValueError(f"{path}: nested columns {nested} cannot go into a flat table")
+        table = flatten_lists(table)
         n_layers = max(int(table["layer"].max() or 0), 1)
         table = table.with_columns(
             model=pl.lit(model),

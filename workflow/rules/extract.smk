@@ -13,7 +13,7 @@ rule extract:
         spec=extract_params,
     resources:
         gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
-    threads: workflow.cores
+    threads: 8
     log:
         "logs/extract/{model}/{corpus}.log",
     benchmark:
