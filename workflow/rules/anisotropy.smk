@@ -7,10 +7,7 @@ from layergeom.anisotropy import random_baselines
 ANISO = config["anisotropy"]
 ANISO_DIR = f"{RESULTS}/anisotropy/{{model}}/{{corpus}}"
 ANISO_HIDDEN = f"{RESULTS}/hidden/{{model}}/{{corpus}}"
-ANISO_SELECTION = {
-    key: config["selection"][key] if ANISO[key] is None else ANISO[key]
-    for key in ("include_special", "exclude_first_position")
-}
+ANISO_SELECTION = stage_selection("anisotropy")
 
 
 def anisotropy_shards(pattern):

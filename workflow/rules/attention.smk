@@ -9,14 +9,6 @@ ATTENTION_PAIRS = [
 ]
 
 
-def attention_selection():
-    """Token selection of this stage: its own overrides on top of the `selection` section."""
-    return {
-        key: config["selection"][key] if ATTENTION[key] is None else ATTENTION[key]
-        for key in ("include_special", "exclude_first_position")
-    }
-
-
 rule attention:
     input:
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
@@ -26,7 +18,7 @@ rule attention:
     params:
         model=lambda wc: config["models"][wc.model],
         settings=lambda wc: lgconfig.extraction_settings(config, wc.model),
-        selection=attention_selection(),
+        selection=stage_selection("attention"),
     resources:
         gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
     threads: workflow.cores

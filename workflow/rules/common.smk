@@ -59,6 +59,15 @@ def model_inputs(model):
     return [f"{RESULTS}/train/{run}/checkpoints"] if run else []
 
 
+def stage_selection(section):
+    """Token selection of a stage: the `selection` section with the stage's non-null overrides applied."""
+    own = config[section]
+    return {
+        key: config["selection"][key] if own.get(key) is None else own[key]
+        for key in ("include_special", "exclude_first_position")
+    }
+
+
 # Each stage appends its final outputs here; `rule all` asks for all of them.
 TARGETS = []
 

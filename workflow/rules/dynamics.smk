@@ -19,7 +19,7 @@ TRAINING_MEASURES = {
 # Token selection of the measures whose stage states it, for the figure titles.
 TRAINING_TOKENS = {
     "norms": describe(config["selection"]["include_special"], config["selection"]["exclude_first_position"]),
-    "attention": describe(**attention_selection()),
+    "attention": describe(**stage_selection("attention")),
     "anisotropy": describe(**ANISO_SELECTION),
 }
 DRIFT = config["drift"]

@@ -8,19 +8,10 @@ POSCTX_DIR = f"{RESULTS}/posctx/{{model}}/{{corpus}}"
 POSCTX_FIG = f"{RESULTS}/figures/posctx"
 
 
-def posctx_selection():
-    """Token selection of this stage: its own overrides on top of the `selection` section."""
-    special = POSCTX["include_special"]
-    return {
-        "include_special": config["selection"]["include_special"] if special is None else special,
-        "exclude_first_position": POSCTX["exclude_first_position"],
-    }
-
-
 def posctx_caption_params():
     """Facts the figure captions state."""
     facts = {k: POSCTX[k] for k in ("ctx_components", "smoothness_cutoff", "screenot_max_rank")}
-    facts["selection"] = describe(**posctx_selection())
+    facts["selection"] = describe(**stage_selection("posctx"))
     return facts
 
 
@@ -31,7 +22,7 @@ rule posctx_shard:
     output:
         part=directory(f"{POSCTX_DIR}/parts/shard_{{shard}}of{{shards}}.zarr"),
     params:
-        selection=posctx_selection(),
+        selection=stage_selection("posctx"),
         block_tokens=POSCTX["block_tokens"],
     wildcard_constraints:
         shard=r"\d+",
@@ -60,7 +51,7 @@ rule posctx_merge:
         components=directory(f"{POSCTX_DIR}/components.zarr"),
         table=f"{POSCTX_DIR}/layers.parquet",
     params:
-        selection=posctx_selection(),
+        selection=stage_selection("posctx"),
         settings={
             k: POSCTX[k] for k in ("screenot_max_rank", "ctx_components", "smoothness_cutoff", "seed")
         },
@@ -136,5 +127,5 @@ TARGETS += pair_paths(f"{POSCTX_FIG}/{{model}}/{{corpus}}/pos_pca2.png", mode="c
 TARGETS += sorted({f"{POSCTX_FIG}/{c}/layers.png" for _, c in PAIRS if corpus_mode(c) == "contexts"})
 register_table("posctx", rules.posctx_merge.output.table, "Position and context",
                "h = mu + pos + ctx + resid per layer (SPEC.md section 5): variance shares, ranks, relative norms, "
-               "smoothness, context cosines, incoherence", selection=posctx_selection(),
+               "smoothness, context cosines, incoherence", selection=stage_selection("posctx"),
                pairs=[(m, c) for m, c in PAIRS if corpus_mode(c) == "contexts"])

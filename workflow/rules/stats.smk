@@ -16,17 +16,8 @@ STATS_EXCLUSIONS = Exclusions(
 )
 
 
-def stats_selection():
-    """The top-level token selection with this stage's overrides applied."""
-    chosen = dict(config["selection"])
-    for key in ("include_special", "exclude_first_position"):
-        if STATS[key] is not None:
-            chosen[key] = STATS[key]
-    return chosen
-
-
 STATS_CAPTION = {
-    "selection_text": describe_selection(**stats_selection()),
+    "selection_text": describe_selection(**stage_selection("stats")),
     "filtered_text": describe_exclusions(STATS_EXCLUSIONS),
     "min_count": STATS["min_count"],
     "max_count": STATS["max_count"],
@@ -40,7 +31,7 @@ rule stats_shard:
     output:
         parts=directory(f"{STATS_DIR}/parts/{{shard}}"),
     params:
-        selection=stats_selection(),
+        selection=stage_selection("stats"),
         block_tokens=STATS["block_tokens"],
     wildcard_constraints:
         shard=r"\d+-of-\d+",
@@ -173,4 +164,4 @@ TARGETS += sorted(
 )
 register_table("stats", rules.stats_merge.output.layers, "Norm and variance",
                "per layer, both variants (all types / outliers excluded): fit V = a + b M over token types, cv_q, "
-               "shares of M_all, V_B and V_W in Q_all (SPEC.md section 1)", selection=stats_selection(), pairs=STATS_PAIRS)
+               "shares of M_all, V_B and V_W in Q_all (SPEC.md section 1)", selection=stage_selection("stats"), pairs=STATS_PAIRS)
