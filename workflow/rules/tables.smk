@@ -10,7 +10,8 @@ def table_models(analysis, corpus):
     """Models that have a table of `analysis` on `corpus`."""
     if analysis not in TABLES:
         raise ValueError(f"no table registered for analysis '{analysis}' (known: {sorted(TABLES)})")
-    return [m for m, c in TABLES[analysis]["pairs"] or PAIRS if c == corpus]
+    pairs = TABLES[analysis]["pairs"]
+    return [m for m, c in (PAIRS if pairs is None else pairs) if c == corpus]
 
 
 def table_targets():
