@@ -23,10 +23,10 @@ class Sequences:
         return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
 
 
-def _special_mask(tokenizer, ids: list[int]) -> np.ndarray:
-    """True for control tokens (CLS, SEP, BOS, EOS, ...); the unknown token stands for text and is not special."""
+def _control_ids(tokenizer) -> np.ndarray:
+    """Ids of control tokens (CLS, SEP, BOS, EOS, ...); the unknown token stands for text and is not special."""
     special = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
-    return np.isin(np.asarray(ids, dtype=np.int64), np.fromiter(special, dtype=np.int64, count=len(special)))
+    return np.fromiter(special, dtype=np.int64, count=len(special))
 
 
 def sentence_sequences(tokenizer, sentences: pl.DataFrame, max_length: int) -> Sequences:
@@ -34,12 +34,13 @@ def sentence_sequences(tokenizer, sentences: pl.DataFrame, max_length: int) -> S
     texts = sentences["text"].to_list()
     encoded = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
     ids = [np.asarray(x, dtype=np.int64) for x in encoded]
+    control = _control_ids(tokenizer)
     return Sequences(
         seq_id=np.arange(len(ids), dtype=np.int64),
         doc_id=sentences["doc_id"].to_numpy().astype(np.int64),
         topic=sentences["topic"].to_list(),
         ids=ids,
-        special=[_special_mask(tokenizer, x) for x in encoded],
+        special=[np.isin(x, control) for x in ids],
     )
 
 
@@ -74,13 +75,14 @@ def context_sequences(tokenizer, documents: pl.DataFrame, length: int, count: in
         )
     chosen = sorted(candidates[i] for i in rng.choice(len(candidates), size=count, replace=False))
     ids, special = [], []
+    control = _control_ids(tokenizer)
     frame = np.zeros(length, dtype=bool)
     frame[: len(prefix)] = True
     frame[length - len(suffix) :] = True
     for row, start in chosen:
         window = prefix + list(encoded[row][start : start + inner]) + suffix
         ids.append(np.asarray(window, dtype=np.int64))
-        special.append(frame | _special_mask(tokenizer, window))
+        special.append(frame | np.isin(window, control))
     rows = [row for row, _ in chosen]
     return Sequences(
         seq_id=np.arange(count, dtype=np.int64),

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
 import zarr
 
 from layergeom.atomic import atomic_output
-from layergeom.store import Block, iter_layer
+from layergeom.store import iter_layer, prefetched
 
 
 @dataclass
@@ -118,15 +116,6 @@ def shard_mask(mask: np.ndarray, chunk_tokens: int, shard: int, n_shards: int) -
     part = np.zeros_like(mask, dtype=bool)
     part[start:stop] = mask[start:stop]
     return part
-
-
-def prefetched(blocks: Iterator[Block]) -> Iterator[Block]:
-    """Read the next block in a background thread while the caller works on the current one (2 in memory)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(next, blocks, None)
-        while (block := pending.result()) is not None:
-            pending = pool.submit(next, blocks, None)
-            yield block
 
 
 def layer_moments(

@@ -7,6 +7,7 @@ readers stream one layer in chunk-aligned blocks so memory depends on chunk size
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -101,6 +102,15 @@ def iter_layer(
         if keep is not None and keep.size < stop - start:
             values, rows = values[keep], rows[keep]
         yield Block(start, stop, rows, values)
+
+
+def prefetched(blocks: Iterator[Block]) -> Iterator[Block]:
+    """Read the next block in a background thread while the caller works on the current one (2 in memory)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, blocks, None)
+        while (block := pending.result()) is not None:
+            pending = pool.submit(next, blocks, None)
+            yield block
 
 
 def layer_names(array: zarr.Array) -> list[str]:
