@@ -22,9 +22,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import skdim  # noqa: E402
 
-from layergeom.intrinsic_dimension import duplicate_mask, estimate, nearest_distances, twonn_from_ratios  # noqa: E402
+from layergeom.analyses.anisotropy.intrinsic_dimension import duplicate_mask, estimate, nearest_distances, twonn_from_ratios  # noqa: E402
 from layergeom.spectrum import layer_centered_units, layer_moments  # noqa: E402
-from layergeom.store import create_store, iter_layer, open_hidden  # noqa: E402
+from layergeom.io.store import create_store, iter_layer, open_hidden  # noqa: E402
 
 REPEATS = 5
 

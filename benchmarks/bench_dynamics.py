@@ -10,8 +10,8 @@ import time
 import numpy as np
 import torch
 
-from layergeom.attention import head_stats
-from layergeom.drift import drift_table
+from layergeom.analyses.attention.heads import head_stats
+from layergeom.analyses.dynamics.drift import drift_table
 from layergeom.extract import HiddenStates
 from layergeom.models import LoadedModel
 from layergeom.sequences import Sequences, plan_batches

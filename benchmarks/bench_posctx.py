@@ -13,8 +13,8 @@ import numpy as np
 import polars as pl
 
 from layergeom.posctx import run_merge, run_shard
-from layergeom.posctx_metrics import Settings
-from layergeom.store import create_store, iter_layer, open_hidden
+from layergeom.analyses.posctx.metrics import Settings
+from layergeom.io.store import create_store, iter_layer, open_hidden
 
 N_CTX, T, D, N_LAYERS, CHUNK = 250, 64, 576, 4, 4096
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from layergeom.norm_variance import accumulate_layer, accumulate_shard, type_keys
-from layergeom.store import create_store, iter_layer, open_hidden
+from layergeom.io.store import create_store, iter_layer, open_hidden
 
 VOCAB = 49152
 FOLDED = 1000  # a fixed small vocabulary: memory must then not depend on the number of tokens

@@ -13,9 +13,9 @@ from layergeom.anisotropy import (
     moments_pass,
     random_baselines,
 )
-from layergeom.intrinsic_dimension import estimate
-from layergeom.selection import token_mask
-from layergeom.store import create_store, open_hidden
+from layergeom.analyses.anisotropy.intrinsic_dimension import estimate
+from layergeom.stream.selection import token_mask
+from layergeom.io.store import create_store, open_hidden
 
 ATTRS = {"model": "m", "corpus": "c", "model_source": "src", "revision": None, "init": "pretrained",
          "kind": "decoder", "n_layers": 2, "layer_names": ["embeddings", "block_1", "block_2"],

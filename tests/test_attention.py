@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 import torch
 
-from layergeom.attention import entropy_and_max, head_stats, heads_table, sequences_from_tokens
+from layergeom.analyses.attention.heads import entropy_and_max, head_stats, heads_table, sequences_from_tokens
 from layergeom.models import LoadedModel
 from layergeom.sequences import Sequences, token_table
 

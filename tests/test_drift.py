@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 import torch
 
-from layergeom.drift import drift_grid, drift_inputs, drift_table, make_blocks, mean_pairwise_cosine
+from layergeom.analyses.dynamics.drift import drift_grid, drift_inputs, drift_table, make_blocks, mean_pairwise_cosine
 
 SETTINGS = {"blocks": ["gpt2", "bert"], "n_blocks": 2, "d_model": 16, "n_head": 2, "sequences": 3, "length": 6,
             "drift_min": 0.1, "drift_max": 1e4, "points": 6, "repeats": 2, "seed": 5}

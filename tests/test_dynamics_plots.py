@@ -3,8 +3,8 @@
 import numpy as np
 import polars as pl
 
-from layergeom.drift import drift_table
-from layergeom.dynamics_plots import drift_figure, loss_figure, over_training, per_layer_over_steps
+from layergeom.analyses.dynamics.drift import drift_table
+from layergeom.analyses.dynamics.plots import drift_figure, loss_figure, over_training, per_layer_over_steps
 from layergeom.plotting import save
 
 

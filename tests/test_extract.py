@@ -9,7 +9,7 @@ from transformers import AutoModel, AutoTokenizer
 from layergeom import extract as ex
 from layergeom.corpus import build_corpus
 from layergeom.models import load_model, resolve_source
-from layergeom.store import open_hidden, read_tokens
+from layergeom.io.store import open_hidden, read_tokens
 
 SETTINGS = {"dtype": "float16", "chunk_tokens": 16, "shard_tokens": None, "batch_tokens": 64, "max_length": 64}
 SENTENCES = {"mode": "sentences", "length": 128, "count": 1, "per_document": 1, "seed": 0}

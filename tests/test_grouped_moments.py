@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layergeom.grouped_moments import GroupedMoments, Moments, chunk_moments
+from layergeom.stream.moments import GroupedMoments, Moments, chunk_moments
 
 RTOL = 1e-10
 

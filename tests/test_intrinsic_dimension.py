@@ -8,7 +8,7 @@ import pytest
 import skdim
 from scipy.spatial.distance import cdist
 
-from layergeom.intrinsic_dimension import (
+from layergeom.analyses.anisotropy.intrinsic_dimension import (
     estimate,
     levina_bickel,
     nearest_distances,
@@ -16,7 +16,7 @@ from layergeom.intrinsic_dimension import (
     subsample_rows,
     twonn_from_ratios,
 )
-from layergeom.store import create_store, open_hidden
+from layergeom.io.store import create_store, open_hidden
 
 
 def embed(points: np.ndarray, ambient: int, noise: float, rng: np.random.Generator) -> np.ndarray:

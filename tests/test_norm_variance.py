@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from layergeom.grouped_moments import chunk_moments
+from layergeom.stream.moments import chunk_moments
 from layergeom.norm_variance import (
     Exclusions,
     accumulate_shard,
@@ -16,8 +16,8 @@ from layergeom.norm_variance import (
     stats_tables,
     type_keys,
 )
-from layergeom.selection import token_mask
-from layergeom.store import create_store, open_hidden
+from layergeom.stream.selection import token_mask
+from layergeom.io.store import create_store, open_hidden
 
 RTOL = 1e-10
 LO, HI = 3, 200
@@ -254,7 +254,7 @@ def test_shard_rejects_mismatched_token_table(tmp_path):
 
 @pytest.mark.parametrize("min_count", [LO, 10**6])
 def test_figures_from_tables_including_empty_range(tmp_path, min_count):
-    from layergeom.norm_variance_plots import overlay, scatter_grid, shares_figure, top_q_figure
+    from layergeom.analyses.norm_variance.plots import overlay, scatter_grid, shares_figure, top_q_figure
 
     rng = np.random.default_rng(4)
     tokens = corpus(rng)

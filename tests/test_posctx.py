@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from layergeom.posctx_accum import LayerSums, decompose
-from layergeom.posctx_metrics import (
+from layergeom.analyses.posctx.accumulate import LayerSums, decompose
+from layergeom.analyses.posctx.metrics import (
     Settings,
     dct_lowfreq_share,
     layer_metrics,

@@ -6,10 +6,10 @@ import pytest
 import zarr
 
 from layergeom.posctx import read_components, run_merge, run_shard, shard_range
-from layergeom.posctx_accum import Decomposition
-from layergeom.posctx_design import grid_design
-from layergeom.posctx_metrics import Settings, layer_metrics, topic_codes
-from layergeom.store import create_store
+from layergeom.analyses.posctx.accumulate import Decomposition
+from layergeom.analyses.posctx.design import grid_design
+from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
+from layergeom.io.store import create_store
 
 N_CTX, T, D, N_LAYERS = 9, 8, 12, 3
 TOPICS = ["sport", "tech", "business"]

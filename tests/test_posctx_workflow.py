@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from layergeom.posctx import read_components
-from layergeom.posctx_design import grid_design
-from layergeom.store import open_hidden, read_tokens
+from layergeom.analyses.posctx.design import grid_design
+from layergeom.io.store import open_hidden, read_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from layergeom.spectrum import (
     shard_mask,
     spectrum_measures,
 )
-from layergeom.store import create_store, open_hidden
+from layergeom.io.store import create_store, open_hidden
 
 
 def brute_mean_cosine(x: np.ndarray) -> float:

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from layergeom.selection import token_mask
-from layergeom.store import open_hidden, read_tokens
+from layergeom.stream.selection import token_mask
+from layergeom.io.store import open_hidden, read_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 

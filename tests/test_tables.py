@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from layergeom.tables import stack, to_html, to_markdown, write_tables
+from layergeom.io.tables import stack, to_html, to_markdown, write_tables
 
 
 @pytest.fixture

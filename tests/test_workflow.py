@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import yaml
 
-from layergeom.store import open_hidden, read_tokens
+from layergeom.io.store import open_hidden, read_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 

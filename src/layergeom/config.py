@@ -19,6 +19,42 @@ class ConfigError(ValueError):
     """A config entry that cannot work; the message names the entry and the field."""
 
 
+#: config sections of the previous release -> their name now (accepted for one release, with a warning).
+RENAMED_SECTIONS = {"stats": "norm_variance"}
+#: keys that moved from the analyses' sections to ``stream`` (one streaming pass feeds every analysis).
+STREAM_KEYS = ("shards", "block_tokens")
+
+
+def _deep_update(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra`` merged in recursively (``extra`` wins)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def apply_deprecations(config: dict) -> list[str]:
+    """Rewrite the previous release's keys in place, before validation; one warning per rewritten key."""
+    warnings = []
+    for old, new in RENAMED_SECTIONS.items():
+        if old in config:
+            config[new] = _deep_update(config.get(new) or {}, config.pop(old) or {})
+            warnings.append(f"config section '{old}' is now '{new}'; '{old}' is accepted until the next release")
+    stream = config.setdefault("stream", {}) or {}
+    config["stream"] = stream
+    for section in ("anisotropy", "posctx", "norm_variance"):
+        for key in STREAM_KEYS:
+            if key not in (config.get(section) or {}):
+                continue
+            value = config[section].pop(key)
+            warnings.append(f"{section}.{key} is now stream.{key} (one streaming pass feeds every analysis)")
+            if key == "shards" and value is not None:
+                stream["shards"] = max(int(stream.get("shards") or 1), int(value))
+            elif value is not None and stream.get(key) is None:
+                stream[key] = value
+    return warnings
+
+
 def model_corpora(config: dict, model: str) -> list[str]:
     """Corpora a model runs on: its ``corpora`` list, or every corpus."""
     chosen = config["models"][model].get("corpora")

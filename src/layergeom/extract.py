@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -20,7 +18,9 @@ import polars as pl
 import torch
 import zarr
 
-from layergeom import __version__, atomic, store
+from layergeom import __version__
+from layergeom.io import atomic, store
+from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
 from layergeom.models import LoadedModel, find_final_norm
 from layergeom.sequences import Sequences, context_sequences, plan_batches, sentence_sequences, token_table
@@ -150,27 +150,6 @@ def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> in
     if done == 0:
         atomic.remove(partial)
     return done
-
-
-@dataclass
-class Progress:
-    """Logs tokens per second at most every ``every`` seconds."""
-
-    total: int
-    every: float = 10.0
-
-    def __post_init__(self):
-        self.t0 = self.last = time.monotonic()
-        self.done = 0
-
-    def update(self, n: int, force: bool = False) -> None:
-        """Count n more tokens and log the rate if it is time."""
-        self.done += n
-        now = time.monotonic()
-        if force or now - self.last >= self.every:
-            rate = self.done / max(now - self.t0, 1e-9)
-            log.info("%d / %d tokens (%.1f%%), %.0f tokens/s", self.done, self.total, 100 * self.done / max(self.total, 1), rate)
-            self.last = now
 
 
 def iter_batches(

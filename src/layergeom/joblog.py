@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -30,3 +31,25 @@ def job_logging(path: str | None) -> Iterator[logging.Logger]:
         sys.stdout, sys.stderr = old
         if path:
             stream.close()
+
+
+class Progress:
+    """Logs items done, rate and time left at most every ``every`` seconds."""
+
+    def __init__(self, total: int, unit: str = "tokens", every: float = 10.0) -> None:
+        self.total, self.unit, self.every = total, unit, every
+        self.t0 = self.last = time.monotonic()
+        self.done = 0
+
+    def update(self, n: int, force: bool = False) -> None:
+        """Count ``n`` more items and log the rate and time left if it is time."""
+        self.done += n
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            rate = self.done / max(now - self.t0, 1e-9)
+            left = (self.total - self.done) / rate if rate > 0 else float("nan")
+            logging.getLogger("layergeom").info(
+                "%d / %d %s (%.1f%%), %.0f %s/s, %.0f s left",
+                self.done, self.total, self.unit, 100 * self.done / max(self.total, 1), rate, self.unit, left,
+            )
+            self.last = now

@@ -1,4 +1,4 @@
-"""Shared matplotlib helpers: a headless backend, relative depth, model styles, atomic saving."""
+"""Shared matplotlib helpers: a headless backend, model styles, atomic saving."""
 
 from __future__ import annotations
 
@@ -9,12 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from layergeom.atomic import atomic_output  # noqa: E402
-
-
-def relative_depth(layer, n_layers: int):
-    """Layer index over the number of blocks (0 = embeddings, 1 = last block)."""
-    return layer / max(n_layers, 1)
+from layergeom.io.atomic import atomic_output  # noqa: E402
 
 
 def line_style(kind: str) -> str:

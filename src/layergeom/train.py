@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from layergeom import atomic
+from layergeom.io import atomic
 from layergeom.checkpoints import step_folder
 from layergeom.config import entry_hash, run_checkpoint_steps
 from layergeom.models import select_device

@@ -1,18 +1,13 @@
-# Anisotropy (mean pairwise cosine, covariance spectrum) and intrinsic dimension per layer (SPEC.md 2, 3).
-# Pass 1 per token shard -> merge (spectrum, means) -> pass 2 per shard (centered cosine) -> table;
+# Anisotropy (mean pairwise cosine, covariance spectrum) and intrinsic dimension per layer.
+# Pass 1 in the stream shards -> merge (spectrum, means) -> pass 2 per shard (centered cosine) -> table;
 # the intrinsic dimension job reads one bounded subsample of every layer.
 
-from layergeom.anisotropy import random_baselines
+from layergeom.analyses.anisotropy.metrics import random_baselines
 
 ANISO = config["anisotropy"]
 ANISO_DIR = f"{RESULTS}/anisotropy/{{model}}/{{corpus}}"
 ANISO_HIDDEN = f"{RESULTS}/hidden/{{model}}/{{corpus}}"
 ANISO_SELECTION = stage_selection("anisotropy")
-
-
-def anisotropy_shards(pattern):
-    """Input function: the pattern for every token shard of the job's model and corpus."""
-    return lambda wc: expand(pattern, shard=range(ANISO["shards"]), model=wc.model, corpus=wc.corpus)
 
 
 def anisotropy_models(corpus):
@@ -33,35 +28,19 @@ def anisotropy_baselines(corpus):
     )
 
 
-rule anisotropy_moments:
-    input:
-        states=f"{ANISO_HIDDEN}/states.zarr",
-        tokens=f"{ANISO_HIDDEN}/tokens.parquet",
-    output:
-        parts=directory(f"{ANISO_DIR}/parts/moments_{{shard}}"),
-    wildcard_constraints:
-        shard=r"\d+",
-    params:
-        selection=ANISO_SELECTION,
-        shards=ANISO["shards"],
-        block_tokens=ANISO["block_tokens"],
-    log:
-        "logs/anisotropy/{model}/{corpus}/moments_{shard}.log",
-    benchmark:
-        "benchmarks/out/anisotropy/{model}/{corpus}/moments_{shard}.tsv"
-    conda:
-        CONDA_ENV
-    script:
-        "../scripts/anisotropy_moments.py"
+register_stream("anisotropy", ANISO_SELECTION)
 
 
 rule anisotropy_spectrum:
     input:
         states=f"{ANISO_HIDDEN}/states.zarr",
-        parts=anisotropy_shards(f"{ANISO_DIR}/parts/moments_{{shard}}"),
+        tokens=f"{ANISO_HIDDEN}/tokens.parquet",
+        parts=stream_parts,
     output:
-        spectrum=f"{ANISO_DIR}/parts/spectrum.parquet",
-        means=f"{ANISO_DIR}/parts/means.npy",
+        spectrum=temp(f"{ANISO_DIR}/parts/spectrum.parquet"),
+        means=temp(f"{ANISO_DIR}/parts/means.npy"),
+    params:
+        selection=ANISO_SELECTION,
     log:
         "logs/anisotropy/{model}/{corpus}/spectrum.log",
     benchmark:
@@ -78,13 +57,10 @@ rule anisotropy_centered:
         tokens=f"{ANISO_HIDDEN}/tokens.parquet",
         means=f"{ANISO_DIR}/parts/means.npy",
     output:
-        part=f"{ANISO_DIR}/parts/centered_{{shard}}.npz",
-    wildcard_constraints:
-        shard=r"\d+",
+        parts=temp(directory(f"{ANISO_DIR}/parts/centered/{{shard}}")),
     params:
         selection=ANISO_SELECTION,
-        shards=ANISO["shards"],
-        block_tokens=ANISO["block_tokens"],
+        block_tokens=config["stream"]["block_tokens"],
     log:
         "logs/anisotropy/{model}/{corpus}/centered_{shard}.log",
     benchmark:
@@ -100,11 +76,11 @@ rule anisotropy_id:
         states=f"{ANISO_HIDDEN}/states.zarr",
         tokens=f"{ANISO_HIDDEN}/tokens.parquet",
     output:
-        table=f"{ANISO_DIR}/parts/id.parquet",
+        table=temp(f"{ANISO_DIR}/parts/id.parquet"),
     params:
         selection=ANISO_SELECTION,
         settings=ANISO["id"],
-        block_tokens=ANISO["block_tokens"],
+        block_tokens=config["stream"]["block_tokens"],
     log:
         "logs/anisotropy/{model}/{corpus}/id.log",
     benchmark:
@@ -119,7 +95,7 @@ rule anisotropy_table:
     input:
         states=f"{ANISO_HIDDEN}/states.zarr",
         spectrum=f"{ANISO_DIR}/parts/spectrum.parquet",
-        centered=anisotropy_shards(f"{ANISO_DIR}/parts/centered_{{shard}}.npz"),
+        centered=shard_inputs(f"{ANISO_DIR}/parts/centered/{{shard}}"),
         id=f"{ANISO_DIR}/parts/id.parquet",
     output:
         table=f"{ANISO_DIR}/layers.parquet",
@@ -142,14 +118,14 @@ rule anisotropy_figures:
         anisotropy=report(
             f"{RESULTS}/figures/anisotropy/{{corpus}}/anisotropy.png",
             caption="../report/anisotropy_curves.rst",
-            category="Anisotropy",
+            category="anisotropy",
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "anisotropy over depth"},
         ),
         intrinsic_dimension=report(
             f"{RESULTS}/figures/anisotropy/{{corpus}}/intrinsic_dimension.png",
             caption="../report/anisotropy_id.rst",
-            category="Anisotropy",
+            category="anisotropy",
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "intrinsic dimension over depth"},
         ),
@@ -173,7 +149,7 @@ rule anisotropy_random_figure:
         figure=report(
             f"{RESULTS}/figures/anisotropy/{{corpus}}/trained_vs_random.png",
             caption="../report/anisotropy_random.rst",
-            category="Anisotropy",
+            category="anisotropy",
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "trained versus random init"},
         ),
@@ -193,6 +169,6 @@ TARGETS += sorted(
     {f"{RESULTS}/figures/anisotropy/{c}/{name}.png" for _, c in PAIRS for name in ("anisotropy", "intrinsic_dimension")}
     | {f"{RESULTS}/figures/anisotropy/{c}/trained_vs_random.png" for _, c in PAIRS if anisotropy_baselines(c)}
 )
-register_table("anisotropy", rules.anisotropy_table.output.table, "Anisotropy",
+register_table("anisotropy", rules.anisotropy_table.output.table,
                "mean pairwise cosine (uncentered and centered), top singular share and effective rank of the centered "
-               "covariance, TwoNN and Levina-Bickel intrinsic dimension (SPEC.md sections 2, 3)", selection=ANISO_SELECTION)
+               "covariance, TwoNN and Levina-Bickel intrinsic dimension", selection=ANISO_SELECTION)

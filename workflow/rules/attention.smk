@@ -1,7 +1,7 @@
 # Self-attention statistics per layer and head (SPEC.md section 4): one forward pass over the stored
 # sequences with hooks on the attention projections; by default for checkpoint models only.
 
-from layergeom.selection import describe
+from layergeom.stream.selection import describe
 
 ATTENTION = config["attention"]
 ATTENTION_PAIRS = [

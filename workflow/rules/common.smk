@@ -12,7 +12,10 @@ sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
 from layergeom import config as lgconfig
+from layergeom.stream.shards import SHARD_PATTERN, shard_ids
 
+for warning in lgconfig.apply_deprecations(config):
+    logger.warning(f"Deprecated: {warning}")
 validate(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
 # A model entry with `checkpoints` becomes one model per checkpoint (<name>.step_<n> or <name>.<revision>).
 config["models"] = lgconfig.expand_checkpoints(config)
@@ -26,6 +29,7 @@ CORPORA = list(config["corpora"])
 CHECKPOINTS = lgconfig.checkpoint_families(config)  # family -> [(model, step), ...]
 
 wildcard_constraints:
+    shard=SHARD_PATTERN,
     model="|".join(map(re.escape, MODELS)) if MODELS else "[^/]+",
     corpus="|".join(map(re.escape, CORPORA)) if CORPORA else "[^/]+",
 
@@ -33,15 +37,6 @@ wildcard_constraints:
 def corpus_mode(corpus):
     """Sequence mode (sentences or contexts) of a corpus entry."""
     return config["corpora"][corpus]["sequences"]["mode"]
-
-
-def pair_paths(pattern, mode=None):
-    """Expand a path pattern with {model} and {corpus} over the configured pairs."""
-    return [
-        pattern.format(model=m, corpus=c)
-        for m, c in PAIRS
-        if mode is None or corpus_mode(c) == mode
-    ]
 
 
 def extract_params(wc):
@@ -71,15 +66,38 @@ def stage_selection(section):
 # Each stage appends its final outputs here; `rule all` asks for all of them.
 TARGETS = []
 
+# Analyses fed by the stream shards (rules/stream.smk): analysis -> (token selection, pairs it covers).
+STREAMED = {}
+SHARDS = shard_ids(config["stream"]["shards"])
+
+
+def register_stream(analysis, selection, pairs=None):
+    """Feed `analysis` (a package folder with accumulate.feeds) from the stream shards of `pairs` (default all)."""
+    STREAMED[analysis] = dict(selection=selection, pairs=PAIRS if pairs is None else pairs)
+
+
+def stream_plans(wc):
+    """Params of a stream job: the token selection of every analysis streamed for its pair."""
+    return {name: spec["selection"] for name, spec in STREAMED.items() if (wc.model, wc.corpus) in spec["pairs"]}
+
+
+def shard_inputs(pattern):
+    """Input function: `pattern` for every token shard of the job's model and corpus."""
+    return lambda wc: expand(pattern, shard=SHARDS, model=wc.model, corpus=wc.corpus)
+
+
+# The stream shard folders of a pair (rules/stream.smk), the input of every streamed analysis' merge.
+stream_parts = shard_inputs(f"{RESULTS}/parts/{{model}}/{{corpus}}/stream/{{shard}}")
+
 # Cross-model tables (rules/tables.smk): analysis -> how to find its per-(model, corpus) layer table.
 TABLES = {}
 
 
-def register_table(analysis, pattern, category, what, selection=None, pairs=None):
+def register_table(analysis, pattern, what, selection=None, pairs=None):
     """Stack every model's `pattern` table per corpus into results/tables/{analysis}/{corpus}.csv/.md/.html.
 
-    `pairs` are the (model, corpus) pairs the analysis covers (default: all)."""
-    TABLES[analysis] = dict(pattern=str(pattern), category=category, what=what, selection=selection, pairs=pairs)
+    `pairs` are the (model, corpus) pairs the analysis covers (default: all); the report category is `analysis`."""
+    TABLES[analysis] = dict(pattern=str(pattern), what=what, selection=selection, pairs=pairs)
 
 
 def all_targets():

@@ -4,23 +4,24 @@
 # Per-layer tables drawn against step: name -> (table path pattern, columns, one panel each).
 # Another stage's table joins with one line here.
 TRAINING_MEASURES = {
-    "norms": (f"{RESULTS}/summary/{{model}}/{{corpus}}/layers.parquet", ["mean_norm", "mean_sq_norm"]),
+    "summary": (f"{RESULTS}/summary/{{model}}/{{corpus}}/layers.parquet", ["mean_norm", "mean_sq_norm"]),
     "attention": (
         f"{RESULTS}/attention/{{model}}/{{corpus}}/heads.parquet",
         ["mean_q_norm", "mean_k_norm", "qk_cos", "mean_entropy", "mean_max_weight"],
     ),
     "anisotropy": (f"{RESULTS}/anisotropy/{{model}}/{{corpus}}/layers.parquet", ["mean_cos", "sigma1_share", "twonn_id"]),
-    "stats": (
-        f"{RESULTS}/stats/{{model}}/{{corpus}}/layers.parquet",
+    "norm_variance": (
+        f"{RESULTS}/norm_variance/{{model}}/{{corpus}}/layers.parquet",
         ["m_share", "vb_share", "vw_share", "slope"],
         {"variant": "all"},
     ),
 }
 # Token selection of the measures whose stage states it, for the figure titles.
 TRAINING_TOKENS = {
-    "norms": describe(config["selection"]["include_special"], config["selection"]["exclude_first_position"]),
+    "summary": describe(**config["selection"]),
     "attention": describe(**stage_selection("attention")),
     "anisotropy": describe(**ANISO_SELECTION),
+    "norm_variance": describe(**stage_selection("norm_variance")),
 }
 DRIFT = config["drift"]
 
@@ -38,9 +39,9 @@ rule training_figure:
         ],
     output:
         figure=report(
-            f"{RESULTS}/figures/training/{{family}}/{{corpus}}/{{measure}}.png",
+            f"{RESULTS}/figures/dynamics/{{family}}/{{corpus}}/{{measure}}.png",
             caption="../report/training_measure.rst",
-            category="Training dynamics",
+            category="dynamics",
             subcategory="{family}",
             labels={"model": "{family}", "corpus": "{corpus}", "figure": "{measure} over training"},
         ),
@@ -64,7 +65,7 @@ rule training_figure:
 
 rule drift:
     output:
-        table=f"{RESULTS}/drift/blocks.parquet",
+        table=f"{RESULTS}/dynamics/drift.parquet",
     params:
         settings=DRIFT,
     threads: workflow.cores
@@ -80,12 +81,12 @@ rule drift:
 
 rule drift_figure:
     input:
-        table=f"{RESULTS}/drift/blocks.parquet",
+        table=f"{RESULTS}/dynamics/drift.parquet",
     output:
         figure=report(
-            f"{RESULTS}/figures/drift/blocks.png",
+            f"{RESULTS}/figures/dynamics/drift.png",
             caption="../report/drift_blocks.rst",
-            category="Training dynamics",
+            category="dynamics",
             subcategory="untrained blocks",
             labels={"figure": "drift experiment"},
         ),
@@ -100,9 +101,9 @@ rule drift_figure:
 
 
 TARGETS += [
-    f"{RESULTS}/figures/training/{family}/{corpus}/{measure}.png"
+    f"{RESULTS}/figures/dynamics/{family}/{corpus}/{measure}.png"
     for family in CHECKPOINTS
     for corpus in family_corpora(family)
     for measure in TRAINING_MEASURES
 ]
-TARGETS += [f"{RESULTS}/figures/drift/blocks.png"] if DRIFT["enabled"] else []
+TARGETS += [f"{RESULTS}/figures/dynamics/drift.png"] if DRIFT["enabled"] else []

@@ -1,11 +1,12 @@
-# Position and context decomposition (SPEC.md section 5) of every contexts-mode store:
-# K streaming shard jobs -> merge (components.zarr, layers.parquet) -> figures.
+# Position and context decomposition of every contexts-mode store:
+# sums per position and context in the stream shards -> merge (components.zarr, layers.parquet) -> figures.
 
-from layergeom.selection import describe
+from layergeom.stream.selection import describe
 
 POSCTX = config["posctx"]
 POSCTX_DIR = f"{RESULTS}/posctx/{{model}}/{{corpus}}"
 POSCTX_FIG = f"{RESULTS}/figures/posctx"
+POSCTX_PAIRS = [(m, c) for m, c in PAIRS if corpus_mode(c) == "contexts"]
 
 
 def posctx_caption_params():
@@ -15,38 +16,14 @@ def posctx_caption_params():
     return facts
 
 
-rule posctx_shard:
-    input:
-        states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
-        tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
-    output:
-        part=directory(f"{POSCTX_DIR}/parts/shard_{{shard}}of{{shards}}.zarr"),
-    params:
-        selection=stage_selection("posctx"),
-        block_tokens=POSCTX["block_tokens"],
-    wildcard_constraints:
-        shard=r"\d+",
-        shards=r"\d+",
-    log:
-        "logs/posctx/{model}/{corpus}/shard_{shard}of{shards}.log",
-    benchmark:
-        "benchmarks/out/posctx/{model}/{corpus}/shard_{shard}of{shards}.tsv"
-    conda:
-        CONDA_ENV
-    script:
-        "../scripts/posctx_shard.py"
+register_stream("posctx", stage_selection("posctx"), POSCTX_PAIRS)
 
 
 rule posctx_merge:
     input:
         states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
-        parts=expand(
-            f"{POSCTX_DIR}/parts/shard_{{shard}}of{{shards}}.zarr",
-            shard=range(POSCTX["shards"]),
-            shards=POSCTX["shards"],
-            allow_missing=True,
-        ),
+        parts=stream_parts,
     output:
         components=directory(f"{POSCTX_DIR}/components.zarr"),
         table=f"{POSCTX_DIR}/layers.parquet",
@@ -70,7 +47,7 @@ def posctx_figure(name, caption, what):
     return report(
         f"{POSCTX_FIG}/{{model}}/{{corpus}}/{name}.png",
         caption=f"../report/{caption}.rst",
-        category="Position and context",
+        category="posctx",
         subcategory="{corpus}",
         labels={"model": "{model}", "corpus": "{corpus}", "figure": what},
     )
@@ -106,7 +83,7 @@ rule posctx_layers_figure:
         figure=report(
             f"{POSCTX_FIG}/{{corpus}}/layers.png",
             caption="../report/posctx_layers.rst",
-            category="Position and context",
+            category="posctx",
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "posctx over layers"},
         ),
@@ -123,9 +100,8 @@ rule posctx_layers_figure:
         "../scripts/posctx_layers_figure.py"
 
 
-TARGETS += pair_paths(f"{POSCTX_FIG}/{{model}}/{{corpus}}/pos_pca2.png", mode="contexts")
+TARGETS += [f"{POSCTX_FIG}/{m}/{c}/pos_pca2.png" for m, c in POSCTX_PAIRS]
 TARGETS += sorted({f"{POSCTX_FIG}/{c}/layers.png" for _, c in PAIRS if corpus_mode(c) == "contexts"})
-register_table("posctx", rules.posctx_merge.output.table, "Position and context",
-               "h = mu + pos + ctx + resid per layer (SPEC.md section 5): variance shares, ranks, relative norms, "
-               "smoothness, context cosines, incoherence", selection=stage_selection("posctx"),
-               pairs=[(m, c) for m, c in PAIRS if corpus_mode(c) == "contexts"])
+register_table("posctx", rules.posctx_merge.output.table,
+               "h = mu + pos + ctx + resid per layer: variance shares, ranks, relative norms, "
+               "smoothness, context cosines, incoherence", selection=stage_selection("posctx"), pairs=POSCTX_PAIRS)

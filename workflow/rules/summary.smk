@@ -1,14 +1,15 @@
-# Per-layer norm summary of every store, its figures, and the cross-model overlay.
+# Per-layer norm summary of every store (fed by the stream shards), its figures, and the cross-model overlay.
+
+
+register_stream("summary", config["selection"])
 
 
 rule summary:
     input:
         states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
-        tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+        parts=stream_parts,
     output:
         table=f"{RESULTS}/summary/{{model}}/{{corpus}}/layers.parquet",
-    params:
-        selection=config["selection"],
     log:
         "logs/summary/{model}/{corpus}.log",
     benchmark:
@@ -30,7 +31,7 @@ rule summary_figure:
         figure=report(
             f"{RESULTS}/figures/summary/{{corpus}}/norms.png",
             caption="../report/summary_norms.rst",
-            category="Norms",
+            category="summary",
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "norms over layers"},
         ),
@@ -48,5 +49,5 @@ rule summary_figure:
 
 
 TARGETS += sorted({f"{RESULTS}/figures/summary/{c}/norms.png" for _, c in PAIRS})
-register_table("summary", rules.summary.output.table, "Norms",
+register_table("summary", rules.summary.output.table,
                "n_tokens, mean_norm and mean_sq_norm of the hidden states (uncentered)", selection=config["selection"])

@@ -1,7 +1,7 @@
 # Cross-model tables: for every analysis registered with register_table (common.smk), every model's
 # per-layer table on one corpus stacked with model, corpus and relative depth, as CSV, Markdown and HTML.
 
-from layergeom.selection import describe
+from layergeom.stream.selection import describe
 
 TABLES_DIR = f"{RESULTS}/tables"
 
@@ -32,7 +32,7 @@ def table_report(path, fmt):
     return report(
         path,
         caption="../report/table.rst",
-        category=lambda wc: TABLES[wc.analysis]["category"],
+        category="{analysis}",
         subcategory="{corpus}",
         labels={"corpus": "{corpus}", "figure": f"layer table ({fmt})"},
     )

@@ -60,7 +60,7 @@ rule train_loss_figure:
         figure=report(
             f"{RESULTS}/figures/train/{{run}}/loss.png",
             caption="../report/train_loss.rst",
-            category="Training",
+            category="train",
             subcategory="{run}",
             labels={"run": "{run}", "figure": "loss curve"},
         ),

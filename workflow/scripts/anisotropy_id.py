@@ -1,15 +1,9 @@
 """Intrinsic dimension of every layer on one bounded token subsample (rule anisotropy_id)."""
 
-from layergeom.anisotropy import id_table
-from layergeom.atomic import write_parquet
+from layergeom.analyses.anisotropy.metrics import write_id
 from layergeom.joblog import job_logging
-from layergeom.selection import token_mask
-from layergeom.store import open_hidden, read_tokens
 
-with job_logging(snakemake.log[0]):
-    sel = snakemake.params.selection
-    tokens = read_tokens(snakemake.input.tokens)
-    mask = token_mask(tokens, sel["include_special"], sel["exclude_first_position"])
-    table = id_table(open_hidden(snakemake.input.states), tokens, mask, snakemake.params.settings,
-                     snakemake.params.block_tokens)
-    write_parquet(table, snakemake.output.table)
+with job_logging(snakemake.log[0]):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    write_id(sm.input.states, sm.input.tokens, sm.params.selection, sm.params.settings, sm.params.block_tokens,
+             sm.output.table)

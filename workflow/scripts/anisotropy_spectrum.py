@@ -1,15 +1,9 @@
-"""Merge pass-1 shards into the spectrum measures and each layer's mean (rule anisotropy_spectrum)."""
+"""Merge pass 1 of the stream shards into the spectrum measures and each layer's mean (rule anisotropy_spectrum)."""
 
-import numpy as np
-
-from layergeom.anisotropy import merge_moments
-from layergeom.atomic import atomic_output, write_parquet
+from layergeom.analyses.anisotropy.metrics import write_spectrum
 from layergeom.joblog import job_logging
-from layergeom.store import open_hidden
 
-with job_logging(snakemake.log[0]) as log:
-    spectrum, means = merge_moments(list(snakemake.input.parts), open_hidden(snakemake.input.states).shape[0])
-    log.info("%d layers merged from %d shards", spectrum.height, len(snakemake.input.parts))
-    write_parquet(spectrum, snakemake.output.spectrum)
-    with atomic_output(snakemake.output.means) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, means)
+with job_logging(snakemake.log[0]):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    write_spectrum(sm.input.states, sm.input.tokens, list(sm.input.parts), sm.params.selection, sm.output.spectrum,
+                   sm.output.means)

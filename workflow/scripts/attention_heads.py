@@ -2,12 +2,12 @@
 
 import torch
 
-from layergeom.attention import has_rotary, head_stats, heads_table, sequences_from_tokens
-from layergeom.atomic import write_parquet
+from layergeom.analyses.attention.heads import has_rotary, head_stats, heads_table, sequences_from_tokens
+from layergeom.io.atomic import write_parquet
 from layergeom.joblog import job_logging
 from layergeom.models import load_model_entry
-from layergeom.selection import token_mask
-from layergeom.store import read_tokens
+from layergeom.stream.selection import token_mask
+from layergeom.io.store import read_tokens
 
 with job_logging(snakemake.log[0]) as log:  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -1,6 +1,6 @@
 """Read, split, filter and sample one corpus entry (rule corpus)."""
 
-from layergeom.atomic import write_parquet
+from layergeom.io.atomic import write_parquet
 from layergeom.corpus import build_corpus
 from layergeom.joblog import job_logging
 

@@ -1,14 +1,7 @@
-"""Per-layer norms of one store (rule summary)."""
+"""Per-layer norms of one store from its stream shards (rule summary)."""
 
-from layergeom.atomic import write_parquet
+from layergeom.analyses.summary.metrics import write_table
 from layergeom.joblog import job_logging
-from layergeom.selection import token_mask
-from layergeom.store import open_hidden, read_tokens
-from layergeom.summary import layer_norms
 
-with job_logging(snakemake.log[0]) as log:
-    sel = snakemake.params.selection
-    mask = token_mask(read_tokens(snakemake.input.tokens), sel["include_special"], sel["exclude_first_position"])
-    table = layer_norms(open_hidden(snakemake.input.states), mask)
-    log.info("%d layers, %d tokens selected", table.height, int(mask.sum()))
-    write_parquet(table, snakemake.output.table)
+with job_logging(snakemake.log[0]):  # noqa: F821
+    write_table(snakemake.input.states, list(snakemake.input.parts), snakemake.output.table)  # noqa: F821

@@ -1,7 +1,7 @@
 """Stack every model's layer table of one analysis on one corpus (rule table)."""
 
 from layergeom.joblog import job_logging
-from layergeom.tables import stack, write_tables
+from layergeom.io.tables import stack, write_tables
 
 with job_logging(snakemake.log[0]) as log:  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -4,7 +4,7 @@ import polars as pl
 import torch
 from transformers import AutoTokenizer
 
-from layergeom.atomic import write_parquet
+from layergeom.io.atomic import write_parquet
 from layergeom.joblog import job_logging
 from layergeom.train import prepare_data, train
 

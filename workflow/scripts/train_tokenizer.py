@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from layergeom.atomic import atomic_output
+from layergeom.io.atomic import atomic_output
 from layergeom.joblog import job_logging
 from layergeom.train import train_tokenizer
 

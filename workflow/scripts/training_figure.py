@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from layergeom.dynamics_plots import over_training
+from layergeom.analyses.dynamics.plots import over_training
 from layergeom.joblog import job_logging
 from layergeom.plotting import save
 

@@ -1,0 +1,38 @@
+"""What anisotropy streams: unit-vector sums and the shared scatter (pass 1), centered unit sums (pass 2),
+and the rows of the intrinsic-dimension sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from layergeom.stream.driver import Feed
+from layergeom.stream.sample import PointSample
+from layergeom.stream.scatter import Scatter, UnitSum, scatter_name
+from layergeom.stream.selection import token_mask
+
+UNITS = "anisotropy/units"
+CENTERED = "anisotropy/centered"
+SAMPLE = "anisotropy/id_sample"
+
+
+def feeds(tokens: pl.DataFrame, selection: dict) -> list[Feed]:
+    """Pass 1: the uncentered unit-vector sum and the scatter of the selected tokens (shared by name)."""
+    mask = token_mask(tokens, **selection)
+    return [
+        Feed(UNITS, mask, lambda layer, d: UnitSum(d)),
+        Feed(scatter_name(mask), mask, lambda layer, d: Scatter(d)),
+    ]
+
+
+def centered_feeds(tokens: pl.DataFrame, selection: dict, means: np.ndarray) -> list[Feed]:
+    """Pass 2: unit-vector sums of the selected tokens minus their layer's mean."""
+    mask = token_mask(tokens, **selection)
+    return [Feed(CENTERED, mask, lambda layer, d: UnitSum(d, means[layer]))]
+
+
+def sample_feeds(n_tokens: int, rows: np.ndarray) -> list[Feed]:
+    """The vectors of the intrinsic-dimension sample's rows."""
+    mask = np.zeros(n_tokens, dtype=bool)
+    mask[rows] = True
+    return [Feed(SAMPLE, mask, lambda layer, d: PointSample(d))]

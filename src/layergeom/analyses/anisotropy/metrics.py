@@ -1,0 +1,178 @@
+"""The anisotropy tables: spectrum and mean cosines from merged shards, intrinsic dimension of one sample.
+
+Pass 1 (the stream shards) accumulates unit-vector sums and the shared centered scatter; their merge
+gives the spectrum measures and each layer's mean; pass 2 (per shard) sums the unit vectors of the
+centered states; the ID job reads only a bounded subsample of each layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+import zarr
+
+from layergeom.analyses.anisotropy import intrinsic_dimension as idim
+from layergeom.analyses.anisotropy.accumulate import CENTERED, SAMPLE, UNITS, centered_feeds, sample_feeds
+from layergeom.io.atomic import atomic_output, write_parquet
+from layergeom.io.store import block_step, layer_axis, open_hidden, read_tokens
+from layergeom.stream.driver import stream_layers, stream_to_folder
+from layergeom.stream.protocol import load_merged
+from layergeom.stream.scatter import scatter_name
+from layergeom.stream.selection import token_mask
+from layergeom.stream.shards import shard_range
+
+
+log = logging.getLogger("layergeom")
+
+TOP_SHARES = 10
+METADATA = {"model": pl.Utf8, "corpus": pl.Utf8, "model_source": pl.Utf8, "revision": pl.Utf8, "init": pl.Utf8,
+            "kind": pl.Utf8, "last_layer_after_final_norm": pl.Boolean}
+
+
+def spectrum_measures(eigenvalues: np.ndarray, top: int = 10) -> dict:
+    """sigma_1^2 / sum sigma_i^2, the top shares and the effective rank exp(entropy of the shares)."""
+    total = float(eigenvalues.sum())
+    if total <= 0:
+        nan_shares = [math.nan] * min(top, len(eigenvalues))
+        return {"sigma1_share": math.nan, "top_shares": nan_shares, "eff_rank": math.nan, "total_variance": total}
+    shares = eigenvalues / total
+    positive = shares[shares > 0]
+    entropy = -float(np.sum(positive * np.log(positive)))
+    return {
+        "sigma1_share": float(shares[0]),
+        "top_shares": shares[:top].tolist(),
+        "eff_rank": math.exp(entropy),
+        "total_variance": total,
+    }
+
+
+def merge_moments(parts: Sequence[str | os.PathLike], mask: np.ndarray, n_layers: int) -> tuple[pl.DataFrame, np.ndarray]:
+    """Merge pass-1 shards: the spectrum measures per layer and the (layers, d) means."""
+    rows, means = [], []
+    for layer in range(n_layers):
+        units, scatter = load_merged(parts, layer, UNITS), load_merged(parts, layer, scatter_name(mask))
+        if scatter.count == 0:
+            raise ValueError(f"layer {layer}: no token was selected")
+        measures = spectrum_measures(scatter.finalize(), TOP_SHARES)
+        rows.append(
+            {
+                "layer": layer,
+                "n_tokens": scatter.count,
+                "mean_cos": units.finalize(),
+                "sigma1_share": measures["sigma1_share"],
+                "top10_shares": measures["top_shares"],
+                "eff_rank": measures["eff_rank"],
+                "total_variance": measures["total_variance"],
+            }
+        )
+        means.append(scatter.mean)
+    return pl.DataFrame(rows), np.stack(means)
+
+
+def write_spectrum(
+    states: str | os.PathLike, tokens: str | os.PathLike, parts: Sequence[str | os.PathLike], selection: dict,
+    spectrum_out: str | os.PathLike, means_out: str | os.PathLike,
+) -> None:
+    """Merge pass 1 into the spectrum table and the layer means that pass 2 centers on."""
+    mask = token_mask(read_tokens(tokens), **selection)
+    spectrum, means = merge_moments(parts, mask, open_hidden(states).shape[0])
+    log.info("%d layers merged from %d shards", spectrum.height, len(parts))
+    write_parquet(spectrum, spectrum_out)
+    with atomic_output(means_out) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, means)
+
+
+def write_centered(
+    states: str | os.PathLike, tokens: str | os.PathLike, means: str | os.PathLike, selection: dict,
+    shard: tuple[int, int], block_tokens: int | None, out: str | os.PathLike,
+) -> None:
+    """Pass 2 over one token shard: unit-vector sums of the states minus their layer's mean."""
+    array = open_hidden(states)
+    token_range = shard_range(array.shape[1], block_step(array, block_tokens), *shard)
+    feeds = centered_feeds(read_tokens(tokens), selection, np.load(means))
+    stream_to_folder(array, feeds, out, token_range, block_tokens)
+
+
+def merge_centered(parts: Sequence[str | os.PathLike], n_layers: int) -> pl.DataFrame:
+    """Merge pass-2 shards: the centered mean pairwise cosine per layer."""
+    values = [load_merged(parts, layer, CENTERED).finalize() for layer in range(n_layers)]
+    return pl.DataFrame({"layer": np.arange(n_layers), "mean_cos_centered": values})
+
+
+def id_table(array: zarr.Array, tokens: pl.DataFrame, mask: np.ndarray, settings: dict,
+             block_tokens: int | None) -> pl.DataFrame:
+    """Intrinsic dimension of every layer on one subsample of tokens (the same rows at every layer)."""
+    rows = idim.subsample_rows(tokens, mask, settings["n_points"], settings["sample"], settings["seed"])
+    if len(rows) < 3:
+        raise ValueError(f"only {len(rows)} tokens selected; the intrinsic dimension needs at least 3")
+    out = []
+    for layer, accumulators in stream_layers(array, sample_feeds(array.shape[1], rows), block_tokens=block_tokens):
+        est = idim.estimate(accumulators[SAMPLE].finalize(), settings["discard_fraction"], settings["k_neighbors"],
+                            settings["bootstrap"], settings["confidence"], settings["seed"], settings["block_points"])
+        log.info("layer %d: TwoNN %.2f [%.2f, %.2f], Levina-Bickel %.2f, %d of %d points used",
+                 layer, est.twonn, est.twonn_lo, est.twonn_hi, est.levina_bickel, est.n_used, est.n_points)
+        out.append(
+            {
+                "layer": layer,
+                "twonn_id": est.twonn,
+                "twonn_lo": est.twonn_lo,
+                "twonn_hi": est.twonn_hi,
+                "twonn_mle": est.twonn_mle,
+                "twonn_mle_lo": est.twonn_mle_lo,
+                "twonn_mle_hi": est.twonn_mle_hi,
+                "levina_bickel_id": est.levina_bickel,
+                "id_points": est.n_points,
+                "n_used": est.n_used,
+                "n_duplicates": est.n_duplicates,
+            }
+        )
+    return pl.DataFrame(out)
+
+
+def write_id(states: str | os.PathLike, tokens: str | os.PathLike, selection: dict, settings: dict,
+             block_tokens: int | None, out: str | os.PathLike) -> None:
+    """The intrinsic-dimension table of every layer on the configured sample."""
+    table = read_tokens(tokens)
+    write_parquet(id_table(open_hidden(states), table, token_mask(table, **selection), settings, block_tokens), out)
+
+
+def layer_table(array: zarr.Array, spectrum: pl.DataFrame, centered: pl.DataFrame, ids: pl.DataFrame,
+                selection: dict) -> pl.DataFrame:
+    """One row per layer: names, relative depth, every measure, the selection and the store's metadata."""
+    attrs = dict(array.attrs)
+    table = spectrum.join(centered, on="layer").join(ids, on="layer").sort("layer")
+    table = table.join(layer_axis(array), on="layer", how="left", maintain_order="left")
+    return table.with_columns(
+        pl.lit(selection["include_special"]).alias("include_special"),
+        pl.lit(selection["exclude_first_position"]).alias("exclude_first_position"),
+        *(pl.lit(attrs.get(key), dtype=dtype).alias(key) for key, dtype in METADATA.items()),
+    )
+
+
+def random_baselines(models: list[tuple[str, str, str | None, str]]) -> list[tuple[str, str]]:
+    """(trained, untrained) name pairs among (name, source, revision, init) entries sharing source and revision."""
+    return [
+        (trained, untrained)
+        for untrained, source, revision, init in models
+        if init == "random"
+        for trained, source_t, revision_t, init_t in models
+        if init_t == "pretrained" and (source_t, revision_t) == (source, revision)
+    ]
+
+
+def write_table(states: str | os.PathLike, spectrum: str | os.PathLike, centered: Sequence[str | os.PathLike],
+                ids: str | os.PathLike, selection: dict, out: str | os.PathLike) -> pl.DataFrame:
+    """Join the spectrum, the merged centered cosines and the intrinsic dimension into the anisotropy table."""
+    array = open_hidden(states)
+    table = layer_table(array, pl.read_parquet(spectrum), merge_centered(centered, array.shape[0]),
+                        pl.read_parquet(ids), selection)
+    log.info("\n%s", table.select("layer", "mean_cos", "mean_cos_centered", "sigma1_share", "eff_rank", "twonn_id",
+                                  "levina_bickel_id"))
+    write_parquet(table, out)
+    return table
+

@@ -1,0 +1,96 @@
+"""Figures of anisotropy and intrinsic dimension over relative depth, every model of one corpus."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from layergeom.analyses.anisotropy.metrics import random_baselines
+from layergeom.plotting import line_style, plt, save
+from layergeom.stream.selection import describe
+
+DEPTH = "relative depth (layer / number of blocks)"
+PANELS = (
+    ("mean_cos", "mean pairwise cosine (uncentered)"),
+    ("mean_cos_centered", "mean pairwise cosine (centered)"),
+    ("sigma1_share", "top singular share sigma1^2 / sum sigma_i^2 (centered)"),
+    ("eff_rank", "effective rank (centered)"),
+)
+
+
+def label(table: pl.DataFrame) -> str:
+    """Legend entry: model name, kind, and the init when untrained."""
+    random = ", random init" if table["init"][0] == "random" else ""
+    return f"{table['model'][0]} ({table['kind'][0]}{random})"
+
+
+def anisotropy_figure(tables: Sequence[pl.DataFrame], title: str, out: str | os.PathLike) -> None:
+    """Mean cosines, top singular share and effective rank: one panel each, one line per model."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
+    for color, table in enumerate(tables):
+        for ax, (column, _) in zip(axes.flat, PANELS):
+            ax.plot(table["relative_depth"], table[column], line_style(table["kind"][0]), marker="o", ms=3,
+                    color=f"C{color}", label=label(table))
+    for ax, (_, name) in zip(axes.flat, PANELS):
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(DEPTH)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(f"{title}; solid: decoders, dashed: encoders")
+    save(fig, out)
+
+
+def id_figure(tables: Sequence[pl.DataFrame], title: str, settings: Mapping, out: str | os.PathLike) -> None:
+    """TwoNN with its bootstrap band and Levina-Bickel, one line per model."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout="constrained")
+    for color, table in enumerate(tables):
+        style = dict(color=f"C{color}", marker="o", ms=3, label=label(table))
+        depth = table["relative_depth"]
+        axes[0].plot(depth, table["twonn_id"], line_style(table["kind"][0]), **style)
+        axes[0].fill_between(depth, table["twonn_lo"], table["twonn_hi"], color=f"C{color}", alpha=0.2, lw=0)
+        axes[1].plot(depth, table["levina_bickel_id"], line_style(table["kind"][0]), **style)
+    axes[0].set_title(f"TwoNN (discard {settings['discard_fraction']:g}, {settings['confidence']:.0%} bootstrap band)",
+                      fontsize=10)
+    axes[1].set_title(f"Levina-Bickel MLE (k = {settings['k_neighbors']})", fontsize=10)
+    axes[0].set_ylabel("intrinsic dimension")
+    for ax in axes:
+        ax.set_xlabel(DEPTH)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{title}; {settings['sample']} {settings['n_points']} tokens")
+    save(fig, out)
+
+
+def corpus_figures(tables: Sequence[str | os.PathLike], corpus: str, selection: dict, settings: Mapping,
+                   out: Mapping[str, str | os.PathLike]) -> None:
+    """The anisotropy and intrinsic-dimension figures of one corpus."""
+    frames = [pl.read_parquet(path) for path in tables]
+    title = f"{corpus}: {describe(**selection)}"
+    anisotropy_figure(frames, title, out["anisotropy"])
+    id_figure(frames, title, settings, out["intrinsic_dimension"])
+
+
+def random_figure(tables: Sequence[str | os.PathLike], corpus: str, selection: dict, out: str | os.PathLike) -> None:
+    """Each trained model beside its random-init twin of the same source and revision."""
+    frames = {t["model"][0]: t for t in (pl.read_parquet(path) for path in tables)}
+    pairs = random_baselines([(m, t["model_source"][0], t["revision"][0], t["init"][0]) for m, t in frames.items()])
+    if not pairs:
+        raise ValueError("no model with init 'random' has a pretrained twin of the same source and revision")
+    columns = [("mean_cos", "mean pairwise cosine (uncentered)"),
+               ("sigma1_share", "top singular share (centered)"),
+               ("twonn_id", "TwoNN intrinsic dimension")]
+    fig, axes = plt.subplots(len(pairs), 3, figsize=(13, 3.6 * len(pairs)), squeeze=False, layout="constrained")
+    for row, (trained, untrained) in zip(axes, pairs):
+        for ax, (column, name) in zip(row, columns):
+            for model, style, color in ((trained, "-", "C0"), (untrained, "--", "C1")):
+                table = frames[model]
+                ax.plot(table["relative_depth"], table[column], style, color=color, marker="o", ms=3,
+                        label=f"{model} ({table['init'][0]})")
+                if column == "twonn_id":
+                    ax.fill_between(table["relative_depth"], table["twonn_lo"], table["twonn_hi"], color=color,
+                                    alpha=0.2, lw=0)
+            ax.set_title(f"{trained}: {name}", fontsize=10)
+            ax.set_xlabel(DEPTH)
+        row[0].legend(fontsize=8)
+    fig.suptitle(f"{corpus}: {describe(**selection)}")
+    save(fig, out)

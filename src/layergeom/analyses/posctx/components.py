@@ -1,0 +1,104 @@
+"""Position/context decomposition of a contexts-mode store from the merged stream shards.
+
+The merge folds the shards layer by layer, writes pos and ctx to ``components.zarr`` and one row of
+statistics per layer to ``layers.parquet``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+import zarr
+
+from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, decompose
+from layergeom.analyses.posctx.design import grid_design
+from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
+from layergeom.io.atomic import atomic_output, write_parquet
+from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens
+from layergeom.stream.protocol import load_merged
+from layergeom.stream.scatter import scatter_name
+
+log = logging.getLogger(__name__)
+
+_STORE_ATTRS = (
+    "model",
+    "model_source",
+    "revision",
+    "init",
+    "kind",
+    "corpus",
+    "n_layers",
+    "d_model",
+    "last_layer_after_final_norm",
+    "residual_before_final_norm",
+    "sequence_length",
+    "config_hash",
+)
+
+
+def merge_layer(parts: Sequence[str | os.PathLike], layer: int, mask: np.ndarray) -> Decomposition:
+    """Fold the shards' sums and scatter of one layer and decompose it."""
+    return decompose(load_merged(parts, layer, SUMS), load_merged(parts, layer, scatter_name(mask)))
+
+
+def run_merge(
+    states_path: str | os.PathLike,
+    tokens_path: str | os.PathLike,
+    part_paths: Sequence[str | os.PathLike],
+    components_path: str | os.PathLike,
+    table_path: str | os.PathLike,
+    include_special: bool,
+    exclude_first_position: bool,
+    settings: Settings,
+) -> pl.DataFrame:
+    """Merge shards layer by layer; write components.zarr and layers.parquet; return the table."""
+    array = open_hidden(states_path)
+    names = layer_names(array)
+    design = grid_design(read_tokens(tokens_path), include_special, exclude_first_position)
+    n_layers, d = array.shape[0], array.shape[2]
+    n_ctx, n_pos = design.shape
+    codes, _ = topic_codes(design.topics)
+    rows = []
+    attrs = {key: array.attrs.get(key) for key in _STORE_ATTRS}
+    attrs.update(
+        layer_names=names,
+        include_special=include_special,
+        exclude_first_position=exclude_first_position,
+        dropped_contexts=design.dropped_contexts,
+    )
+    with atomic_output(components_path) as tmp:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        group.attrs.update(attrs)
+        pos_arr = group.create_array("pos", shape=(n_layers, n_pos, d), chunks=(1, n_pos, d), dtype=np.float64)
+        ctx_arr = group.create_array("ctx", shape=(n_layers, n_ctx, d), chunks=(1, n_ctx, d), dtype=np.float64)
+        mean_arr = group.create_array("mean", shape=(n_layers, d), chunks=(1, d), dtype=np.float64)
+        group.create_array("positions", data=design.positions)
+        group.create_array("context_ids", data=design.context_ids)
+        topic = group.create_array("topic", shape=(n_ctx,), dtype=str)  # "" = no topic
+        topic[:] = np.array([t or "" for t in design.topics], dtype=object)
+        for layer in range(n_layers):
+            dec = merge_layer(part_paths, layer, design.mask)
+            pos_arr[layer], ctx_arr[layer], mean_arr[layer] = dec.pos, dec.ctx, dec.mu
+            row = {"layer": layer, "n_contexts": n_ctx, "n_positions": n_pos}
+            row.update(layer_metrics(dec, codes, settings))
+            rows.append(row)
+            shares = (row["pos_share"], row["ctx_share"], row["resid_share"])
+            log.info("layer %d: shares pos %.3f ctx %.3f resid %.3f", layer, *shares)
+    table = layer_axis(array).join(pl.DataFrame(rows, infer_schema_length=None), on="layer").with_columns(
+        pl.lit(attrs["model"]).alias("model"), pl.lit(attrs["corpus"]).alias("corpus")
+    )
+    write_parquet(table, table_path)
+    return table
+
+
+def read_components(path: str | os.PathLike) -> dict:
+    """pos, ctx (all layers), positions, context ids, topics and attrs of a components store."""
+    group = zarr.open_group(str(path), mode="r", zarr_format=3)
+    out = {name: np.asarray(group[name][...]) for name in ("pos", "ctx", "mean", "positions", "context_ids")}
+    out["topics"] = [t or None for t in np.asarray(group["topic"][...]).tolist()]
+    out["attrs"] = dict(group.attrs)
+    return out

@@ -1,0 +1,144 @@
+"""The hidden-state store: a Zarr v3 group with the array ``hidden`` (layers, tokens, d).
+
+Writers and readers of ``results/hidden/{model}/{corpus}/states.zarr`` go through this module;
+readers stream one layer in chunk-aligned blocks so memory depends on chunk size and d only.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import polars as pl
+import zarr
+
+ARRAY = "hidden"
+COMPRESSORS = {
+    "none": lambda: None,
+    "zstd": lambda: zarr.codecs.ZstdCodec(level=3),
+    "blosc": lambda: zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
+}
+
+
+def create_store(
+    path: str | os.PathLike,
+    n_layers: int,
+    n_tokens: int,
+    d: int,
+    dtype: str,
+    chunk_tokens: int,
+    shard_tokens: int | None,
+    attrs: dict,
+    compression: str = "none",
+) -> zarr.Array:
+    """Create an empty store at ``path`` with one layer per chunk, chunked along tokens."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    chunk = max(1, min(chunk_tokens, max(n_tokens, 1)))
+    shards = None
+    if shard_tokens:
+        shard = max(chunk, (shard_tokens // chunk) * chunk)
+        shards = (1, shard, d)
+    array = group.create_array(
+        ARRAY,
+        shape=(n_layers, n_tokens, d),
+        chunks=(1, chunk, d),
+        shards=shards,
+        dtype=dtype,
+        fill_value=0,
+        compressors=COMPRESSORS[compression](),
+    )
+    array.attrs.update(attrs)
+    group.attrs.update(attrs)
+    return array
+
+
+def open_hidden(path: str | os.PathLike, mode: str = "r") -> zarr.Array:
+    """Open the ``hidden`` array of a store."""
+    return zarr.open_group(str(path), mode=mode, zarr_format=3)[ARRAY]
+
+
+def read_tokens(path: str | os.PathLike) -> pl.DataFrame:
+    """Read the token table; row i describes column i of ``hidden``."""
+    return pl.read_parquet(path)
+
+
+def write_block_size(array: zarr.Array) -> int:
+    """Tokens per aligned write: the shard length if sharded, else the chunk length."""
+    shards = getattr(array, "shards", None)
+    return int(shards[1] if shards else array.chunks[1])
+
+
+def block_step(array: zarr.Array, block_tokens: int | None) -> int:
+    """Tokens per streamed block: ``block_tokens`` rounded down to whole chunks, at least one chunk."""
+    chunk = int(array.chunks[1])
+    return max(chunk, (int(block_tokens or chunk) // chunk) * chunk)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One chunk-aligned block of one layer: token range [start, stop) and its selected rows."""
+
+    start: int
+    stop: int
+    rows: np.ndarray  # indices into the full token axis of the selected tokens
+    values: np.ndarray  # (len(rows), d) float64
+
+
+def iter_layer(
+    array: zarr.Array,
+    layer: int,
+    mask: np.ndarray | None = None,
+    block_tokens: int | None = None,
+    dtype: type = np.float64,
+) -> Iterator[Block]:
+    """Stream one layer in chunk-aligned blocks, keeping only tokens where ``mask`` is true."""
+    n_tokens = array.shape[1]
+    step = block_step(array, block_tokens)
+    for start in range(0, n_tokens, step):
+        stop = min(start + step, n_tokens)
+        keep = None if mask is None else np.flatnonzero(mask[start:stop])
+        if keep is not None and keep.size == 0:
+            continue
+        values = np.asarray(array[layer, start:stop], dtype=dtype)
+        rows = np.arange(start, stop)
+        if keep is not None and keep.size < stop - start:
+            values, rows = values[keep], rows[keep]
+        yield Block(start, stop, rows, values)
+
+
+def prefetched(blocks: Iterator[Block]) -> Iterator[Block]:
+    """Read the next block in a background thread while the caller works on the current one (2 in memory)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, blocks, None)
+        while (block := pending.result()) is not None:
+            pending = pool.submit(next, blocks, None)
+            yield block
+
+
+def layer_names(array: zarr.Array) -> list[str]:
+    """Layer names stored with the array (``embeddings``, ``block_1`` ...)."""
+    names = array.attrs.get("layer_names")
+    return list(names) if names else [str(i) for i in range(array.shape[0])]
+
+
+def n_blocks(array: zarr.Array) -> int:
+    """Number of transformer blocks of the model behind the store (stored layers are embeddings + blocks)."""
+    return int(array.attrs.get("n_layers") or array.shape[0] - 1)
+
+
+def relative_depth(layer, blocks: int):
+    """Layer index over the number of blocks (0 = embeddings output, 1 = last block)."""
+    return layer / max(blocks, 1)
+
+
+def layer_axis(array: zarr.Array) -> pl.DataFrame:
+    """``layer``, ``layer_name`` and ``relative_depth`` of every stored layer: the first columns of a layer table."""
+    layers = np.arange(array.shape[0])
+    return pl.DataFrame(
+        {"layer": layers, "layer_name": layer_names(array), "relative_depth": relative_depth(layers, n_blocks(array))},
+        schema={"layer": pl.Int64, "layer_name": pl.Utf8, "relative_depth": pl.Float64},
+    )
+

@@ -1,0 +1,38 @@
+"""A stream shard job: every analysis planned for a pair, fed from one pass over its shard of the store."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+from layergeom.io.store import block_step, open_hidden, read_tokens
+from layergeom.stream.driver import Feed, stream_to_folder
+from layergeom.stream.shards import parse_shard, shard_range
+
+log = logging.getLogger("layergeom")
+
+
+def analysis_feeds(analysis: str, tokens, selection: dict) -> list[Feed]:
+    """The feeds of one analysis: ``layergeom.analyses.<analysis>.accumulate.feeds(tokens, selection)``."""
+    module = importlib.import_module(f"layergeom.analyses.{analysis}.accumulate")
+    return module.feeds(tokens, selection)
+
+
+def run_stream_shard(
+    states: str | os.PathLike,
+    tokens: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    shard: str,
+    plans: dict[str, dict],
+    block_tokens: int | None = None,
+) -> None:
+    """Stream shard ``k-of-n`` of a store through the accumulators of every planned analysis into ``out_dir``."""
+    array, table = open_hidden(states), read_tokens(tokens)
+    if table.height != array.shape[1]:
+        raise ValueError(f"{tokens} has {table.height} rows but {states} stores {array.shape[1]} tokens")
+    feeds = [feed for analysis, selection in plans.items() for feed in analysis_feeds(analysis, table, selection)]
+    token_range = shard_range(array.shape[1], block_step(array, block_tokens), *parse_shard(shard))
+    log.info("shard %s: tokens %d..%d of %d, %d layers, accumulators %s",
+             shard, *token_range, array.shape[1], array.shape[0], sorted({f.name for f in feeds}))
+    stream_to_folder(array, feeds, out_dir, token_range, block_tokens)

@@ -1,0 +1,195 @@
+"""Mergeable float64 moments of vectors grouped by an integer key (for example a token type).
+
+Per group: count n, mean vector, S = sum of squared deviations from the mean and q = sum of squared
+norms. Chunks and partial accumulators combine with Chan's pairwise rule, so the result does not
+depend on how the rows were split or in which order the parts were merged (up to float64 rounding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from layergeom.stream.protocol import register
+
+# Rows per step of the deviation pass: small enough that the step's temporaries stay in cache.
+_DEVIATION_ROWS = 128
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Moments of the groups seen, sorted by key: ids (k,), n (k,), mean (k, d), s (k,), q (k,)."""
+
+    ids: np.ndarray
+    n: np.ndarray
+    mean: np.ndarray
+    s: np.ndarray
+    q: np.ndarray
+
+    @classmethod
+    def empty(cls, d: int) -> Moments:
+        """Moments of no group in dimension ``d``."""
+        return cls(
+            np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, d)), np.empty(0), np.empty(0)
+        )
+
+    @property
+    def d(self) -> int:
+        """Dimension of the vectors."""
+        return int(self.mean.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, keep: np.ndarray) -> Moments:
+        """The groups picked by a boolean mask or a sorted index array."""
+        return Moments(self.ids[keep], self.n[keep], self.mean[keep], self.s[keep], self.q[keep])
+
+    def qmv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per group Q = q/n (mean squared norm), M = ||mean||^2 and V = S/n (total variance)."""
+        n = self.n.astype(np.float64)
+        return self.q / n, np.einsum("ij,ij->i", self.mean, self.mean), self.s / n
+
+
+def chunk_moments(x: np.ndarray, keys: np.ndarray) -> Moments:
+    """Exact two-pass moments of the rows of ``x`` (n, d) grouped by ``keys`` (n,), in float64."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    keys = np.asarray(keys, dtype=np.int64)
+    if x.ndim != 2 or keys.shape != (x.shape[0],):
+        raise ValueError(f"need x of shape (n, d) and keys of shape (n,), got {x.shape}, {keys.shape}")
+    rows = len(keys)
+    if rows == 0:
+        return Moments.empty(x.shape[1])
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    counts = np.diff(np.append(starts, rows))
+    k = len(starts)
+    group = np.empty(rows, np.int64)
+    group[order] = np.repeat(np.arange(k), counts)
+    # Group sums as a sparse one-hot product: one pass over x, no gather of the rows.
+    onehot = sp.csr_array((np.ones(rows), order, np.append(starts, rows)), shape=(k, rows))
+    mean = onehot @ x
+    mean /= counts[:, None]
+    row_q = np.einsum("ij,ij->i", x, x)
+    row_s = np.empty(rows)
+    for lo in range(0, rows, _DEVIATION_ROWS):
+        hi = min(lo + _DEVIATION_ROWS, rows)
+        dev = mean[group[lo:hi]]
+        np.subtract(x[lo:hi], dev, out=dev)
+        row_s[lo:hi] = np.einsum("ij,ij->i", dev, dev)
+    return Moments(
+        sorted_keys[starts],
+        counts.astype(np.int64),
+        mean,
+        np.bincount(group, row_s, k),
+        np.bincount(group, row_q, k),
+    )
+
+
+@register
+class GroupedMoments:
+    """Running float64 moments per group key; memory grows with the groups seen, not the rows.
+
+    ``keys`` gives the group of every token-table row, so that ``update`` takes blocks by their rows.
+    """
+
+    def __init__(self, d: int, keys: np.ndarray | None = None, capacity: int = 0) -> None:
+        """Empty moments in dimension ``d``; ``capacity`` groups are reserved up front."""
+        self.d = int(d)
+        self.keys = keys
+        self._keys = np.empty(0, np.int64)  # sorted keys seen so far
+        self._slots = np.empty(0, np.int64)  # storage row of each sorted key
+        self._n = np.zeros(0, np.int64)
+        self._mean = np.zeros((0, self.d))
+        self._s = np.zeros(0)
+        self._q = np.zeros(0)
+        self._reserve(capacity)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @classmethod
+    def from_moments(cls, moments: Moments) -> GroupedMoments:
+        """An accumulator starting from saved moments."""
+        acc = cls(moments.d)
+        acc.merge(moments)
+        return acc
+
+    def update(self, values: np.ndarray, rows: np.ndarray) -> None:
+        """Add a block ``values`` (n, d) of the token-table ``rows`` (n,), grouped by ``keys[rows]``."""
+        if self.keys is None:
+            raise ValueError("these moments were loaded from a partial; they take merges, not blocks")
+        self.merge(chunk_moments(values, self.keys[rows]))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """ids, n, mean, s and q of the groups seen."""
+        moments = self.moments()
+        return {"ids": moments.ids, "n": moments.n, "mean": moments.mean, "s": moments.s, "q": moments.q}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> GroupedMoments:
+        """Rebuild from :meth:`state`."""
+        return cls.from_moments(Moments(state["ids"], state["n"], state["mean"], state["s"], state["q"]))
+
+    def finalize(self) -> Moments:
+        """The moments of every group seen, sorted by key."""
+        return self.moments()
+
+    def merge(self, other: Moments | GroupedMoments) -> None:
+        """Merge another accumulator or saved moments into this one (Chan's pairwise rule)."""
+        if isinstance(other, GroupedMoments):
+            other = other.moments()
+        if other.d != self.d:
+            raise ValueError(f"cannot merge moments of dimension {other.d} into dimension {self.d}")
+        if len(other) == 0:
+            return
+        slots = self._slots_for(other.ids)
+        na = self._n[slots].astype(np.float64)
+        nb = other.n.astype(np.float64)
+        total = na + nb
+        mean = self._mean[slots]
+        delta = np.subtract(other.mean, mean)
+        self._s[slots] += other.s + np.einsum("ij,ij->i", delta, delta) * (na * nb / total)
+        delta *= (nb / total)[:, None]
+        mean += delta
+        self._mean[slots] = mean
+        self._q[slots] += other.q
+        self._n[slots] += other.n
+
+    def moments(self) -> Moments:
+        """A compact copy of the moments of every group seen, sorted by key."""
+        slots = self._slots
+        return Moments(
+            self._keys.copy(), self._n[slots], self._mean[slots], self._s[slots], self._q[slots]
+        )
+
+    def _slots_for(self, keys: np.ndarray) -> np.ndarray:
+        """Storage rows of sorted unique ``keys``, adding zeroed rows for keys not seen yet."""
+        pos = np.searchsorted(self._keys, keys)
+        known = pos < len(self._keys)
+        known[known] = self._keys[pos[known]] == keys[known]
+        new = ~known
+        if new.any():
+            used = len(self._keys)
+            added = int(new.sum())
+            self._reserve(used + added)
+            self._keys = np.insert(self._keys, pos[new], keys[new])
+            self._slots = np.insert(self._slots, pos[new], np.arange(used, used + added))
+            pos = np.searchsorted(self._keys, keys)
+        return self._slots[pos]
+
+    def _reserve(self, rows: int) -> None:
+        """Grow the storage (doubling) so that it holds at least ``rows`` groups."""
+        capacity = len(self._n)
+        if rows <= capacity:
+            return
+        capacity = max(rows, 2 * capacity)
+        used = len(self._keys)
+        for name in ("_n", "_mean", "_s", "_q"):
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), old.dtype)  # zero pages are mapped lazily
+            new[:used] = old[:used]
+            setattr(self, name, new)

@@ -1,0 +1,44 @@
+"""A fixed set of token rows of one layer, collected as they stream by (the intrinsic-dimension sample)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from layergeom.stream.protocol import register
+
+
+@register
+class PointSample:
+    """The vectors of the rows fed to it; merged samples are ordered by token row."""
+
+    def __init__(self, d: int) -> None:
+        self._rows: list[np.ndarray] = []
+        self._values: list[np.ndarray] = [np.empty((0, d))]
+
+    def update(self, values: np.ndarray, rows: np.ndarray) -> None:
+        """Keep a block's rows (a copy)."""
+        self._rows.append(np.asarray(rows, dtype=np.int64).copy())
+        self._values.append(np.array(values, dtype=np.float64))
+
+    def merge(self, other: PointSample) -> None:
+        """Add another shard's rows."""
+        self._rows.extend(other._rows)
+        self._values.extend(other._values)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """rows (sorted) and their vectors."""
+        rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int64)
+        values = np.concatenate(self._values)
+        order = np.argsort(rows, kind="stable")
+        return {"rows": rows[order], "values": values[order]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> PointSample:
+        """Rebuild from :meth:`state`."""
+        acc = cls(state["values"].shape[1])
+        acc.update(state["values"], state["rows"])
+        return acc
+
+    def finalize(self) -> np.ndarray:
+        """The vectors, ordered by token row."""
+        return self.state()["values"]

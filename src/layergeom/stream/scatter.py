@@ -1,0 +1,115 @@
+"""Accumulators of one layer's vectors shared by several analyses: the d x d scatter and the unit-vector sum.
+
+Both are float64, exact up to rounding and mergeable (Chan's rule for the scatter), so token shards can
+be processed anywhere in any order and merged afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from layergeom.stream.protocol import register
+from layergeom.stream.selection import mask_digest
+
+
+@register
+class UnitSum:
+    """Count and sum of unit vectors (x - center) / ||x - center||; zero vectors have no direction and are skipped."""
+
+    def __init__(self, d: int, center: np.ndarray | None = None) -> None:
+        self.count = 0
+        self.total = np.zeros(d)
+        self.center = center
+
+    def update(self, values: np.ndarray, rows: np.ndarray) -> None:
+        """Add a block's rows (minus ``center`` if set) as unit vectors."""
+        x = values if self.center is None else values - self.center
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+        nonzero = norms > 0
+        weights = np.divide(1.0, norms, out=np.zeros_like(norms), where=nonzero)
+        self.total += weights @ x
+        self.count += int(np.count_nonzero(nonzero))
+
+    def merge(self, other: UnitSum) -> None:
+        """Add another shard's sum (same center)."""
+        self.count += other.count
+        self.total += other.total
+
+    def state(self) -> dict[str, np.ndarray]:
+        """count, total and the center (empty when uncentered)."""
+        center = np.empty(0) if self.center is None else self.center
+        return {"count": np.int64(self.count), "total": self.total, "center": center}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> UnitSum:
+        """Rebuild from :meth:`state`."""
+        center = state["center"] if state["center"].size else None
+        acc = cls(len(state["total"]), center)
+        acc.count, acc.total = int(state["count"]), np.array(state["total"], dtype=np.float64)
+        return acc
+
+    def finalize(self) -> float:
+        """Mean of u_i . u_j over ordered pairs i != j: (||sum u||^2 - N) / (N (N - 1))."""
+        n = self.count
+        if n < 2:
+            return math.nan
+        return float((self.total @ self.total - n) / (n * (n - 1)))
+
+
+@register
+class Scatter:
+    """Count, mean and centered scatter matrix sum (x - mean)(x - mean)^T, merged by Chan's rule."""
+
+    def __init__(self, d: int) -> None:
+        self.count = 0
+        self.mean = np.zeros(d)
+        self.scatter = np.zeros((d, d))
+
+    def update(self, values: np.ndarray, rows: np.ndarray) -> None:
+        """Add a block: center it on its own mean, then merge."""
+        if len(values) == 0:
+            return
+        block = Scatter(values.shape[1])
+        block.count, block.mean = len(values), values.mean(axis=0)
+        centered = values - block.mean
+        block.scatter = centered.T @ centered
+        self.merge(block)
+
+    def merge(self, other: Scatter) -> None:
+        """Fold another scatter in (Chan's pairwise rule)."""
+        if other.count == 0:
+            return
+        if self.count == 0:
+            self.count, self.mean, self.scatter = other.count, other.mean.copy(), other.scatter.copy()
+            return
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        weight = self.count * other.count / n
+        scatter = self.scatter + other.scatter
+        scatter += np.outer(delta * weight, delta)
+        self.count, self.mean, self.scatter = n, self.mean + delta * (other.count / n), scatter
+
+    def state(self) -> dict[str, np.ndarray]:
+        """count, mean and scatter."""
+        return {"count": np.int64(self.count), "mean": self.mean, "scatter": self.scatter}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> Scatter:
+        """Rebuild from :meth:`state`."""
+        acc = cls(len(state["mean"]))
+        acc.count, acc.mean, acc.scatter = int(state["count"]), np.array(state["mean"]), np.array(state["scatter"])
+        return acc
+
+    def finalize(self) -> np.ndarray:
+        """Eigenvalues of the 1/N covariance, largest first, tiny negative rounding clipped to 0."""
+        if self.count == 0:
+            raise ValueError("no vectors were accumulated")
+        values = np.linalg.eigvalsh(self.scatter / self.count)[::-1]
+        return np.clip(values, 0.0, None)
+
+
+def scatter_name(mask: np.ndarray) -> str:
+    """Feed name of the shared scatter over the tokens of ``mask``: analyses selecting the same tokens share it."""
+    return f"scatter/{mask_digest(mask)}"

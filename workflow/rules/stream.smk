@@ -1,0 +1,22 @@
+# One streaming pass per token shard of a store feeds every analysis registered for the pair
+# (register_stream in the analysis' rule file): one read of each block for all of them, and one scatter
+# for analyses that select the same tokens. The partial accumulators are temporary (keep them: --notemp).
+
+
+rule stream:
+    input:
+        states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
+        tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+    output:
+        parts=temp(directory(f"{RESULTS}/parts/{{model}}/{{corpus}}/stream/{{shard}}")),
+    params:
+        plans=stream_plans,
+        block_tokens=config["stream"]["block_tokens"],
+    log:
+        "logs/stream/{model}/{corpus}/{shard}.log",
+    benchmark:
+        "benchmarks/out/stream/{model}/{corpus}/{shard}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/stream.py"
