@@ -20,13 +20,22 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
 import skdim  # noqa: E402
 
-from layergeom.analyses.anisotropy.intrinsic_dimension import duplicate_mask, estimate, nearest_distances, twonn_from_ratios  # noqa: E402
-from layergeom.spectrum import layer_centered_units, layer_moments  # noqa: E402
+from layergeom.analyses.anisotropy.accumulate import centered_feeds, feeds  # noqa: E402
+from layergeom.analyses.anisotropy.intrinsic_dimension import (  # noqa: E402
+    duplicate_mask,
+    estimate,
+    nearest_distances,
+    twonn_from_ratios,
+)
 from layergeom.io.store import create_store, iter_layer, open_hidden  # noqa: E402
+from layergeom.stream.driver import stream_layers  # noqa: E402
+from layergeom.stream.scatter import scatter_name  # noqa: E402
 
 REPEATS = 5
+SELECTION = {"include_special": False, "exclude_first_position": False}
 
 
 def best_time(fn, repeats: int = REPEATS) -> tuple[float, object]:
@@ -91,9 +100,12 @@ def bench_stream(folder: Path) -> list[str]:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
         layers = range(n_layers)
         t_read, _ = best_time(lambda: [len(b.rows) for layer in layers for b in iter_layer(array, layer)], 3)
-        t_pass1, moments = best_time(lambda: [layer_moments(array, layer, None) for layer in layers], 3)
-        means = [scatter.mean for _, scatter in moments]
-        t_pass2, _ = best_time(lambda: [layer_centered_units(array, layer, None, means[layer]) for layer in layers], 3)
+        tokens = pl.DataFrame({"position": np.arange(n_tokens), "is_special": np.zeros(n_tokens, dtype=bool)})
+        pass1 = feeds(tokens, SELECTION)
+        t_pass1, streamed = best_time(lambda: [accs for _, accs in stream_layers(array, pass1)], 3)
+        means = np.stack([accs[scatter_name(pass1[0].mask)].mean for accs in streamed])
+        pass2 = centered_feeds(tokens, SELECTION, means)
+        t_pass2, _ = best_time(lambda: list(stream_layers(array, pass2)), 3)
         lines.append(
             f"| {d} | {compression} | {n_layers} x {n_tokens} | {size:.0f} | {t_read:.3f} | {t_pass1:.3f} "
             f"| {t_pass1 / t_read:.2f}x "

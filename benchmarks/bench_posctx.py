@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from layergeom.posctx import run_merge, run_shard
+from layergeom.analyses.posctx.components import run_merge
 from layergeom.analyses.posctx.metrics import Settings
 from layergeom.io.store import create_store, iter_layer, open_hidden
+from layergeom.stream.job import run_stream_shard
 
 N_CTX, T, D, N_LAYERS, CHUNK = 250, 64, 576, 4, 4096
 
@@ -45,10 +46,11 @@ def main() -> None:
                 pass
         read_s = time.perf_counter() - start
         start = time.perf_counter()
-        run_shard(root / "states.zarr", root / "tokens.parquet", root / "part.zarr", 0, 1, False, True)
+        plans = {"posctx": {"include_special": False, "exclude_first_position": True}}
+        run_stream_shard(root / "states.zarr", root / "tokens.parquet", root / "part", "0-of-1", plans)
         shard_s = time.perf_counter() - start
         start = time.perf_counter()
-        run_merge(root / "states.zarr", root / "tokens.parquet", [root / "part.zarr"], root / "components.zarr",
+        run_merge(root / "states.zarr", root / "tokens.parquet", [root / "part"], root / "components.zarr",
                   root / "layers.parquet", False, True, Settings())
         merge_s = time.perf_counter() - start
     tokens = N_CTX * T * N_LAYERS

@@ -16,13 +16,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
+import zarr
 
-from layergeom.norm_variance import accumulate_layer, accumulate_shard, type_keys
-from layergeom.io.store import create_store, iter_layer, open_hidden
+from layergeom.analyses.norm_variance.accumulate import NAME, feeds
+from layergeom.io.store import create_store, iter_layer, open_hidden, prefetched
+from layergeom.stream.driver import stream_layers
+from layergeom.stream.job import run_stream_shard
 
 VOCAB = 49152
 FOLDED = 1000  # a fixed small vocabulary: memory must then not depend on the number of tokens
 CHUNK = 4096
+SELECTION = {"include_special": False, "exclude_first_position": False}
 
 
 def build(path: Path, n_tokens: int, d: int, seed: int = 0) -> None:
@@ -39,34 +44,34 @@ def build(path: Path, n_tokens: int, d: int, seed: int = 0) -> None:
     np.savez(path / "tokens.npz", ids=ids, positions=positions)
 
 
-def load(path: Path, vocab: int = VOCAB):
-    """The store's array, accumulator keys (ids folded into ``vocab`` types) and an all-true mask."""
+def token_table(path: Path, vocab: int = VOCAB) -> pl.DataFrame:
+    """The store's token table, ids folded into ``vocab`` types, no special token (every token selected)."""
     with np.load(path / "tokens.npz") as data:
-        keys = type_keys(data["ids"] % vocab, data["positions"])
-    return open_hidden(path / "states.zarr"), keys, np.ones(len(keys), dtype=bool)
+        ids, positions = data["ids"] % vocab, data["positions"]
+    return pl.DataFrame({"position": positions, "token_id": ids, "is_special": np.zeros(len(ids), dtype=bool)})
 
 
-def read_only(array, mask) -> int:
-    """Stream the layer's blocks exactly as the statistics do, doing nothing with them."""
+def read_only(array: zarr.Array) -> int:
+    """Stream the layer's blocks exactly as the stream driver does, doing nothing with them."""
     rows = 0
-    for block in iter_layer(array, 0, mask):
+    for block in prefetched(iter_layer(array, 0, np.ones(array.shape[1], dtype=bool))):
         rows += len(block.rows)
     return rows
 
 
 def timings(path: Path, repeats: int) -> dict:
     """Best-of-``repeats`` seconds to read the layer and to compute its moments (read included)."""
-    array, keys, mask = load(path)
-    read_only(array, mask)  # warm the page cache so both runs read from memory
+    array, tokens = open_hidden(path / "states.zarr"), token_table(path)
+    read_only(array)  # warm the page cache so both runs read from memory
     read, stats = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        read_only(array, mask)
+        read_only(array)
         read.append(time.perf_counter() - start)
         start = time.perf_counter()
-        moments = accumulate_layer(array, 0, keys, mask)
+        [(layer, accumulators)] = stream_layers(array, feeds(tokens, SELECTION), [0])
         stats.append(time.perf_counter() - start)
-    return {"tokens": len(keys), "read": min(read), "stats": min(stats), "types": len(moments)}
+    return {"tokens": tokens.height, "read": min(read), "stats": min(stats), "types": len(accumulators[NAME])}
 
 
 def peak_rss_mb() -> float:
@@ -76,12 +81,13 @@ def peak_rss_mb() -> float:
 
 
 def child(path: Path, vocab: int) -> dict:
-    """One shard job over the whole store (as rule stats_shard runs it); its peak RSS."""
-    array, keys, mask = load(path, vocab)
-    baseline = peak_rss_mb()
+    """One stream shard job over the whole store, norm_variance only (as rule stream runs it); its peak RSS."""
     with tempfile.TemporaryDirectory() as out:
+        token_table(path, vocab).write_parquet(Path(out) / "tokens.parquet")
+        baseline = peak_rss_mb()
         start = time.perf_counter()
-        accumulate_shard(array, keys, mask, 0, 1, Path(out) / "part")
+        run_stream_shard(path / "states.zarr", Path(out) / "tokens.parquet", Path(out) / "part", "0-of-1",
+                         {"norm_variance": SELECTION})
         seconds = time.perf_counter() - start
         size = sum(f.stat().st_size for f in (Path(out) / "part").iterdir()) / 2**20
     peak = peak_rss_mb()

@@ -4,18 +4,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from layergeom.anisotropy import (
-    centered_pass,
+from layergeom.analyses.anisotropy.intrinsic_dimension import estimate
+from layergeom.analyses.anisotropy.metrics import (
     id_table,
     layer_table,
     merge_centered,
     merge_moments,
-    moments_pass,
     random_baselines,
+    write_centered,
 )
-from layergeom.analyses.anisotropy.intrinsic_dimension import estimate
-from layergeom.stream.selection import token_mask
+from layergeom.io.atomic import write_parquet
 from layergeom.io.store import create_store, open_hidden
+from layergeom.stream.job import run_stream_shard
+from layergeom.stream.selection import token_mask
 
 ATTRS = {"model": "m", "corpus": "c", "model_source": "src", "revision": None, "init": "pretrained",
          "kind": "decoder", "n_layers": 2, "layer_names": ["embeddings", "block_1", "block_2"],
@@ -38,21 +39,28 @@ def store(tmp_path):
     seq = np.repeat(np.arange(30), 10)[rng.permutation(n_tokens)]  # rows not in sequence order
     tokens = pl.DataFrame({"seq_id": seq, "position": np.arange(n_tokens) % 10, "token_id": np.arange(n_tokens),
                            "is_special": np.arange(n_tokens) % 10 == 0})
+    write_parquet(tokens, tmp_path / "tokens.parquet")
     return open_hidden(tmp_path / "states.zarr"), tokens, array[:].astype(np.float64)
 
 
 def test_sharded_stage_equals_in_ram(store, tmp_path):
     array, tokens, data = store
-    mask = token_mask(tokens)
+    states, token_file = tmp_path / "states.zarr", tmp_path / "tokens.parquet"
+    selection = {"include_special": False, "exclude_first_position": False}
+    mask = token_mask(tokens, **selection)
     dirs = [tmp_path / f"moments_{k}" for k in range(3)]
     for k, folder in enumerate(dirs):
-        moments_pass(array, mask, k, 3, folder, block_tokens=80)
-    spectrum, means = merge_moments([str(p) for p in dirs], 3)
-    centered = merge_centered([centered_pass(array, mask, means, k, 3, None) for k in range(3)], 3)
+        run_stream_shard(states, token_file, folder, f"{k}-of-3", {"anisotropy": selection}, block_tokens=80)
+    spectrum, means = merge_moments(dirs, mask, 3)
+    np.save(tmp_path / "means.npy", means)
+    centered_dirs = [tmp_path / f"centered_{k}" for k in range(3)]
+    for k, folder in enumerate(centered_dirs):
+        write_centered(states, token_file, tmp_path / "means.npy", selection, (k, 3), None, folder)
+    centered = merge_centered(centered_dirs, 3)
     settings = {"n_points": 200, "sample": "random", "seed": 1, "discard_fraction": 0.1, "bootstrap": 30,
                 "confidence": 0.9, "k_neighbors": 10, "block_points": 64}
     ids = id_table(array, tokens, mask, settings, None)
-    table = layer_table(array, spectrum, centered, ids, {"include_special": False, "exclude_first_position": False})
+    table = layer_table(array, spectrum, centered, ids, selection)
     assert table["layer_name"].to_list() == ATTRS["layer_names"]
     assert table["relative_depth"].to_list() == [0.0, 0.5, 1.0]
     assert table["kind"].to_list() == ["decoder"] * 3 and table["revision"].dtype == pl.Utf8

@@ -28,7 +28,8 @@ def test_anisotropy_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2
         "models": {"bert": {"source": str(tiny_bert)}, "gpt": {"source": str(tiny_gpt2)},
                    "gpt_rand": {"source": str(tiny_gpt2), "init": "random", "seed": 1}},
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
-        "anisotropy": {"shards": 2, "id": {"n_points": 60, "bootstrap": 20, "k_neighbors": 5}},
+        "stream": {"shards": 2},
+        "anisotropy": {"id": {"n_points": 60, "bootstrap": 20, "k_neighbors": 5}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     done = snakemake(tmp_path)

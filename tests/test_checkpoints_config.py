@@ -98,11 +98,12 @@ def test_dag_runs_every_analysis_over_checkpoints(tmp_path, text_corpus):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
     assert counts["train_tokenizer"] == "1" and counts["train_model"] == "1" and counts["train_loss_figure"] == "1"
     assert counts["extract"] == "5" and counts["summary"] == "5" and counts["attention"] == "5"
-    assert counts["training_figure"] == "8" and counts["drift"] == "1"  # (tiny, pythia) x (norms, attention, anisotropy, stats)
+    assert counts["stream"] == "5"  # one stream shard per store feeds every analysis
+    assert counts["training_figure"] == "8" and counts["drift"] == "1"  # (tiny, pythia) x (summary, attention, anisotropy, norm_variance)
     for step in (0, 4, 10):
         job = re.search(rf"rule extract:\n    input: (.*)\n    output: results/hidden/tiny\.step_{step}/ctx/states\.zarr", out)
         assert job and "results/train/small/checkpoints" in job.group(1)
     job = re.search(r"rule extract:\n    input: (.*)\n    output: results/hidden/pythia\.step1000/ctx", out)
     assert job and "train" not in job.group(1)
     for family in ("tiny", "pythia"):
-        assert f"results/figures/training/{family}/ctx/attention.png" in out
+        assert f"results/figures/dynamics/{family}/ctx/attention.png" in out

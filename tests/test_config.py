@@ -16,20 +16,72 @@ SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
 GOOD = {"corpora": {"bbc": {"source": "bbc"}}, "models": {"minilm": {"source": "minilm"}}}
 
 
-def validated(cfg):
+def validated(cfg: dict) -> dict:
+    """The config as the workflow sees it: previous-release keys rewritten, validated, checked."""
     cfg = copy.deepcopy(cfg)
+    lgconfig.apply_deprecations(cfg)
     validate(cfg, SCHEMA)
     lgconfig.check(cfg)
     return cfg
 
 
+def default_config() -> dict:
+    """config/config.yaml as loaded by Snakemake."""
+    return yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def previous_release(cfg: dict) -> dict:
+    """The same config as the previous release spelled it: `stats`, and shards/block_tokens in every streamed section."""
+    old = copy.deepcopy(cfg)
+    stream = old.pop("stream")
+    old["stats"] = old.pop("norm_variance")
+    for section in ("anisotropy", "posctx", "stats"):
+        old[section].update(stream)
+    return old
+
+
 def test_default_config_is_valid_and_filled():
-    cfg = validated(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
+    raw = default_config()
+    unchanged = copy.deepcopy(raw)
+    assert lgconfig.apply_deprecations(raw) == [] and raw == unchanged
+    cfg = validated(raw)
+    assert cfg["stream"] == {"shards": 1, "block_tokens": None}
     assert cfg["extraction"]["dtype"] == "float16"
     assert cfg["corpora"]["bbc"]["max_words"] == 64
     assert lgconfig.pairs(cfg) == [
         (m, c) for m in cfg["models"] for c in cfg["corpora"] if c in (cfg["models"][m].get("corpora") or cfg["corpora"])
     ]
+
+
+def test_previous_release_config_validates_as_the_current_one():
+    old = previous_release(default_config())
+    warnings = lgconfig.apply_deprecations(copy.deepcopy(old))
+    assert len(warnings) == len(set(warnings)) == 7  # the section rename and 3 sections x 2 moved keys
+    assert validated(old) == validated(default_config())
+
+
+@pytest.mark.parametrize("stream_shards, expected", [(None, 4), (1, 4), (8, 8)])
+def test_deprecated_keys_are_moved_and_merged(stream_shards, expected):
+    cfg = default_config()
+    if stream_shards is None:
+        del cfg["stream"]
+    else:
+        cfg["stream"]["shards"] = stream_shards
+    cfg["stats"] = {"min_count": 5, "shards": 4, "exclude": {"token_ids": [0]}}
+    cfg["anisotropy"].update(shards=2, block_tokens=4096)
+    cfg["posctx"]["shards"] = 3
+    warnings = lgconfig.apply_deprecations(cfg)
+    assert len(warnings) == len(set(warnings)) == 5
+    assert sum("'stats'" in w and "'norm_variance'" in w for w in warnings) == 1
+    assert sum("stream.shards" in w for w in warnings) == 3
+    assert sum("stream.block_tokens" in w for w in warnings) == 1
+    assert "stats" not in cfg
+    nv = cfg["norm_variance"]
+    assert (nv["min_count"], nv["max_count"]) == (5, 100000)  # the user's value wins, the default stays
+    assert nv["exclude"] == {"token_ids": [0], "first_position": True, "outlier_factor": 10}
+    assert cfg["stream"] == {"shards": expected, "block_tokens": 4096}
+    assert all(key not in cfg[s] for s in ("anisotropy", "posctx", "norm_variance") for key in ("shards", "block_tokens"))
+    validate(cfg, SCHEMA)
 
 
 @pytest.mark.parametrize(

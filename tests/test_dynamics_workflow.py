@@ -28,8 +28,8 @@ def test_training_dynamics_end_to_end(tmp_path, text_corpus, tiny_bert):
         "drift": {"d_model": 16, "n_head": 2, "sequences": 2, "length": 8, "points": 4, "repeats": 1},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    targets = ["results/figures/train/small/loss.png", "results/figures/training/tiny/ctx/attention.png",
-               "results/figures/training/tiny/ctx/norms.png", "results/figures/drift/blocks.png",
+    targets = ["results/figures/train/small/loss.png", "results/figures/dynamics/tiny/ctx/attention.png",
+               "results/figures/dynamics/tiny/ctx/summary.png", "results/figures/dynamics/drift.png",
                "results/attention/bert/ctx/heads.parquet"]
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", *targets]
@@ -47,7 +47,7 @@ def test_training_dynamics_end_to_end(tmp_path, text_corpus, tiny_bert):
         assert np.isfinite(heads.select("mean_q_norm", "mean_k_norm", "qk_cos").to_numpy()).all()
     bert = pl.read_parquet(results / "attention" / "bert" / "ctx" / "heads.parquet")
     assert bert["step"].null_count() == bert.height and bert["n_tokens"][0] == 6 * 14  # [CLS] and [SEP] left out
-    drift = pl.read_parquet(results / "drift" / "blocks.parquet")
+    drift = pl.read_parquet(results / "dynamics" / "drift.parquet")
     assert drift.height == 2 * 1 * 5 * 2  # block types x repeats x (N = 0 and 4 points) x blocks
     for target in targets[:4]:
         assert (tmp_path / target).stat().st_size > 0

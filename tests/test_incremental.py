@@ -55,7 +55,7 @@ def base(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(workdir, "config.yaml")
+    done = snakemake(workdir, "config.yaml", "--notemp")  # keep the stream partials: merges rerun alone
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir, config, {"source": str(tiny_gpt2), "extraction": {"dtype": "float32"}}
 
@@ -87,9 +87,9 @@ def test_report_has_every_figure_and_table_with_a_caption(base):
     expected |= {str(p.relative_to(workdir)) for p in results.glob("tables/*/*.html")}
     assert len(expected) > 10 and expected <= set(entries)
     assert all(len(entries[path]["caption"]) > 100 for path in expected)
-    assert {"Norms", "Position and context", "Anisotropy"} <= set(categories)
-    assert set(categories["Position and context"]) == {"ctx"} and set(categories["Norms"]) == {"docs", "ctx"}
-    assert "results/tables/posctx/ctx.html" in categories["Position and context"]["ctx"]
+    assert {"summary", "posctx", "anisotropy", "norm_variance"} <= set(categories)  # one name per analysis
+    assert set(categories["posctx"]) == {"ctx"} and set(categories["summary"]) == {"docs", "ctx"}
+    assert "results/tables/posctx/ctx.html" in categories["posctx"]["ctx"]
     caption = entries["results/figures/posctx/bert/ctx/pos_pca2.png"]["caption"]
     assert "bert" in caption and "ctx" in caption and "special tokens excluded" in caption
 
@@ -101,7 +101,7 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
     jobs = planned_jobs(workdir, added)
     per_model = [rule for rule, wc in jobs if "model" in wc]
     assert {wc["model"] for _, wc in jobs if "model" in wc} == {"gpt"}
-    for rule in ("extract", "extract", "summary", "summary", "posctx_shard", "posctx_merge", "posctx_figures"):
+    for rule in ("extract", "extract", "stream", "stream", "summary", "summary", "posctx_merge", "posctx_figures"):
         per_model.remove(rule)  # at least these (stages added later schedule theirs too)
     aggregates = [(rule, wc) for rule, wc in jobs if "model" not in wc]
     assert {rule for rule, _ in aggregates} >= AGGREGATES and "corpus" not in {rule for rule, _ in aggregates}
@@ -115,13 +115,16 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
     [
         ({"posctx": {"ctx_components": 3}},  # feeds the merge (metrics) and the captions, not the shards
          {"posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"}, True),
-        ({"posctx": {"shards": 2}},  # new partial accumulators, merged again
-         {"posctx_shard", "posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"}, True),
+        ({"norm_variance": {"min_count": 2}},  # a merge setting: the kept partials are merged again
+         {"norm_variance_merge", "norm_variance_figures", "norm_variance_overlay", "table:norm_variance", "all"}, True),
+        ({"stream": {"shards": 2}},  # new partial accumulators for every streamed analysis, merged again
+         {"stream", "summary", "norm_variance_merge", "anisotropy_spectrum", "anisotropy_centered", "posctx_merge",
+          "table:posctx", "table:summary", "all"}, False),
         ({"selection": {"include_special": True}},  # feeds every analysis that inherits it, never extraction
-         {"summary", "summary_figure", "table:summary", "posctx_shard", "posctx_merge", "posctx_figures",
+         {"stream", "summary", "summary_figure", "table:summary", "posctx_merge", "posctx_figures",
           "posctx_layers_figure", "table:posctx", "all"}, False),
     ],
-    ids=["posctx.ctx_components", "posctx.shards", "selection.include_special"],
+    ids=["posctx.ctx_components", "norm_variance.min_count", "stream.shards", "selection.include_special"],
 )
 def test_changing_a_parameter_reruns_only_the_stages_it_feeds(base, change, expected, exact):
     workdir, config, _ = base

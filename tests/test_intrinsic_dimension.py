@@ -8,15 +8,16 @@ import pytest
 import skdim
 from scipy.spatial.distance import cdist
 
+from layergeom.analyses.anisotropy.accumulate import SAMPLE, sample_feeds
 from layergeom.analyses.anisotropy.intrinsic_dimension import (
     estimate,
     levina_bickel,
     nearest_distances,
-    read_rows,
     subsample_rows,
     twonn_from_ratios,
 )
 from layergeom.io.store import create_store, open_hidden
+from layergeom.stream.driver import stream_layers
 
 
 def embed(points: np.ndarray, ambient: int, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -134,7 +135,8 @@ def test_estimate_from_store_equals_in_ram(tmp_path):
     array[:] = data
     array = open_hidden(tmp_path / "s.zarr")
     rows = np.sort(rng.choice(700, size=500, replace=False))
+    sampled = dict(stream_layers(array, sample_feeds(700, rows), block_tokens=128))
     for layer in range(2):
-        streamed = read_rows(array, layer, rows, block_tokens=128)
+        streamed = sampled[layer][SAMPLE].finalize()
         np.testing.assert_array_equal(streamed, data[layer, rows].astype(np.float64))
         assert estimate(streamed, n_bootstrap=20) == estimate(data[layer, rows].astype(np.float64), n_bootstrap=20)

@@ -6,21 +6,18 @@ import numpy as np
 import polars as pl
 import pytest
 
+from layergeom.analyses.norm_variance.accumulate import feeds, type_keys
+from layergeom.analyses.norm_variance.metrics import Exclusions, analyse_layer, norm_variance_tables, ols
+from layergeom.io.store import block_step, create_store, open_hidden
+from layergeom.stream.driver import stream_to_folder
+from layergeom.stream.job import run_stream_shard
 from layergeom.stream.moments import chunk_moments
-from layergeom.norm_variance import (
-    Exclusions,
-    accumulate_shard,
-    analyse_layer,
-    ols,
-    shard_bounds,
-    stats_tables,
-    type_keys,
-)
 from layergeom.stream.selection import token_mask
-from layergeom.io.store import create_store, open_hidden
+from layergeom.stream.shards import shard_range
 
 RTOL = 1e-10
 LO, HI = 3, 200
+SELECTION = {"include_special": False, "exclude_first_position": False}
 
 
 def corpus(rng: np.random.Generator, n_seq: int = 60, types: int = 25) -> pl.DataFrame:
@@ -141,14 +138,14 @@ def test_ols_matches_polyfit_and_degenerate_cases():
     assert all(np.isnan(ols(x[:1], y[:1])))
 
 
-def test_shard_bounds_cover_tokens_aligned():
+def test_shard_ranges_cover_tokens_aligned():
     for n_tokens, step, shards in ((1000, 64, 3), (64, 64, 4), (5, 64, 2), (4096, 128, 7)):
-        bounds = [shard_bounds(n_tokens, step, k, shards) for k in range(shards)]
+        bounds = [shard_range(n_tokens, step, k, shards) for k in range(shards)]
         assert bounds[0][0] == 0 and bounds[-1][1] == n_tokens
         assert all(a[1] == b[0] for a, b in zip(bounds[:-1], bounds[1:]))
         assert all(lo % step == 0 for lo, _ in bounds)
     with pytest.raises(ValueError):
-        shard_bounds(10, 4, 2, 2)
+        shard_range(10, 4, 2, 2)
 
 
 def test_analyse_layer_matches_reference_with_and_without_exclusions():
@@ -220,12 +217,13 @@ def test_streaming_from_store_equals_in_ram_reference(tmp_path, dtype, shards, b
 
     ids, position = tokens["token_id"].to_numpy(), tokens["position"].to_numpy()
     keep = token_mask(tokens)
-    keys = type_keys(ids, position)
     parts = [tmp_path / "parts" / f"{k}-of-{shards}" for k in range(shards)]
+    step = block_step(array, block)
     for k, folder in enumerate(parts):
-        accumulate_shard(array, keys, keep, k, shards, folder, block)
+        token_range = shard_range(tokens.height, step, k, shards)
+        stream_to_folder(array, feeds(tokens, SELECTION), folder, token_range, block)
     exclusions = Exclusions(token_ids=(3,), first_position=True, outlier_factor=10.0)
-    tables = stats_tables(parts[::-1], array, tokens, LO, HI, exclusions, top=5)
+    tables = norm_variance_tables(parts[::-1], array, tokens, LO, HI, exclusions, top=5)
 
     assert tables.layers["variant"].to_list() == ["all"] * 3 + ["filtered"] * 3
     assert tables.layers["layer_name"].to_list() == ["embeddings", "block_1", "block_2"] * 2
@@ -247,9 +245,12 @@ def test_streaming_from_store_equals_in_ram_reference(tmp_path, dtype, shards, b
 
 
 def test_shard_rejects_mismatched_token_table(tmp_path):
-    array = create_store(tmp_path / "s.zarr", 2, 10, 4, "float32", 4, None, {})
-    with pytest.raises(ValueError, match="token table"):
-        accumulate_shard(array, np.zeros(9, np.int64), np.ones(9, bool), 0, 1, tmp_path / "p")
+    create_store(tmp_path / "s.zarr", 2, 10, 4, "float32", 4, None, {})
+    corpus(np.random.default_rng(5)).head(9).write_parquet(tmp_path / "t.parquet")
+    plans = {"norm_variance": SELECTION}
+    with pytest.raises(ValueError, match="has 9 rows but .* stores 10 tokens"):
+        run_stream_shard(tmp_path / "s.zarr", tmp_path / "t.parquet", tmp_path / "p", "0-of-1", plans)
+    assert not (tmp_path / "p").exists()
 
 
 @pytest.mark.parametrize("min_count", [LO, 10**6])
@@ -261,9 +262,10 @@ def test_figures_from_tables_including_empty_range(tmp_path, min_count):
     states = hidden(rng, tokens)
     array = create_store(tmp_path / "s.zarr", 3, tokens.height, states.shape[2], "float32", 64, None, {})
     array[:] = states
-    keys = type_keys(tokens["token_id"].to_numpy(), tokens["position"].to_numpy())
-    accumulate_shard(array, keys, token_mask(tokens), 0, 1, tmp_path / "part")
-    tables = stats_tables([tmp_path / "part"], array, tokens, min_count, 10**7, Exclusions(), top=3)
+    tokens.write_parquet(tmp_path / "t.parquet")
+    plans = {"norm_variance": SELECTION}
+    run_stream_shard(tmp_path / "s.zarr", tmp_path / "t.parquet", tmp_path / "part", "0-of-1", plans)
+    tables = norm_variance_tables([tmp_path / "part"], array, tokens, min_count, 10**7, Exclusions(), top=3)
     if min_count > LO:
         assert tables.layers["n_types"].to_list() == [0] * 6
         assert tables.layers["slope"].is_nan().all() and tables.top.height == 0

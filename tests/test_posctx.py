@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from layergeom.analyses.posctx.accumulate import LayerSums, decompose
+from layergeom.analyses.posctx.accumulate import Decomposition, PosCtxSums, decompose
+from layergeom.analyses.posctx.design import Design
 from layergeom.analyses.posctx.metrics import (
     Settings,
     dct_lowfreq_share,
@@ -18,6 +19,7 @@ from layergeom.analyses.posctx.metrics import (
     topic_cosines,
     variance_shares,
 )
+from layergeom.stream.scatter import Scatter
 
 
 def planted(n_ctx=12, n_pos=9, d=7, noise=0.1, seed=0, offset=5.0):
@@ -34,17 +36,26 @@ def planted(n_ctx=12, n_pos=9, d=7, noise=0.1, seed=0, offset=5.0):
     return mu + pos[None] + ctx[:, None] + eps, mu, pos, ctx
 
 
-def stream(h, n_blocks=4, seed=1):
+def full_grid(n_ctx: int, n_pos: int) -> Design:
+    """The design of a complete grid stored context by context: row c * n_pos + t is (c, t)."""
+    ci, pi = np.meshgrid(np.arange(n_ctx), np.arange(n_pos), indexing="ij")
+    return Design(ci.ravel(), pi.ravel(), np.arange(n_ctx), np.arange(n_pos), [None] * n_ctx, 0)
+
+
+def stream(h: np.ndarray, n_blocks: int = 4, seed: int = 1) -> Decomposition:
     """Accumulate h (C, T, d) in shuffled token order over several blocks and two merged shards."""
     n_ctx, n_pos, d = h.shape
-    ci, pi = np.meshgrid(np.arange(n_ctx), np.arange(n_pos), indexing="ij")
-    ci, pi, values = ci.ravel(), pi.ravel(), h.reshape(-1, d)
+    design = full_grid(n_ctx, n_pos)
+    values = h.reshape(-1, d)
     order = np.random.default_rng(seed).permutation(values.shape[0])
-    shards = [LayerSums.empty(n_ctx, n_pos, d) for _ in range(2)]
+    shards = [(PosCtxSums(n_ctx, n_pos, d, design), Scatter(d)) for _ in range(2)]
     for k, block in enumerate(np.array_split(order, n_blocks)):
-        shards[k % 2].update(values[block], ci[block], pi[block])
-    shards[0].merge(shards[1])
-    return decompose(shards[0])
+        for acc in shards[k % 2]:
+            acc.update(values[block], block)
+    sums, scatter = shards[0]
+    sums.merge(shards[1][0])
+    scatter.merge(shards[1][1])
+    return decompose(sums, scatter)
 
 
 def test_planted_components_come_back():
@@ -137,3 +148,14 @@ def test_layer_metrics_on_planted_grid():
     assert 0 <= row["incoherence_mean"] <= row["incoherence_max"] <= 1
     assert row["pos_rel_norm_total"] <= row["pos_rel_norm"] * (1 + 1e-9)
     assert row["screenot_bound"] == 14
+
+
+def test_decompose_refuses_an_incomplete_grid():
+    h, *_ = planted(n_ctx=4, n_pos=3, d=2)
+    design = full_grid(4, 3)
+    sums, scatter = PosCtxSums(4, 3, 2, design), Scatter(2)
+    rows = np.arange(11)  # the last token (context 3, position 2) is missing
+    for acc in (sums, scatter):
+        acc.update(h.reshape(-1, 2)[rows], rows)
+    with pytest.raises(ValueError, match="incomplete grid"):
+        decompose(sums, scatter)

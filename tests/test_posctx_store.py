@@ -3,16 +3,20 @@
 import numpy as np
 import polars as pl
 import pytest
-import zarr
 
-from layergeom.posctx import read_components, run_merge, run_shard, shard_range
-from layergeom.analyses.posctx.accumulate import Decomposition
+from layergeom.analyses.posctx.accumulate import SUMS, Decomposition
+from layergeom.analyses.posctx.components import read_components, run_merge
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.store import create_store
+from layergeom.stream.job import run_stream_shard
+from layergeom.stream.protocol import load, part_path
+from layergeom.stream.scatter import scatter_name
+from layergeom.stream.shards import shard_range
 
 N_CTX, T, D, N_LAYERS = 9, 8, 12, 3
 TOPICS = ["sport", "tech", "business"]
+PLANS = {"posctx": {"include_special": False, "exclude_first_position": True}}
 
 
 def build(tmp_path, special_inside=3):
@@ -44,6 +48,11 @@ def build(tmp_path, special_inside=3):
     return tokens, values.astype(np.float64)
 
 
+def shard(tmp_path, out, k: int = 0, n_shards: int = 1) -> None:
+    """Stream shard k of the built store into the posctx partials ``out`` (specials out, first position out)."""
+    run_stream_shard(tmp_path / "states.zarr", tmp_path / "tokens.parquet", out, f"{k}-of-{n_shards}", PLANS)
+
+
 def reference(tokens, values, layer, include_special, exclude_first):
     """Two-pass in-RAM decomposition of one layer on the selected grid."""
     design = grid_design(tokens, include_special, exclude_first)
@@ -60,9 +69,9 @@ def reference(tokens, values, layer, include_special, exclude_first):
 @pytest.mark.parametrize("n_shards", [1, 3])
 def test_streamed_equals_in_ram(tmp_path, n_shards):
     tokens, values = build(tmp_path)
-    parts = [tmp_path / f"part_{k}.zarr" for k in range(n_shards)]
+    parts = [tmp_path / f"part_{k}" for k in range(n_shards)]
     for k, part in enumerate(parts):
-        run_shard(tmp_path / "states.zarr", tmp_path / "tokens.parquet", part, k, n_shards, False, True, None)
+        shard(tmp_path, part, k, n_shards)
     settings = Settings(screenot_max_rank=20, ctx_components=4, smoothness_cutoff=3, seed=1)
     table = run_merge(
         tmp_path / "states.zarr", tmp_path / "tokens.parquet", parts,
@@ -109,20 +118,25 @@ def test_shard_ranges_cover_tokens_at_chunk_boundaries():
     assert all(start % 10 == 0 for start, _ in ranges)
 
 
-def test_partial_store_layout(tmp_path):
-    build(tmp_path)
-    run_shard(tmp_path / "states.zarr", tmp_path / "tokens.parquet", tmp_path / "p.zarr", 0, 1, False, True, None)
-    group = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")
-    assert group["scatter"].shape == (N_LAYERS, D, D)
-    assert group["n"][...].tolist() == [(N_CTX - 1) * (T - 2)] * N_LAYERS
+def test_partial_layout(tmp_path):
+    tokens, _ = build(tmp_path)
+    shard(tmp_path, tmp_path / "p")
+    mask = grid_design(tokens, False, True).mask
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [f"layer_{i:03d}.npz" for i in range(N_LAYERS)]
+    for layer in range(N_LAYERS):
+        scatter = load(part_path(tmp_path / "p", layer), scatter_name(mask))
+        sums = load(part_path(tmp_path / "p", layer), SUMS)
+        assert scatter.scatter.shape == (D, D) and scatter.count == (N_CTX - 1) * (T - 2)
+        assert sums.pos_count.tolist() == [N_CTX - 1] * (T - 2) and sums.ctx_count.tolist() == [T - 2] * (N_CTX - 1)
 
 
 def test_figures_are_written(tmp_path):
-    from layergeom import posctx_plots as plots
+    from layergeom.analyses.posctx import plots
+    from layergeom.plotting import save
 
     build(tmp_path)
-    part = tmp_path / "p.zarr"
-    run_shard(tmp_path / "states.zarr", tmp_path / "tokens.parquet", part, 0, 1, False, True, None)
+    part = tmp_path / "p"
+    shard(tmp_path, part)
     table = run_merge(tmp_path / "states.zarr", tmp_path / "tokens.parquet", [part], tmp_path / "c.zarr",
                       tmp_path / "t.parquet", False, True, Settings(ctx_components=3))
     comp = read_components(tmp_path / "c.zarr")
@@ -136,5 +150,5 @@ def test_figures_are_written(tmp_path):
         "layers": plots.layers_overview({"a": table, "b": table}, "toyctx"),
     }
     for name, fig in figures.items():
-        plots.save(fig, tmp_path / f"{name}.png")
+        save(fig, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import yaml
 
-from layergeom.posctx import read_components
+from layergeom.analyses.posctx.components import read_components
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.io.store import open_hidden, read_tokens
 
@@ -23,7 +23,8 @@ def test_posctx_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
                             "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2}}},
         "models": {"bert": {"source": str(tiny_bert)}, "gpt": {"source": str(tiny_gpt2)}},
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
-        "posctx": {"shards": 2, "ctx_components": 3},
+        "stream": {"shards": 2},
+        "posctx": {"ctx_components": 3},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     targets = ["results/figures/posctx/ctx/layers.png"] + [

@@ -62,6 +62,31 @@ def test_pipeline_runs_end_to_end(workflow_run):
     assert (workflow_run / "benchmarks" / "out" / "extract" / "gpt" / "docs.tsv").exists()
 
 
+# Values of the tiny config computed before the streaming refactor (issue 11); a refactor changes no number.
+PINNED = [
+    ("summary/bert/docs/layers.parquet", "mean_norm", {"layer": 1}, 5.656737666806574),
+    ("summary/gpt/ctx/layers.parquet", "mean_sq_norm", {"layer": 2}, 31.621396569307397),
+    ("norm_variance/bert/docs/token_types.parquet", "M", {"layer": 1, "variant": "all", "token_id": 123},
+     26.715052399418724),
+    ("norm_variance/bert/docs/token_types.parquet", "V", {"layer": 1, "variant": "all", "token_id": 123},
+     5.284728530778988),
+    ("norm_variance/bert/docs/layers.parquet", "q_all", {"layer": 1, "variant": "all"}, 31.999780930197712),
+    ("anisotropy/gpt/docs/layers.parquet", "mean_cos", {"layer": 2}, 0.02584929392138886),
+    ("anisotropy/bert/ctx/layers.parquet", "mean_cos_centered", {"layer": 1}, -0.0117856714143984),
+    ("anisotropy/bert/docs/layers.parquet", "sigma1_share", {"layer": 2}, 0.12855725434357082),
+    ("anisotropy/gpt/docs/layers.parquet", "twonn_id", {"layer": 1}, 19.27018980788926),
+    ("posctx/bert/ctx/layers.parquet", "pos_share", {"layer": 1}, 0.5617459864784017),
+    ("posctx/gpt/ctx/layers.parquet", "pos_rel_norm", {"layer": 2}, 0.9954252561363057),
+]
+
+
+@pytest.mark.parametrize("path, column, where, value", PINNED, ids=[f"{p.split('/')[0]}.{c}" for p, c, _, _ in PINNED])
+def test_pinned_values_survive_refactors(workflow_run, path, column, where, value):
+    table = pl.read_parquet(workflow_run / "results" / path).filter(**where)
+    assert table.height == 1
+    assert table[column][0] == pytest.approx(value, rel=1e-9)
+
+
 def test_rerun_has_nothing_to_do_and_report_builds(workflow_run):
     dry = snakemake(workflow_run, "-n")
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr

@@ -22,7 +22,8 @@ from layergeom import __version__
 from layergeom.io import atomic, store
 from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
-from layergeom.models import LoadedModel, find_final_norm
+from layergeom.config import entry_hash
+from layergeom.models import LoadedModel, find_final_norm, load_model_entry
 from layergeom.sequences import Sequences, context_sequences, plan_batches, sentence_sequences, token_table
 
 log = logging.getLogger(__name__)
@@ -216,3 +217,28 @@ def extract(
     atomic.remove(states_path)
     os.replace(partial, states_path)
     log.info("wrote %s (last layer after final norm: %s)", states_path, final_flag)
+
+
+def run_extract_job(spec: dict, model_name: str, corpus_name: str, documents: str | os.PathLike,
+                    sentences: str | os.PathLike, states_path: str | os.PathLike, tokens_path: str | os.PathLike,
+                    threads: int) -> None:
+    """The extract rule: load the model of ``spec``, build its sequences of the corpus and store every layer."""
+    model, corpus, settings = spec["model"], spec["corpus"], spec["settings"]
+    torch.set_num_threads(max(1, threads))
+    loaded = load_model_entry(model, settings)
+    seqs = build_sequences(loaded, corpus, pl.read_parquet(documents), pl.read_parquet(sentences),
+                           settings["max_length"])
+    mode = corpus["sequences"]["mode"]
+    attrs = {
+        "model": model_name,
+        "model_source": model["source"],
+        "revision": model.get("revision"),
+        "init": model["init"],
+        "residual_before_final_norm": model["residual_before_final_norm"],
+        "corpus": corpus_name,
+        "mode": mode,
+        "sequence_length": corpus["sequences"]["length"] if mode == "contexts" else None,
+        "config_hash": entry_hash(spec),
+    }
+    extract(loaded, seqs, states_path, tokens_path, settings, attrs, model["residual_before_final_norm"])
+

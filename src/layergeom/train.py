@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+from transformers import AutoTokenizer
 
 from layergeom.io import atomic
 from layergeom.checkpoints import step_folder
@@ -260,3 +261,23 @@ def train(run: dict, tokenizer, data: TrainData, checkpoints: str | os.PathLike,
     atomic.remove(checkpoints)
     os.replace(partial, checkpoints)
     return trainer.loss_table()
+
+
+def write_tokenizer(run: dict, documents: str | os.PathLike, out: str | os.PathLike) -> None:
+    """The train_tokenizer rule: a byte-level BPE tokenizer of the run's documents, saved with save_pretrained."""
+    texts = pl.read_parquet(documents)["text"].to_list()
+    tokenizer = train_tokenizer(texts, run["vocab_size"], run["min_frequency"], run["context_length"])
+    log.info("trained a byte-level BPE tokenizer of %d tokens on %d documents", len(tokenizer), len(texts))
+    with atomic.atomic_output(out) as tmp:
+        tokenizer.save_pretrained(tmp)
+
+
+def run_training(run: dict, tokenizer_dir: str | os.PathLike, documents: str | os.PathLike,
+                 checkpoints: str | os.PathLike, loss_out: str | os.PathLike, threads: int) -> pl.DataFrame:
+    """The train_model rule: train the run's GPT-2, save its checkpoints and its loss table."""
+    torch.set_num_threads(max(1, threads))
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    table = train(run, tokenizer, prepare_data(tokenizer, pl.read_parquet(documents), run), checkpoints, run["device"])
+    log.info("final training loss %.4f, held-out loss %s", table["loss"][-1], table["eval_loss"][-1])
+    atomic.write_parquet(table, loss_out)
+    return table

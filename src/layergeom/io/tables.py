@@ -99,3 +99,12 @@ def write_tables(frame: pl.DataFrame, csv: str, markdown: str, page: str, title:
         tmp.write_text(f"## {title}\n\n" + (f"{note}\n\n" if note else "") + to_markdown(frame))
     with atomic_output(page) as tmp:
         tmp.write_text(to_html(frame, title, note))
+
+
+def write_cross_model(paths: Sequence[str | os.PathLike], models: Sequence[str], analysis: str, corpus: str,
+                      what: str, tokens: str | None, out: dict) -> pl.DataFrame:
+    """Stack every model's layer table of one analysis on one corpus and write it as CSV, Markdown and HTML."""
+    frame = stack(paths, models, corpus)
+    note = f"{what}. Tokens: {tokens}." if tokens else f"{what}."
+    write_tables(frame, out["csv"], out["md"], out["html"], f"{analysis} on {corpus}: {', '.join(models)}", note)
+    return frame

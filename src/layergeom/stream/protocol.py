@@ -69,7 +69,10 @@ def load(path: str | os.PathLike, name: str) -> Accumulator:
             raise KeyError(f"{path}: no accumulator '{name}'")
         prefix = f"{name}/"
         state = {key[len(prefix):]: data[key] for key in data.files if key.startswith(prefix) and key != f"{name}/kind"}
-        return KINDS[str(data[f"{name}/kind"])].from_state(state)
+        kind = str(data[f"{name}/kind"])
+        if kind not in KINDS:
+            raise KeyError(f"{path}: accumulator '{name}' is of kind {kind}, which no imported module registers")
+        return KINDS[kind].from_state(state)
 
 
 def merged(accumulators: Iterable[A]) -> A:

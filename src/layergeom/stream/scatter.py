@@ -34,6 +34,10 @@ class UnitSum:
 
     def merge(self, other: UnitSum) -> None:
         """Add another shard's sum (same center)."""
+        if (self.center is None) != (other.center is None) or (
+            self.center is not None and not np.array_equal(self.center, other.center)
+        ):
+            raise ValueError("cannot merge unit-vector sums taken about different centers")
         self.count += other.count
         self.total += other.total
 

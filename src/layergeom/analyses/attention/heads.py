@@ -10,6 +10,7 @@ largest weight; nothing per token is kept.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +18,11 @@ import polars as pl
 import torch
 
 from layergeom.extract import HiddenStates
-from layergeom.models import LoadedModel
+from layergeom.io.atomic import write_parquet
+from layergeom.io.store import read_tokens
+from layergeom.models import LoadedModel, load_model_entry
 from layergeom.sequences import Sequences, plan_batches
+from layergeom.stream.selection import token_mask
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +201,17 @@ def heads_table(sites: list[Site], model: str, step: int | None, rotary: bool) -
                 "qk_rotation": "before rotation" if rotary and site.style != "c_attn" else "none",
             })
     return pl.DataFrame(rows, schema=HEADS_SCHEMA)
+
+
+def write_heads(model: dict, settings: dict, selection: dict, model_name: str, tokens_path: str | os.PathLike,
+                out: str | os.PathLike, threads: int) -> pl.DataFrame:
+    """The attention rule: per-head statistics of one model over the selected tokens of its stored sequences."""
+    torch.set_num_threads(max(1, threads))
+    loaded = load_model_entry(model, settings)
+    tokens = read_tokens(tokens_path)
+    seqs, keep = sequences_from_tokens(tokens, token_mask(tokens, **selection))
+    sites = head_stats(loaded, seqs, keep, settings["batch_tokens"])
+    table = heads_table(sites, model_name, (model.get("checkpoint") or {}).get("step"), has_rotary(loaded.model))
+    log.info("%d layers x %d heads over %d selected tokens", len(sites), sites[0].n_heads, sites[0].n)
+    write_parquet(table, out)
+    return table

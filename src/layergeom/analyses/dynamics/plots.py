@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,7 +10,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from layergeom.io.store import relative_depth
-from layergeom.plotting import plt
+from layergeom.plotting import plt, save
 
 
 def _step_axis(ax, label: str = "training step") -> None:
@@ -110,3 +111,10 @@ def drift_figure(table: pl.DataFrame) -> Figure:
     n_rep = table["repeat"].n_unique()
     fig.suptitle(f"untrained blocks: mean over {n_rep} seeds, band = min to max", fontsize=10)
     return fig
+
+
+def training_figure(steps: Sequence[int], tables: Sequence[str | os.PathLike], where: dict, columns: Sequence[str],
+                    title: str, out: str | os.PathLike) -> None:
+    """One per-layer measure of every checkpoint of a model against its training step."""
+    frames = [(step, pl.read_parquet(path).filter(**where)) for step, path in zip(steps, tables)]
+    save(over_training(frames, list(columns), title), out)

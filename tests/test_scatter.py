@@ -1,19 +1,14 @@
-"""Anisotropy accumulators against brute-force float64 references on small data."""
+"""Unit-vector sums and the scatter against brute-force float64 references on small data."""
 
 import numpy as np
 import pytest
 
-from layergeom.spectrum import (
-    Scatter,
-    UnitSum,
-    layer_centered_units,
-    layer_moments,
-    load_accumulators,
-    save_accumulators,
-    shard_mask,
-    spectrum_measures,
-)
+from layergeom.analyses.anisotropy.metrics import spectrum_measures
 from layergeom.io.store import create_store, open_hidden
+from layergeom.stream.driver import Feed, stream_layers
+from layergeom.stream.protocol import load, merged, save
+from layergeom.stream.scatter import Scatter, UnitSum
+from layergeom.stream.shards import shard_range
 
 
 def brute_mean_cosine(x: np.ndarray) -> float:
@@ -38,25 +33,27 @@ def anisotropic(rng: np.random.Generator, n: int, d: int, offset: float = 3.0) -
     return offset * rng.standard_normal(d) + rng.standard_normal((n, d)) * np.linspace(2.0, 0.1, d)
 
 
+def fed(acc, x: np.ndarray):
+    """``acc`` after one update with all rows of ``x``."""
+    acc.update(x, np.arange(len(x)))
+    return acc
+
+
 def test_mean_cosine_matches_pairwise():
     rng = np.random.default_rng(0)
     x = anisotropic(rng, 60, 7)
     x[5] = 0.0  # no direction: left out of the pairs
-    units = UnitSum.empty(7)
-    units.add(x)
+    units = fed(UnitSum(7), x)
     assert units.count == 59
-    assert units.mean_cosine() == pytest.approx(brute_mean_cosine(x), rel=1e-12)
-    centered = UnitSum.empty(7)
-    centered.add(x, center=x.mean(axis=0))
-    assert centered.mean_cosine() == pytest.approx(brute_mean_cosine(x - x.mean(axis=0)), rel=1e-10)
+    assert units.finalize() == pytest.approx(brute_mean_cosine(x), rel=1e-12)
+    centered = fed(UnitSum(7, center=x.mean(axis=0)), x)
+    assert centered.finalize() == pytest.approx(brute_mean_cosine(x - x.mean(axis=0)), rel=1e-10)
 
 
 def test_spectrum_matches_svd():
     rng = np.random.default_rng(1)
     x = anisotropic(rng, 200, 12)
-    scatter = Scatter.empty(12)
-    scatter.add(x)
-    got = spectrum_measures(scatter.eigenvalues())
+    got = spectrum_measures(fed(Scatter(12), x).finalize())
     want = svd_measures(x)
     assert got["sigma1_share"] == pytest.approx(want["sigma1_share"], rel=1e-10)
     np.testing.assert_allclose(got["top_shares"], want["top_shares"], rtol=1e-9, atol=1e-14)
@@ -70,57 +67,44 @@ def test_effective_rank_of_isotropic_spectrum():
     assert got["sigma1_share"] == pytest.approx(1 / 8)
 
 
+def test_empty_scatter_refuses_eigenvalues():
+    with pytest.raises(ValueError, match="no vectors"):
+        Scatter(3).finalize()
+
+
 def test_random_shard_merges_equal_one_pass():
     rng = np.random.default_rng(2)
     x = anisotropic(rng, 500, 9, offset=1e4)  # large mean: naive sums would cancel
     cuts = np.sort(rng.choice(np.arange(1, 500), size=6, replace=False))
-    parts = []
-    for piece in np.split(x, cuts):
-        units, scatter = UnitSum.empty(9), Scatter.empty(9)
-        units.add(piece)
-        scatter.add(piece)
-        parts.append((units, scatter))
-    units, scatter = UnitSum.empty(9), Scatter.empty(9)
+    parts = [(fed(UnitSum(9), piece), fed(Scatter(9), piece)) for piece in np.split(x, cuts)]
+    units, scatter = UnitSum(9), Scatter(9)
     for i in rng.permutation(len(parts)):
-        units, scatter = units.merge(parts[i][0]), scatter.merge(parts[i][1])
-    one_units, one_scatter = UnitSum.empty(9), Scatter.empty(9)
-    one_units.add(x)
-    one_scatter.add(x)
+        units.merge(parts[i][0])
+        scatter.merge(parts[i][1])
+    one_units, one_scatter = fed(UnitSum(9), x), fed(Scatter(9), x)
     reference = (x - x.mean(axis=0)).T @ (x - x.mean(axis=0))
     assert scatter.count == one_scatter.count == 500
     np.testing.assert_allclose(scatter.mean, x.mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(scatter.scatter, reference, rtol=1e-9, atol=1e-9 * np.abs(reference).max())
     np.testing.assert_allclose(scatter.scatter, one_scatter.scatter, rtol=1e-9, atol=1e-9 * np.abs(reference).max())
     np.testing.assert_allclose(units.total, one_units.total, rtol=1e-12)
-    assert units.mean_cosine() == pytest.approx(brute_mean_cosine(x), rel=1e-10)
-
-
-def test_shard_masks_partition_the_mask():
-    rng = np.random.default_rng(3)
-    mask = rng.random(103) < 0.7
-    pieces = [shard_mask(mask, 10, k, 4) for k in range(4)]
-    assert np.array_equal(np.sum(pieces, axis=0), mask.astype(int))
-    starts = []
-    for k in range(4):
-        on = np.flatnonzero(shard_mask(np.ones(103, dtype=bool), 10, k, 4))
-        assert np.array_equal(on, np.arange(on[0], on[-1] + 1))  # contiguous
-        starts.append(on[0])
-    assert starts[0] == 0 and all(s % 10 == 0 for s in starts)
-    with pytest.raises(ValueError):
-        shard_mask(mask, 10, 4, 4)
+    assert units.finalize() == pytest.approx(brute_mean_cosine(x), rel=1e-10)
 
 
 def test_save_load_roundtrip(tmp_path):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((30, 5))
-    units, scatter = UnitSum.empty(5), Scatter.empty(5)
-    units.add(x)
-    scatter.add(x)
-    save_accumulators(tmp_path / "part.npz", {"units": units, "scatter": scatter})
-    back = load_accumulators(tmp_path / "part.npz")
-    assert back["units"].count == 30 and back["scatter"].count == 30
+    units, scatter = fed(UnitSum(5), x), fed(Scatter(5), x)
+    centered = fed(UnitSum(5, center=x.mean(axis=0)), x)
+    save(tmp_path / "part.npz", {"units": units, "scatter": scatter, "centered": centered})
+    back = {name: load(tmp_path / "part.npz", name) for name in ("units", "scatter", "centered")}
+    assert back["units"].count == 30 and back["scatter"].count == 30 and back["units"].center is None
     np.testing.assert_array_equal(back["units"].total, units.total)
     np.testing.assert_array_equal(back["scatter"].scatter, scatter.scatter)
+    np.testing.assert_array_equal(back["scatter"].mean, scatter.mean)
+    np.testing.assert_array_equal(back["centered"].center, x.mean(axis=0))
+    with pytest.raises(KeyError, match="missing"):
+        load(tmp_path / "part.npz", "missing")
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
@@ -132,20 +116,21 @@ def test_streaming_from_store_equals_in_ram(tmp_path, dtype):
     array[:] = data
     array = open_hidden(tmp_path / "s.zarr")
     mask = rng.random(n_tokens) < 0.8
+    # Shards cut at chunks (32) while blocks are 64 tokens: the driver must honour ranges inside a block.
+    ranges = [shard_range(n_tokens, 32, k, 3) for k in range(3)]
+    first = [Feed("units", mask, lambda layer, d: UnitSum(d)), Feed("scatter", mask, lambda layer, d: Scatter(d))]
+    parts = [dict(stream_layers(array, first, token_range=r, block_tokens=64)) for r in ranges]
+    units = [merged(part[layer]["units"] for part in parts) for layer in range(n_layers)]
+    scatter = [merged(part[layer]["scatter"] for part in parts) for layer in range(n_layers)]
+    means = np.stack([s.mean for s in scatter])
+    second = [Feed("centered", mask, lambda layer, d: UnitSum(d, means[layer]))]
+    parts = [dict(stream_layers(array, second, token_range=r, block_tokens=64)) for r in ranges]
+    centered = [merged(part[layer]["centered"] for part in parts) for layer in range(n_layers)]
     for layer in range(n_layers):
         x = data[layer].astype(np.float64)[mask]
-        units, scatter = UnitSum.empty(d), Scatter.empty(d)
-        centered = UnitSum.empty(d)
-        for k in range(3):
-            part = shard_mask(mask, 32, k, 3)
-            u, s = layer_moments(array, layer, part, block_tokens=64)
-            units, scatter = units.merge(u), scatter.merge(s)
-        for k in range(3):
-            part = shard_mask(mask, 32, k, 3)
-            centered = centered.merge(layer_centered_units(array, layer, part, scatter.mean, block_tokens=64))
-        assert scatter.count == mask.sum()
-        assert units.mean_cosine() == pytest.approx(brute_mean_cosine(x), rel=1e-10)
-        assert centered.mean_cosine() == pytest.approx(brute_mean_cosine(x - x.mean(axis=0)), rel=1e-9, abs=1e-13)
-        got, want = spectrum_measures(scatter.eigenvalues()), svd_measures(x)
+        assert scatter[layer].count == mask.sum()
+        assert units[layer].finalize() == pytest.approx(brute_mean_cosine(x), rel=1e-10)
+        assert centered[layer].finalize() == pytest.approx(brute_mean_cosine(x - x.mean(axis=0)), rel=1e-9, abs=1e-13)
+        got, want = spectrum_measures(scatter[layer].finalize()), svd_measures(x)
         assert got["sigma1_share"] == pytest.approx(want["sigma1_share"], rel=1e-10)
         assert got["eff_rank"] == pytest.approx(want["eff_rank"], rel=1e-10)

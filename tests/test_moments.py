@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from layergeom.stream.moments import GroupedMoments, Moments, chunk_moments
+from layergeom.stream.protocol import load, save
 
 RTOL = 1e-10
 
@@ -35,7 +36,7 @@ def reference(x: np.ndarray, keys: np.ndarray) -> dict[int, tuple[int, float, fl
 def assert_matches(moments: Moments, ref: dict) -> None:
     """Counts equal, and Q, M, V equal to RTOL relative."""
     assert moments.ids.tolist() == sorted(ref)
-    q, m, v = moments.finalize()
+    q, m, v = moments.qmv()
     expected = np.array([ref[k] for k in moments.ids.tolist()])
     np.testing.assert_array_equal(moments.n, expected[:, 0].astype(np.int64))
     np.testing.assert_allclose(q, expected[:, 1], rtol=RTOL, atol=0)
@@ -44,10 +45,10 @@ def assert_matches(moments: Moments, ref: dict) -> None:
 
 
 def streamed(x: np.ndarray, keys: np.ndarray, bounds: list[int]) -> GroupedMoments:
-    """Accumulate rows chunk by chunk between consecutive ``bounds``."""
-    acc = GroupedMoments(x.shape[1])
+    """Accumulate rows chunk by chunk between consecutive ``bounds``, grouped by ``keys`` of their rows."""
+    acc = GroupedMoments(x.shape[1], keys)
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        acc.update(x[lo:hi], keys[lo:hi])
+        acc.update(x[lo:hi], np.arange(lo, hi))
     return acc
 
 
@@ -64,7 +65,7 @@ def test_chunk_moments_match_two_pass_reference_when_mean_dominates():
     moments = chunk_moments(x, keys)
     assert_matches(moments, ref)
     # The data does expose the cancellation of the naive V = Q - M.
-    q, m, v = moments.finalize()
+    q, m, v = moments.qmv()
     several = moments.n > 1
     naive_error = np.max(np.abs((q - m) - v)[several] / v[several])
     assert naive_error > 100 * RTOL
@@ -96,7 +97,7 @@ def test_any_shard_split_merged_in_any_order_equals_one_pass(seed):
         got = merged.moments()
         np.testing.assert_array_equal(got.ids, one_pass.ids)
         np.testing.assert_array_equal(got.n, one_pass.n)
-        for a, b in zip(got.finalize(), one_pass.finalize()):
+        for a, b in zip(got.qmv(), one_pass.qmv()):
             np.testing.assert_allclose(a, b, rtol=RTOL, atol=0)
         np.testing.assert_allclose(got.mean, one_pass.mean, rtol=RTOL, atol=1e-12)
 
@@ -115,29 +116,32 @@ def test_tree_merge_of_accumulators_equals_sequential_merge():
 def test_identity_q_equals_m_plus_v():
     rng = np.random.default_rng(7)
     x, keys = far_from_origin(rng)
-    q, m, v = streamed(x, keys, random_bounds(rng, len(keys), 9)).moments().finalize()
+    q, m, v = streamed(x, keys, random_bounds(rng, len(keys), 9)).finalize().qmv()
     assert np.max(np.abs(q - m - v) / q) < 1e-13
 
 
 def test_save_load_roundtrip_and_resume(tmp_path):
     rng = np.random.default_rng(8)
     x, keys = far_from_origin(rng, rows=800)
-    first = streamed(x[:500], keys[:500], [0, 250, 500]).moments()
-    first.save(tmp_path / "part.npz")
-    loaded = Moments.load(tmp_path / "part.npz")
+    first = streamed(x, keys, [0, 250, 500])
+    save(tmp_path / "part.npz", {"moments": first})
+    loaded = load(tmp_path / "part.npz", "moments")
     for name in ("ids", "n", "mean", "s", "q"):
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(first, name))
-    resumed = GroupedMoments.from_moments(loaded)
-    resumed.update(x[500:], keys[500:])
+        np.testing.assert_array_equal(getattr(loaded.finalize(), name), getattr(first.finalize(), name))
+    with pytest.raises(ValueError, match="partial"):
+        loaded.update(x[500:], np.arange(500, 800))  # a loaded partial has no row keys
+    resumed = streamed(x, keys, [500, 800])
+    resumed.merge(loaded)
     assert_matches(resumed.moments(), reference(x, keys))
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
 def test_empty_chunks_and_errors():
-    acc = GroupedMoments(3)
+    acc = GroupedMoments(3, np.array([5, 5]))
     acc.update(np.empty((0, 3)), np.empty(0, np.int64))
     assert len(acc) == 0 and acc.moments().mean.shape == (0, 3)
-    acc.update(np.ones((2, 3)), np.array([5, 5]))
+    acc.update(np.ones((2, 3)), np.array([0, 1]))
+    assert acc.moments().ids.tolist() == [5]
     assert acc.moments().n.tolist() == [2] and acc.moments().s.tolist() == [0.0]
     with pytest.raises(ValueError, match="dimension"):
         acc.merge(chunk_moments(np.ones((1, 4)), np.array([1])))

@@ -1,4 +1,4 @@
-"""A real Snakemake run of the stats stage on tiny models, checked against the stores in RAM."""
+"""A real Snakemake run of the norm_variance analysis on tiny models, checked against the stores in RAM."""
 
 import subprocess
 import sys
@@ -16,15 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_stats_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
+def test_norm_variance_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     config = {
         "corpora": {"docs": {"source": "text", "path": str(text_corpus), "sample": {"n_sentences": 24}}},
         "models": {"bert": {"source": str(tiny_bert)}, "gpt": {"source": str(tiny_gpt2)}},
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
-        "stats": {"shards": 3, "min_count": 2, "exclude": {"token_ids": [0]}},
+        "stream": {"shards": 3},
+        "norm_variance": {"min_count": 2, "exclude": {"token_ids": [0]}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    figures = "results/figures/stats/docs"
+    figures = "results/figures/norm_variance/docs"
     targets = [f"{figures}/{name}.png" for name in ("slope_r2", "cv_q", "shares", "vw_over_v")]
     targets += [f"{figures}/{m}/{n}.png" for m in ("bert", "gpt") for n in ("scatter_all", "top_q")]
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
@@ -37,8 +38,10 @@ def test_stats_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
         array, tokens = open_hidden(hidden / "states.zarr"), read_tokens(hidden / "tokens.parquet")
         keep = token_mask(tokens)
         ids = tokens["token_id"].to_numpy()
-        stats = tmp_path / "results" / "stats" / model / "docs"
-        assert len(list((stats / "parts").iterdir())) == 3
+        stats = tmp_path / "results" / "norm_variance" / model / "docs"
+        assert sorted(p.name for p in (tmp_path / "logs" / "stream" / model / "docs").iterdir()) == [
+            f"{k}-of-3.log" for k in range(3)]
+        assert not (tmp_path / "results" / "parts" / model / "docs" / "stream").exists()  # temporary partials
         types = pl.read_parquet(stats / "token_types.parquet").filter(pl.col("variant") == "all")
         layers = pl.read_parquet(stats / "layers.parquet").filter(pl.col("variant") == "all")
         assert layers.height == array.shape[0]
