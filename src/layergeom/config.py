@@ -36,13 +36,9 @@ def _deep_update(base: dict, extra: dict) -> dict:
 def apply_deprecations(config: dict) -> list[str]:
     """Rewrite the previous release's keys in place, before validation; one warning per rewritten key."""
     warnings = []
-    for old, new in RENAMED_SECTIONS.items():
-        if old in config:
-            config[new] = _deep_update(config.get(new) or {}, config.pop(old) or {})
-            warnings.append(f"config section '{old}' is now '{new}'; '{old}' is accepted until the next release")
-    stream = config.setdefault("stream", {}) or {}
+    stream = config.get("stream") or {}
     config["stream"] = stream
-    for section in ("anisotropy", "posctx", "norm_variance"):
+    for section in ("anisotropy", "posctx", "norm_variance", *RENAMED_SECTIONS):
         for key in STREAM_KEYS:
             if key not in (config.get(section) or {}):
                 continue
@@ -52,6 +48,10 @@ def apply_deprecations(config: dict) -> list[str]:
                 stream["shards"] = max(int(stream.get("shards") or 1), int(value))
             elif value is not None and stream.get(key) is None:
                 stream[key] = value
+    for old, new in RENAMED_SECTIONS.items():
+        if old in config:
+            config[new] = _deep_update(config.get(new) or {}, config.pop(old) or {})
+            warnings.append(f"config section '{old}' is now '{new}'; '{old}' is accepted until the next release")
     return warnings
 
 

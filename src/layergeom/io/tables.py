@@ -26,21 +26,16 @@ def flatten_lists(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def stack(paths: Sequence[str | os.PathLike], models: Sequence[str], corpus: str) -> pl.DataFrame:
-    """One row per (model, layer): model, corpus, layer, relative depth (layer / max layer), then the table's columns."""
+    """One row per (model, layer): model, corpus, layer, layer_name, relative_depth, then the table's own columns."""
     if len(paths) != len(models):
         raise ValueError(f"{len(paths)} tables for {len(models)} models")
     frames = []
     for model, path in zip(models, paths):
         table = pl.read_parquet(path)
-        if "layer" not in table.columns:
-            raise ValueError(f"{path}: a layer table needs a 'layer' column")
-        table = flatten_lists(table)
-        n_layers = max(int(table["layer"].max() or 0), 1)
-        table = table.with_columns(
-            model=pl.lit(model),
-            corpus=pl.lit(corpus),
-            relative_depth=pl.col("layer").cast(pl.Float64) / n_layers,
-        )
+        missing = {"layer", "relative_depth"} - set(table.columns)
+        if missing:
+            raise ValueError(f"{path}: a layer table needs the columns {sorted(missing)} (see io.store.layer_axis)")
+        table = flatten_lists(table).with_columns(model=pl.lit(model), corpus=pl.lit(corpus))
         keys = [k for k in KEYS if k in table.columns]
         frames.append(table.select(*keys, pl.exclude(keys)))
     return pl.concat(frames, how="diagonal_relaxed")

@@ -86,16 +86,16 @@ class Decomposition:
         return float(np.trace(self.scatter))
 
 
-def decompose(sums: PosCtxSums, moments: Scatter) -> Decomposition:
+def decompose(sums: PosCtxSums, scatter: Scatter) -> Decomposition:
     """Mean effects of a complete balanced grid from its accumulated sums and the scatter of the same tokens."""
     n_ctx, n_pos = sums.ctx_count.size, sums.pos_count.size
-    if moments.count != n_ctx * n_pos or np.any(sums.pos_count != n_ctx) or np.any(sums.ctx_count != n_pos):
+    if scatter.count != n_ctx * n_pos or np.any(sums.pos_count != n_ctx) or np.any(sums.ctx_count != n_pos):
         raise ValueError(
-            f"posctx: incomplete grid: {moments.count} tokens seen for {n_ctx} contexts x {n_pos} positions"
+            f"posctx: incomplete grid: {scatter.count} tokens seen for {n_ctx} contexts x {n_pos} positions"
         )
     pos_means, ctx_means = sums.finalize()
-    return Decomposition(mu=moments.mean.copy(), pos=pos_means - moments.mean, ctx=ctx_means - moments.mean,
-                         scatter=moments.scatter)
+    return Decomposition(mu=scatter.mean.copy(), pos=pos_means - scatter.mean, ctx=ctx_means - scatter.mean,
+                         scatter=scatter.scatter)
 
 
 def feeds(tokens: pl.DataFrame, selection: dict) -> list[Feed]:
