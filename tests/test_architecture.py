@@ -31,7 +31,8 @@ def doc_blocks() -> list[str]:
 def test_a_new_analysis_is_one_folder_one_rule_file_and_two_registrations(tmp_path, text_corpus, tiny_bert):
     accumulate, metrics, rules = doc_blocks()
     repo = tmp_path / "repo"
-    for part in ("Snakefile", "workflow", "src", "config"):
+    repo.mkdir()
+    for part in ("Snakefile", "workflow", "src", "config", "envs"):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, repo / part)
     package = repo / "src" / "layergeom" / "analyses" / "max_norm"
