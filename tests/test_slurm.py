@@ -1,14 +1,22 @@
 """The SLURM profile for real: a one-node cluster on this machine (tools/slurm_local.sh, as root) runs the tiny
-config through snakemake-executor-plugin-slurm, and every result equals a local run's byte for byte.
+config through snakemake-executor-plugin-slurm, and the run equals a local run of the same config.
 
-    PYTHONPATH=src .venv/bin/python -m pytest -m slurm tests/test_slurm.py -q
+    .venv/bin/python -m pytest -m slurm tests/test_slurm.py -q
+
+Nothing about the workflow is written down here: the expectations come from Snakemake's own job lists. The cluster
+run schedules the local run's jobs; every one of them except local rules (those Snakemake prints as `localrule`,
+such as `all`) is submitted with sbatch exactly once and ends COMPLETED in SLURM; results/ holds the same files in
+both runs, byte for byte.
 """
 
 import filecmp
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -16,11 +24,43 @@ from test_workflow import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "slurm_local.sh"
-# No accounting database on the local cluster: no account, job states from squeue; poll early (tiny jobs).
+# The test's node declares 16 CPUs (nothing enforces them): two of extraction's 8-CPU jobs, or one and small jobs,
+# run side by side; memory (32000 MB) lets about 8 jobs run at once, the others wait in SLURM's queue and start as
+# soon as one ends, not after Snakemake's next status check.
+CLUSTER_ENV = {"SLURM_LOCAL_CPUS": "16", "SLURM_LOCAL_MEM_MB": "32000"}
+# No accounting database on the local cluster: no account, job states from squeue. The first status check after
+# 1 s instead of 40 (tiny jobs); the plugin checks again after 1 s while jobs keep finishing, backing off by 10 s
+# per check without a finished job.
 SLURM_ARGS = ["--workflow-profile", str(ROOT / "workflow/profiles/slurm"), "--slurm-no-account",
-              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"]
+              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
+# A job as Snakemake announces it: `rule <name>:` (`localrule` for a job run by the Snakemake process itself),
+# then indented fields such as `jobid: 12` and `wildcards: model=bert, corpus=docs`.
+JOB = re.compile(r"^(local)?(?:rule|checkpoint) (\S+):\n((?:    .*\n)*)", re.MULTILINE)
+SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+)", re.MULTILINE)
+JOB_STATS = re.compile(r"^Job stats:\njob\s+count\n-+\s+-+\n((?:\S+\s+\d+\n)+)", re.MULTILINE)
 
 pytestmark = pytest.mark.slurm
+
+
+class Job(NamedTuple):
+    rule: str
+    wildcards: str
+    jobid: int
+    local: bool
+
+
+def jobs(log: str) -> list[Job]:
+    """Every job a run announced, checked against the run's own `Job stats:` table so that none is missed."""
+    found = []
+    for match in JOB.finditer(log):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", match.group(3), re.MULTILINE))
+        found.append(Job(match.group(2), fields.get("wildcards", ""), int(fields["jobid"]), bool(match.group(1))))
+    stats = JOB_STATS.search(log)
+    assert stats, log[-5000:]
+    counts = Counter({rule: int(n) for rule, n in (line.split() for line in stats.group(1).splitlines())})
+    total = counts.pop("total")
+    assert sum(counts.values()) == total > 0 and Counter(job.rule for job in found) == counts, log[-5000:]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +68,8 @@ def cluster():
     if os.geteuid() != 0:
         pytest.skip("tools/slurm_local.sh needs root")
     try:
-        started = subprocess.run([str(SCRIPT), "start"], check=False, capture_output=True, text=True, timeout=900)
+        started = subprocess.run([str(SCRIPT), "start"], check=False, capture_output=True, text=True, timeout=900,
+                                 env={**os.environ, **CLUSTER_ENV})
         assert started.returncode == 0, started.stdout + started.stderr
         yield
     finally:
@@ -36,30 +77,75 @@ def cluster():
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 
 
-def run(workdir: Path, config: dict, *args: str) -> str:
+def start(workdir: Path, config: dict, *args: str) -> subprocess.Popen:
+    """Snakemake on `config` in `workdir`, in the background; its output goes to workdir.with_suffix('.log')."""
     workdir.mkdir()
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), *args]
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stderr[-5000:]
-    return done.stdout + done.stderr
+    with open(workdir.with_suffix(".log"), "w") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> str:
+    """The output of a Snakemake started with `start`, once it succeeded."""
+    proc.wait(timeout=timeout)
+    log = Path(proc.args[proc.args.index("--directory") + 1]).with_suffix(".log").read_text()
+    assert proc.returncode == 0, log[-5000:]
+    return log
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ends a Snakemake that is still running (it cancels its SLURM jobs on SIGTERM)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def files(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
 
 
+def slurm_states(ids: list[str]) -> dict[str, str]:
+    """SLURM's own record of jobs (squeue keeps finished ones for MinJobAge seconds)."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i %T"], check=True,
+                         capture_output=True, text=True).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
 def test_slurm_run_equals_local_run(cluster, tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     config = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
-    # 8 cores: extraction runs with the profile's 8 threads, so float32 sums are done in the same order
-    run(tmp_path / "local", config, "--cores", "8")
-    log = run(tmp_path / "slurm", config, *SLURM_ARGS)
+    # Both runs at once: the local one fills the cores while the cluster run waits on SLURM and status checks.
+    # 8 cores: extraction runs with the profile's 8 threads, so float32 sums are done in the same order.
+    slurm_run = start(tmp_path / "slurm", config, *SLURM_ARGS)
+    local_run = start(tmp_path / "local", config, "--cores", "8")
+    try:
+        local_log = finish(local_run, timeout=1200)
+        slurm_log = finish(slurm_run, timeout=1800)
+    finally:
+        stop(local_run)
+        stop(slurm_run)
+    local_jobs, slurm_jobs = jobs(local_log), jobs(slurm_log)
+
+    # the cluster run scheduled exactly the local run's jobs
+    assert sorted(j[:2] for j in slurm_jobs) == sorted(j[:2] for j in local_jobs)
+    # every job of the local run but those of local rules went through sbatch, once
+    local_rules = {j.rule for j in slurm_jobs if j.local}
+    expected = [j for j in local_jobs if j.rule not in local_rules]
+    assert expected, local_rules
+    submitted = dict(SUBMITTED.findall(slurm_log))
+    assert len(submitted) == len(SUBMITTED.findall(slurm_log)) == len(expected), slurm_log[-5000:]
+    assert set(submitted) == {str(j.jobid) for j in slurm_jobs if not j.local}
+    # and SLURM ran each of them to completion
+    states = slurm_states(list(submitted.values()))
+    assert states == dict.fromkeys(submitted.values(), "COMPLETED"), states
+
+    # the same files, byte for byte
     local, slurm = tmp_path / "local" / "results", tmp_path / "slurm" / "results"
-    assert files(local) == files(slurm)
-    assert len([p for p in files(local) if p.suffix == ".png"]) == 13
+    assert files(local) and files(local) == files(slurm)
     differ = [str(p) for p in files(local) if not filecmp.cmp(local / p, slurm / p, shallow=False)]
     assert not differ, differ
-    # every job but the local `all` went through sbatch: 2 corpus, 4 extract, 4 summary, 2 summary_figure,
-    # 2 posctx_shard, 2 posctx_merge, 2 posctx_figures, 1 posctx_layers_figure, 3 table
-    assert log.count("has been submitted with SLURM jobid") == 22, log[-5000:]

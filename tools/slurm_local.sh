@@ -2,12 +2,13 @@
 # A one-node SLURM cluster on this machine, to try workflow/profiles/slurm for real (run as root).
 #   tools/slurm_local.sh start   install slurm-wlm and munge (apt-get) if absent, write /etc/slurm/slurm.conf,
 #                                create a munge key if absent, start munged, slurmctld and slurmd
-#   tools/slurm_local.sh stop    stop the three daemons by their pid files
+#                                (daemons already running are restarted when slurm.conf changed)
+#   tools/slurm_local.sh stop    cancel the cluster's jobs, stop the three daemons by their pid files
 #   tools/slurm_local.sh status  show the node and the queue
 # No accounting database: submit with --slurm-no-account --slurm-status-command squeue (MinJobAge keeps finished
-# jobs visible to squeue). The node is declared with at least SLURM_LOCAL_CPUS CPUs and SLURM_LOCAL_MEM_MB of
-# memory (defaults 8 and 32000, or the machine's own if larger) so that the profile's requests fit; nothing
-# enforces them (no cgroups), so a small machine just runs the jobs slower.
+# jobs visible to squeue for an hour). The node is declared with at least SLURM_LOCAL_CPUS CPUs and
+# SLURM_LOCAL_MEM_MB of memory (defaults 8 and 32000, or the machine's own if larger) so that the profile's
+# requests fit; nothing enforces them (no cgroups), so a small machine just runs the jobs slower.
 set -euo pipefail
 
 STATE=${SLURM_LOCAL_STATE:-/var/lib/slurm-local}
@@ -27,6 +28,7 @@ install_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurm-wlm munge
 }
 
+# Writes slurm.conf; returns 1 when it was already the same.
 write_conf() {
     [[ -f $CONF ]] && ! grep -qF "$MARK" "$CONF" && die "$CONF exists and was not written by this script; not touching it"
     local host cpus mem
@@ -59,11 +61,15 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
-MinJobAge=600
+MinJobAge=3600
 SlurmdParameters=config_overrides
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+    if cmp -s "$CONF.tmp" "$CONF"; then
+        rm "$CONF.tmp"
+        return 1
+    fi
     mv "$CONF.tmp" "$CONF"
 }
 
@@ -72,7 +78,10 @@ running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 start() {
     [[ $(id -u) == 0 ]] || die "run as root"
     install_packages
-    write_conf
+    if write_conf; then
+        stop_one "$SLURMD_PID"
+        stop_one "$CTLD_PID"
+    fi
     if [[ ! -s /etc/munge/munge.key ]]; then
         mkdir -p /etc/munge
         dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
@@ -110,6 +119,15 @@ stop_one() {
 }
 
 stop() {
+    if running "$CTLD_PID"; then
+        local jobs
+        jobs=$(squeue -h -o %i 2>/dev/null || true)
+        [[ -n $jobs ]] && { echo "slurm_local: cancelling jobs" $jobs; scancel $jobs || true; }
+        for _ in $(seq 20); do
+            [[ -z $(squeue -h -o %i 2>/dev/null) ]] && break
+            sleep 0.5
+        done
+    fi
     stop_one "$SLURMD_PID"
     stop_one "$CTLD_PID"
     stop_one "$MUNGE_PID"
