@@ -9,7 +9,7 @@ import yaml
 from snakemake.utils import validate
 
 from layergeom import config as lgconfig
-from layergeom import models
+from layergeom import sources
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
@@ -121,12 +121,12 @@ def test_gguf_without_gguf_package_is_refused(tmp_path, monkeypatch):
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     real = importlib.util.find_spec
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None if name == "gguf" else real(name))
+    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None if name == "gguf" else real(name))
     with pytest.raises(lgconfig.ConfigError, match=r"models\.m\.source: .*install the 'gguf'"):
         validated({**GOOD, "models": {"m": {"source": str(model)}}})
 
 
 def test_builtin_models_resolve():
-    assert Path(models.resolve_source("minilm").name_or_path, "config.json").exists()
-    smol = models.resolve_source("smollm2-135m")
+    assert Path(sources.resolve_source("minilm").name_or_path, "config.json").exists()
+    smol = sources.resolve_source("smollm2-135m")
     assert smol.gguf_file.endswith(".gguf")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from layergeom.checkpoints import checkpoint_model_name, checkpoint_steps, revision_step, step_folder
-from layergeom.models import resolve_source
+from layergeom.sources import resolve_source
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
