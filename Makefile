@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CORES ?= 2
 
-.PHONY: setup run report test bench lock
+.PHONY: setup run report test test-slow lint bench lock
 
 # Every version is pinned by constraints.txt (`make lock` refreshes it and envs/layergeom.yaml).
 .venv/.installed: pyproject.toml constraints.txt
@@ -21,6 +21,17 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The heavy end-to-end cases (real runs of every analysis on the tiny config, brute-force checks).
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+# The checks of .ci/run and .pre-commit-config.yaml: ruff (lint and format), snakefmt, snakemake --lint.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m snakefmt --check Snakefile workflow/rules .test/module/Snakefile
+	$(PY) tools/lint_workflow.py
 
 bench: setup
 	$(PY) benchmarks/bench_extract.py
