@@ -18,6 +18,8 @@ setup: .venv/.installed
 run: setup
 	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default --report results/report.html
+	@echo "The report: $(CURDIR)/results/report.html (one self-contained HTML file; open it in a browser)"
+	@echo "Tables: $(CURDIR)/results/tables/  Figures: $(CURDIR)/results/figures/  Job logs: $(CURDIR)/logs/"
 
 test: setup
 	$(PY) -m pytest -q

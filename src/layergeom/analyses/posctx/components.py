@@ -19,6 +19,7 @@ from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.atomic import atomic_output, write_parquet
 from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, write_layer_coords
+from layergeom.joblog import tracked
 from layergeom.stream.protocol import load_merged
 from layergeom.stream.scatter import scatter_name
 
@@ -87,7 +88,7 @@ def run_merge(
         group.create_array("context_ids", data=design.context_ids, dimension_names=("context",))
         topic = group.create_array("topic", shape=(n_ctx,), dtype=str, dimension_names=("context",))  # "" = no topic
         topic[:] = np.array([t or "" for t in design.topics], dtype=object)
-        for layer in range(n_layers):
+        for layer in tracked(range(n_layers), n_layers, "layers"):
             dec = merge_layer(part_paths, layer, design.mask)
             pos_arr[layer], ctx_arr[layer], mean_arr[layer] = dec.pos, dec.ctx, dec.mu
             row = {"layer": layer, "n_contexts": n_ctx, "n_positions": n_pos}
