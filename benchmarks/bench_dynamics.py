@@ -77,7 +77,8 @@ def main() -> None:
     print(f"| training update (16 x 128 tokens), mean of {STEPS} | {step_s:.3f} | {tok_s:,.0f} tokens/s |")
     print(f"| default run, 400 updates (estimate) | {400 * step_s:.0f} | |")
     print(f"| bare forward (sdpa), best of {REPEATS} | {min(bare):.2f} | {tokens / min(bare):,.0f} tokens/s |")
-    print(f"| attention statistics (eager + hooks), best of {REPEATS} | {min(hooked):.2f} | {tokens / min(hooked):,.0f} tokens/s |")
+    print(f"| attention statistics (eager + hooks), best of {REPEATS} | {min(hooked):.2f} "
+    f"| {tokens / min(hooked):,.0f} tokens/s |")
     print(f"| drift experiment, default settings ({table.height} rows) | {drift_s:.2f} | |")
     print(f"\nattention statistics / bare forward: {min(hooked) / min(bare):.2f}x")
 

@@ -125,9 +125,9 @@ def main() -> None:
             rows.append({**timings(path, args.repeats), **in_subprocess(path)})
             folded.append(in_subprocess(path, FOLDED))
     print(
-        f"Synthetic uncompressed float16 store (the extraction default), d = {args.d}, chunk_tokens = {CHUNK}, Zipf(1.2) token ids over "
-        f"{VOCAB} types, one layer, block = one chunk, best of {args.repeats}, page cache warm, "
-        "one process on a shared 2-core machine.\n"
+        f"Synthetic uncompressed float16 store (the extraction default), d = {args.d}, chunk_tokens = {CHUNK}, "
+        f"Zipf(1.2) token ids over {VOCAB} types, one layer, block = one chunk, best of {args.repeats}, "
+        "page cache warm, one process on a shared 2-core machine.\n"
     )
     print(
         "| tokens | types seen | read only (s) | read + stats (s) | stats / read "

@@ -33,7 +33,7 @@ def text_corpus(tmp_path_factory) -> Path:
     for topic, sents in TOPICS.items():
         (root / topic).mkdir()
         for i in range(3):
-            doc = "Headline number %d\n\n" % i + " ".join(sents[i:] + sents[:i]) + "\n" + " ".join(sents)
+            doc = f"Headline number {i}\n\n" + " ".join(sents[i:] + sents[:i]) + "\n" + " ".join(sents)
             (root / topic / f"{i:03d}.txt").write_text(doc)
     (root / "tech" / "empty.txt").write_text("  \n")
     return root

@@ -31,7 +31,7 @@ def default_config() -> dict:
 
 
 def previous_release(cfg: dict) -> dict:
-    """The same config as the previous release spelled it: `stats`, and shards/block_tokens in every streamed section."""
+    """The config as the previous release spelled it: `stats`, and shards/block_tokens in every streamed section."""
     old = copy.deepcopy(cfg)
     stream = old.pop("stream")
     old["stats"] = old.pop("norm_variance")

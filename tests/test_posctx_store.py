@@ -3,6 +3,7 @@
 import numpy as np
 import polars as pl
 import pytest
+import xarray as xr
 
 from layergeom.analyses.posctx.accumulate import SUMS, Decomposition
 from layergeom.analyses.posctx.components import read_components, run_merge
@@ -152,3 +153,21 @@ def test_figures_are_written(tmp_path):
     for name, fig in figures.items():
         save(fig, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_components_open_with_xarray(tmp_path):
+    build(tmp_path)
+    shard(tmp_path, tmp_path / "part")
+    settings = Settings(screenot_max_rank=20, ctx_components=4, smoothness_cutoff=3, seed=1)
+    run_merge(tmp_path / "states.zarr", tmp_path / "tokens.parquet", [tmp_path / "part"],
+              tmp_path / "components.zarr", tmp_path / "layers.parquet", False, True, settings)
+    comp = read_components(tmp_path / "components.zarr")
+    ds = xr.open_zarr(tmp_path / "components.zarr", consolidated=False)
+    assert ds["pos"].dims == ("layer", "position", "d") and ds["ctx"].dims == ("layer", "context", "d")
+    assert ds["mean"].dims == ("layer", "d") and set(ds.data_vars) == {"pos", "ctx", "mean"}
+    assert ds["layer_name"].values.tolist() == ["embeddings", "block_1", "block_2"]
+    np.testing.assert_array_equal(ds["positions"].values, comp["positions"])
+    np.testing.assert_array_equal(ds["context_ids"].values, comp["context_ids"])
+    assert ds["topic"].values.tolist() == comp["topics"]
+    by_position = ds["pos"].swap_dims(position="positions").sel(layer=1, positions=3)
+    np.testing.assert_array_equal(by_position.values, comp["pos"][1, list(comp["positions"]).index(3)])

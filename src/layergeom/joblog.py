@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -41,15 +44,26 @@ class Progress:
         self.t0 = self.last = time.monotonic()
         self.done = 0
 
-    def update(self, n: int, force: bool = False) -> None:
-        """Count ``n`` more items and log the rate and time left if it is time."""
+    def update(self, n: int, force: bool = False, note: str = "") -> None:
+        """Count ``n`` more items and log the rate and time left (and ``note``) if it is time."""
         self.done += n
         now = time.monotonic()
         if force or now - self.last >= self.every:
             rate = self.done / max(now - self.t0, 1e-9)
             left = (self.total - self.done) / rate if rate > 0 else float("nan")
             logging.getLogger("layergeom").info(
-                "%d / %d %s (%.1f%%), %.0f %s/s, %.0f s left",
-                self.done, self.total, self.unit, 100 * self.done / max(self.total, 1), rate, self.unit, left,
+                "%d / %d %s (%.1f%%), %s %s/s, %.0f s left%s",
+                self.done, self.total, self.unit, 100 * self.done / max(self.total, 1),
+                f"{rate:.0f}" if rate >= 10 else f"{rate:.2f}", self.unit, left,
+                f"; {note}" if note else "",
             )
             self.last = now
+
+
+def tracked(items: Iterable[T], total: int, unit: str, every: float = 10.0) -> Iterator[T]:
+    """Yield ``items``, logging progress (rate, time left) as each is done and a last line at the end."""
+    progress = Progress(total, unit, every)
+    for item in items:
+        yield item
+        progress.update(1)
+    progress.update(0, force=True)

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -25,6 +24,7 @@ from transformers import AutoTokenizer
 from layergeom.io import atomic
 from layergeom.checkpoints import step_folder
 from layergeom.config import entry_hash, run_checkpoint_steps
+from layergeom.joblog import Progress
 from layergeom.models import select_device
 
 log = logging.getLogger(__name__)
@@ -245,17 +245,12 @@ def train(run: dict, tokenizer, data: TrainData, checkpoints: str | os.PathLike,
     log.info("%d training blocks, %d held-out blocks of %d tokens; %d steps of %d blocks on %s; saving steps %s",
              len(data.train), len(data.eval), run["context_length"], run["steps"], run["batch_size"], trainer.device,
              sorted(trainer.saved))
-    t0 = last = time.monotonic()
-    first = trainer.step
+    progress = Progress(run["steps"] - trainer.step, "steps")
     while trainer.step < run["steps"]:
         loss = trainer.update()
         if trainer.step in trainer.saved:
             trainer.save(partial)
-        now = time.monotonic()
-        if now - last >= 10 or trainer.step == run["steps"]:
-            rate = (trainer.step - first) * run["batch_size"] * run["context_length"] / max(now - t0, 1e-9)
-            log.info("step %d / %d, loss %.4f, %.0f tokens/s", trainer.step, run["steps"], loss, rate)
-            last = now
+        progress.update(1, force=trainer.step == run["steps"], note=f"step {trainer.step}, loss {loss:.4f}")
     for state in partial.glob(f"*/{RESUME_FILE}"):
         state.unlink()
     atomic.remove(checkpoints)

@@ -4,25 +4,30 @@ import os
 import re
 import sys
 
+from snakemake.sourcecache import LocalSourceFile
 from snakemake.utils import validate
 
-# The package's code lives in src/; jobs (local, conda or cluster) import it from there.
-SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+# The package's code lives in src/ of this repository (found from this file, not from the main Snakefile,
+# so that it works when layergeom is a module of another workflow); jobs (local, conda or cluster) import
+# it from there. A remote module (github(...)) has no local src/: the package must then be installed.
+HERE = workflow.current_basedir
+if isinstance(HERE, LocalSourceFile):
+    SRC = os.path.normpath(os.path.join(HERE.get_path_or_uri(secret_free=True), "..", "..", "src"))
+    sys.path.insert(0, SRC)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
 from layergeom import config as lgconfig
 from layergeom.stream.shards import SHARD_PATTERN, shard_ids
 
 for warning in lgconfig.apply_deprecations(config):
     logger.warning(f"Deprecated: {warning}")
-validate(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+validate(config, "../schemas/config.schema.yaml")  # relative to this file
 # A model entry with `checkpoints` becomes one model per checkpoint (<name>.step_<n> or <name>.<revision>).
 config["models"] = lgconfig.expand_checkpoints(config)
 lgconfig.check(config)
 
 RESULTS = config["results"]
-CONDA_ENV = os.path.join(workflow.basedir, "envs/layergeom.yaml")
+CONDA_ENV = "../../envs/layergeom.yaml"  # relative to the rule files in workflow/rules
 PAIRS = lgconfig.pairs(config)
 MODELS = list(config["models"])
 CORPORA = list(config["corpora"])

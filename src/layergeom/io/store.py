@@ -2,20 +2,24 @@
 
 Writers and readers of ``results/hidden/{model}/{corpus}/states.zarr`` go through this module;
 readers stream one layer in chunk-aligned blocks so memory depends on chunk size and d only.
+Arrays carry Zarr v3 ``dimension_names`` and the group holds coordinate arrays (``layer``,
+``layer_name``, ``token``), so ``xarray.open_zarr`` reads a store as a Dataset.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import polars as pl
 import zarr
 
 ARRAY = "hidden"
+DIMS = ("layer", "token", "d")
+COORD_BLOCK = 1 << 20  # token rows per chunk of the ``token`` coordinate
 COMPRESSORS = {
     "none": lambda: None,
     "zstd": lambda: zarr.codecs.ZstdCodec(level=3),
@@ -34,7 +38,7 @@ def create_store(
     attrs: dict,
     compression: str = "none",
 ) -> zarr.Array:
-    """Create an empty store at ``path`` with one layer per chunk, chunked along tokens."""
+    """Create an empty store at ``path`` with one layer per chunk, chunked along tokens, and its coordinates."""
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     chunk = max(1, min(chunk_tokens, max(n_tokens, 1)))
     shards = None
@@ -49,10 +53,26 @@ def create_store(
         dtype=dtype,
         fill_value=0,
         compressors=COMPRESSORS[compression](),
+        dimension_names=DIMS,
     )
     array.attrs.update(attrs)
+    array.attrs["coordinates"] = "layer_name"
     group.attrs.update(attrs)
+    names = attrs.get("layer_names") or [str(i) for i in range(n_layers)]
+    write_layer_coords(group, names)
+    token = group.create_array(
+        "token", shape=(n_tokens,), chunks=(max(1, min(n_tokens, COORD_BLOCK)),), dtype=np.int64, dimension_names=("token",)
+    )
+    for start in range(0, n_tokens, COORD_BLOCK):
+        token[start : start + COORD_BLOCK] = np.arange(start, min(start + COORD_BLOCK, n_tokens))
     return array
+
+
+def write_layer_coords(group: zarr.Group, names: Sequence[str]) -> None:
+    """Coordinate arrays of the ``layer`` dimension: ``layer`` (index) and ``layer_name``."""
+    group.create_array("layer", data=np.arange(len(names), dtype=np.int64), dimension_names=("layer",))
+    layer_name = group.create_array("layer_name", shape=(len(names),), dtype=str, dimension_names=("layer",))
+    layer_name[:] = np.array(list(names), dtype=object)
 
 
 def open_hidden(path: str | os.PathLike, mode: str = "r") -> zarr.Array:

@@ -20,6 +20,7 @@ from layergeom.analyses.anisotropy import intrinsic_dimension as idim
 from layergeom.analyses.anisotropy.accumulate import CENTERED, SAMPLE, UNITS, centered_feeds, sample_feeds
 from layergeom.io.atomic import atomic_output, write_parquet
 from layergeom.io.store import block_step, layer_axis, open_hidden, read_tokens
+from layergeom.joblog import tracked
 from layergeom.stream.driver import stream_layers, stream_to_folder
 from layergeom.stream.protocol import load_merged
 from layergeom.stream.scatter import scatter_name
@@ -54,7 +55,7 @@ def spectrum_measures(eigenvalues: np.ndarray, top: int = 10) -> dict:
 def merge_moments(parts: Sequence[str | os.PathLike], mask: np.ndarray, n_layers: int) -> tuple[pl.DataFrame, np.ndarray]:
     """Merge pass-1 shards: the spectrum measures per layer and the (layers, d) means."""
     rows, means = [], []
-    for layer in range(n_layers):
+    for layer in tracked(range(n_layers), n_layers, "layers"):
         units, scatter = load_merged(parts, layer, UNITS), load_merged(parts, layer, scatter_name(mask))
         if scatter.count == 0:
             raise ValueError(f"layer {layer}: no token was selected")
@@ -100,7 +101,7 @@ def write_centered(
 
 def merge_centered(parts: Sequence[str | os.PathLike], n_layers: int) -> pl.DataFrame:
     """Merge pass-2 shards: the centered mean pairwise cosine per layer."""
-    values = [load_merged(parts, layer, CENTERED).finalize() for layer in range(n_layers)]
+    values = [load_merged(parts, layer, CENTERED).finalize() for layer in tracked(range(n_layers), n_layers, "layers")]
     return pl.DataFrame({"layer": np.arange(n_layers), "mean_cos_centered": values})
 
 
@@ -111,7 +112,8 @@ def id_table(array: zarr.Array, tokens: pl.DataFrame, mask: np.ndarray, settings
     if len(rows) < 3:
         raise ValueError(f"only {len(rows)} tokens selected; the intrinsic dimension needs at least 3")
     out = []
-    for layer, accumulators in stream_layers(array, sample_feeds(array.shape[1], rows), block_tokens=block_tokens):
+    layers = stream_layers(array, sample_feeds(array.shape[1], rows), block_tokens=block_tokens)
+    for layer, accumulators in tracked(layers, array.shape[0], "layers"):
         est = idim.estimate(accumulators[SAMPLE].finalize(), settings["discard_fraction"], settings["k_neighbors"],
                             settings["bootstrap"], settings["confidence"], settings["seed"], settings["block_points"])
         log.info("layer %d: TwoNN %.2f [%.2f, %.2f], Levina-Bickel %.2f, %d of %d points used",

@@ -20,6 +20,7 @@ import torch
 from layergeom.extract import HiddenStates
 from layergeom.io.atomic import write_parquet
 from layergeom.io.store import read_tokens
+from layergeom.joblog import Progress
 from layergeom.models import LoadedModel, load_model_entry
 from layergeom.sequences import Sequences, plan_batches
 from layergeom.stream.selection import token_mask
@@ -168,15 +169,16 @@ def head_stats(loaded: LoadedModel, seqs: Sequences, keep: list[np.ndarray], bat
     lengths = seqs.lengths()
     n_keys = [np.arange(1, n + 1) if loaded.kind == "decoder" else np.full(n, n) for n in lengths]
     _, batches = plan_batches(lengths, batch_tokens)
+    progress = Progress(int(lengths.sum()), "tokens")
     try:
-        for i, rows in enumerate(batches):
+        for rows in batches:
             width = int(lengths[rows].max())
             stats.select = torch.as_tensor(_padded(rows, keep, width, bool), device=loaded.device)
             log_keys = np.log(np.maximum(_padded(rows, n_keys, width, np.float64), 1))
             stats.log_keys = torch.as_tensor(log_keys, device=loaded.device)
             runner.forward(seqs, rows)
-            if (i + 1) % 10 == 0:
-                log.info("%d / %d batches", i + 1, len(batches))
+            progress.update(int(lengths[rows].sum()))
+        progress.update(0, force=True)
     finally:
         stats.remove()
     return stats.sites

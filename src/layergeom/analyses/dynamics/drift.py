@@ -12,6 +12,7 @@ import polars as pl
 import torch
 
 from layergeom.analyses.attention.heads import entropy_and_max, find_sites
+from layergeom.joblog import Progress
 
 DRIFT_SCHEMA = {
     "block_type": pl.Utf8, "repeat": pl.Int64, "drift": pl.Float64, "block": pl.Int64, "input_mean_cos": pl.Float64,
@@ -108,15 +109,19 @@ def drift_table(settings: dict) -> pl.DataFrame:
     """One row per (block type, repeat, drift N, block): the measures of ``block_measures``."""
     s = settings
     rows = []
+    grid = drift_grid(s["drift_min"], s["drift_max"], s["points"])
+    progress = Progress(len(s["blocks"]) * s["repeats"] * len(grid), "drift values")
     for kind in s["blocks"]:
         for repeat in range(s["repeats"]):
             seed = s["seed"] + repeat
             blocks = make_blocks(kind, s["d_model"], s["n_head"], s["n_blocks"], seed)
             x, b = drift_inputs(s["sequences"], s["length"], s["d_model"], seed)
-            for drift in drift_grid(s["drift_min"], s["drift_max"], s["points"]):
+            for drift in grid:
                 h = x + float(drift) * b
                 for index, (out, weights) in enumerate(run_blocks(blocks, kind, h, s["n_head"])):
                     rows.append({"block_type": kind, "repeat": repeat, "drift": float(drift), "block": index + 1,
                                  **block_measures(h, out, weights, kind == "gpt2")})
                     h = out
+                progress.update(1)
+    progress.update(0, force=True)
     return pl.DataFrame(rows, schema=DRIFT_SCHEMA)

@@ -64,7 +64,7 @@ def over_training(tables: Sequence[tuple[int, pl.DataFrame]], columns: Sequence[
     cmap = plt.get_cmap("viridis")
     for ax, column in zip(axes.flat, columns):
         if "head" in table.columns:
-            for (layer, head), part in table.sort("step").group_by("layer", "head", maintain_order=True):
+            for (layer, _head), part in table.sort("step").group_by("layer", "head", maintain_order=True):
                 ax.plot(part["step"], part[column], lw=0.4, alpha=0.35, color=cmap(relative_depth(layer, n_layers)))
         steps, layers, values = per_layer_over_steps(table, column)
         for layer, line in zip(layers, values):

@@ -17,6 +17,7 @@ import zarr
 from layergeom.analyses.norm_variance.accumulate import NAME
 from layergeom.io.atomic import write_parquet
 from layergeom.io.store import layer_names, n_blocks, open_hidden, read_tokens, relative_depth
+from layergeom.joblog import tracked
 from layergeom.stream.moments import GroupedMoments, Moments
 from layergeom.stream.protocol import load_merged
 
@@ -231,7 +232,7 @@ def norm_variance_tables(
     last_after_norm = bool(array.attrs.get("last_layer_after_final_norm", False))
     results = [
         analyse_layer(load_merged(part_dirs, layer, NAME).finalize(), layer, min_count, max_count, exclusions, top)
-        for layer in range(n_stored)
+        for layer in tracked(range(n_stored), n_stored, "layers")
     ]
     strings = tokens.select("token_id", "token").unique("token_id", keep="first")
     rows = [row for result in results for row in result.summary]

@@ -1,7 +1,7 @@
 """Position/context decomposition of a contexts-mode store from the merged stream shards.
 
-The merge folds the shards layer by layer, writes pos and ctx to ``components.zarr`` and one row of
-statistics per layer to ``layers.parquet``.
+The merge folds the shards layer by layer, writes pos and ctx to ``components.zarr`` (with dimension
+names and coordinates, so ``xarray.open_zarr`` reads it) and one row of statistics per layer to ``layers.parquet``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, decompose
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.atomic import atomic_output, write_parquet
-from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens
+from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, write_layer_coords
+from layergeom.joblog import tracked
 from layergeom.stream.protocol import load_merged
 from layergeom.stream.scatter import scatter_name
 
@@ -73,14 +74,21 @@ def run_merge(
     with atomic_output(components_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         group.attrs.update(attrs)
-        pos_arr = group.create_array("pos", shape=(n_layers, n_pos, d), chunks=(1, n_pos, d), dtype=np.float64)
-        ctx_arr = group.create_array("ctx", shape=(n_layers, n_ctx, d), chunks=(1, n_ctx, d), dtype=np.float64)
-        mean_arr = group.create_array("mean", shape=(n_layers, d), chunks=(1, d), dtype=np.float64)
-        group.create_array("positions", data=design.positions)
-        group.create_array("context_ids", data=design.context_ids)
-        topic = group.create_array("topic", shape=(n_ctx,), dtype=str)  # "" = no topic
+        pos_arr = group.create_array("pos", shape=(n_layers, n_pos, d), chunks=(1, n_pos, d), dtype=np.float64,
+                                     dimension_names=("layer", "position", "d"))
+        ctx_arr = group.create_array("ctx", shape=(n_layers, n_ctx, d), chunks=(1, n_ctx, d), dtype=np.float64,
+                                     dimension_names=("layer", "context", "d"))
+        mean_arr = group.create_array("mean", shape=(n_layers, d), chunks=(1, d), dtype=np.float64,
+                                      dimension_names=("layer", "d"))
+        pos_arr.attrs["coordinates"] = "layer_name positions"
+        ctx_arr.attrs["coordinates"] = "layer_name context_ids topic"
+        mean_arr.attrs["coordinates"] = "layer_name"
+        write_layer_coords(group, names)
+        group.create_array("positions", data=design.positions, dimension_names=("position",))
+        group.create_array("context_ids", data=design.context_ids, dimension_names=("context",))
+        topic = group.create_array("topic", shape=(n_ctx,), dtype=str, dimension_names=("context",))  # "" = no topic
         topic[:] = np.array([t or "" for t in design.topics], dtype=object)
-        for layer in range(n_layers):
+        for layer in tracked(range(n_layers), n_layers, "layers"):
             dec = merge_layer(part_paths, layer, design.mask)
             pos_arr[layer], ctx_arr[layer], mean_arr[layer] = dec.pos, dec.ctx, dec.mu
             row = {"layer": layer, "n_contexts": n_ctx, "n_positions": n_pos}
