@@ -28,7 +28,7 @@ include: "workflow/rules/dynamics.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
         table_targets(),
-    default_target: True

@@ -117,12 +117,16 @@ def bench_stream(folder: Path) -> list[str]:
 def main() -> None:
     cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     print("### TwoNN: ours against scikit-dimension\n")
-    print(f"Fastest of {REPEATS} runs; synthetic hidden-state-like points (12-dim curved manifold, offset, noise); "
-          f"discard fraction 0.1; {cpu}, BLAS threads {THREADS}.\n")
+    print(
+        f"Fastest of {REPEATS} runs; synthetic hidden-state-like points (12-dim curved manifold, offset, noise); "
+        f"discard fraction 0.1; {cpu}, BLAS threads {THREADS}.\n"
+    )
     print("\n".join(bench_twonn()))
     print("\n### Streaming anisotropy passes against reading the store\n")
-    print("float16 store, chunks of 4096 tokens (no compression is the extraction default); "
-          "fastest of 3 runs over all layers.\n")
+    print(
+        "float16 store, chunks of 4096 tokens (no compression is the extraction default); "
+        "fastest of 3 runs over all layers.\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         print("\n".join(bench_stream(Path(tmp))))
 

@@ -17,12 +17,42 @@ from layergeom.models import LoadedModel
 from layergeom.sequences import Sequences, plan_batches
 from layergeom.train import TrainData, Trainer
 
-RUN = {"corpus": "synthetic", "vocab_size": 4096, "min_frequency": 2, "n_layer": 4, "n_embd": 256, "n_head": 4,
-       "context_length": 128, "steps": 400, "batch_size": 16, "learning_rate": 2e-3, "warmup_steps": 16,
-       "min_lr_ratio": 0.1, "weight_decay": 0.01, "grad_clip": 1.0, "dropout": 0.0, "eval_fraction": 0.05,
-       "eval_batches": 4, "log_checkpoints": True, "checkpoint_every": None, "seed": 0, "device": "cpu"}
-DRIFT = {"blocks": ["gpt2", "bert"], "n_blocks": 2, "d_model": 256, "n_head": 4, "sequences": 8, "length": 64,
-         "drift_min": 0.01, "drift_max": 1e4, "points": 13, "repeats": 2, "seed": 0}
+RUN = {
+    "corpus": "synthetic",
+    "vocab_size": 4096,
+    "min_frequency": 2,
+    "n_layer": 4,
+    "n_embd": 256,
+    "n_head": 4,
+    "context_length": 128,
+    "steps": 400,
+    "batch_size": 16,
+    "learning_rate": 2e-3,
+    "warmup_steps": 16,
+    "min_lr_ratio": 0.1,
+    "weight_decay": 0.01,
+    "grad_clip": 1.0,
+    "dropout": 0.0,
+    "eval_fraction": 0.05,
+    "eval_batches": 4,
+    "log_checkpoints": True,
+    "checkpoint_every": None,
+    "seed": 0,
+    "device": "cpu",
+}
+DRIFT = {
+    "blocks": ["gpt2", "bert"],
+    "n_blocks": 2,
+    "d_model": 256,
+    "n_head": 4,
+    "sequences": 8,
+    "length": 64,
+    "drift_min": 0.01,
+    "drift_max": 1e4,
+    "points": 13,
+    "repeats": 2,
+    "seed": 0,
+}
 N_CTX, T, STEPS, REPEATS = 250, 64, 12, 3
 
 
@@ -77,8 +107,10 @@ def main() -> None:
     print(f"| training update (16 x 128 tokens), mean of {STEPS} | {step_s:.3f} | {tok_s:,.0f} tokens/s |")
     print(f"| default run, 400 updates (estimate) | {400 * step_s:.0f} | |")
     print(f"| bare forward (sdpa), best of {REPEATS} | {min(bare):.2f} | {tokens / min(bare):,.0f} tokens/s |")
-    print(f"| attention statistics (eager + hooks), best of {REPEATS} | {min(hooked):.2f} "
-    f"| {tokens / min(hooked):,.0f} tokens/s |")
+    print(
+        f"| attention statistics (eager + hooks), best of {REPEATS} | {min(hooked):.2f} "
+        f"| {tokens / min(hooked):,.0f} tokens/s |"
+    )
     print(f"| drift experiment, default settings ({table.height} rows) | {drift_s:.2f} | |")
     print(f"\nattention statistics / bare forward: {min(hooked) / min(bare):.2f}x")
 

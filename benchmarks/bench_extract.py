@@ -32,8 +32,13 @@ def prepare(model: str, n: int):
     torch.set_num_threads(2)
     limit_heap_retention()  # as extract() does, so the bare forward runs under the same allocator settings
     loaded = load_model(resolve_source(model))
-    entry = {"source": "bbc", "min_words": 3, "max_words": 64, "max_documents": None,
-             "sample": {"n_sentences": n, "fraction": None, "seed": 0}}
+    entry = {
+        "source": "bbc",
+        "min_words": 3,
+        "max_words": 64,
+        "max_documents": None,
+        "sample": {"n_sentences": n, "fraction": None, "seed": 0},
+    }
     docs, sents = build_corpus(entry)
     return loaded, build_sequences(loaded, {"sequences": MODE}, docs, sents, SETTINGS["max_length"])
 
@@ -84,14 +89,18 @@ def main() -> None:
         store.append(stored(loaded, seqs))
     tokens = int(seqs.lengths().sum())
     runs = {n: peak_rss(args.model, n) for n in (small, large)}
-    print(f"Model `{args.model}`, {small} BBC sentences ({tokens} tokens), batch_tokens={SETTINGS['batch_tokens']}, "
-          f"chunk_tokens={SETTINGS['chunk_tokens']}, float16 store without compression, 2 threads, CPU; "
-          f"best of {args.repeats} interleaved runs.\n")
+    print(
+        f"Model `{args.model}`, {small} BBC sentences ({tokens} tokens), batch_tokens={SETTINGS['batch_tokens']}, "
+        f"chunk_tokens={SETTINGS['chunk_tokens']}, float16 store without compression, 2 threads, CPU; "
+        f"best of {args.repeats} interleaved runs.\n"
+    )
     print("| run | seconds | tokens/s |")
     print("|---|---:|---:|")
     for name, times in (("bare forward (stores nothing)", bare), ("extract + store", store)):
         print(f"| {name} | {min(times):.2f} | {tokens / min(times):.0f} |")
-    print(f"\nStoring overhead over the bare forward: {100 * (min(store) / min(bare) - 1):.1f}% (target at most 15%).\n")
+    print(
+        f"\nStoring overhead over the bare forward: {100 * (min(store) / min(bare) - 1):.1f}% (target at most 15%).\n"
+    )
     print("| sentences | tokens | peak RSS (MiB) |")
     print("|---:|---:|---:|")
     for n, r in runs.items():

@@ -25,12 +25,27 @@ def build(root: Path) -> None:
     rng = np.random.default_rng(0)
     seq = np.repeat(rng.permutation(N_CTX), T)
     position = np.tile(np.arange(T), N_CTX)
-    pl.DataFrame({
-        "seq_id": seq, "doc_id": seq, "topic": [str(s % 5) for s in seq], "position": position,
-        "token_id": np.zeros_like(seq), "token": ["x"] * seq.size, "is_special": np.zeros(seq.size, bool),
-    }).write_parquet(root / "tokens.parquet")
-    array = create_store(root / "states.zarr", N_LAYERS, seq.size, D, "float16", CHUNK, None,
-                         {"model": "synthetic", "corpus": "synthetic", "layer_names": None})
+    pl.DataFrame(
+        {
+            "seq_id": seq,
+            "doc_id": seq,
+            "topic": [str(s % 5) for s in seq],
+            "position": position,
+            "token_id": np.zeros_like(seq),
+            "token": ["x"] * seq.size,
+            "is_special": np.zeros(seq.size, bool),
+        }
+    ).write_parquet(root / "tokens.parquet")
+    array = create_store(
+        root / "states.zarr",
+        N_LAYERS,
+        seq.size,
+        D,
+        "float16",
+        CHUNK,
+        None,
+        {"model": "synthetic", "corpus": "synthetic", "layer_names": None},
+    )
     for layer in range(N_LAYERS):
         array[layer] = rng.standard_normal((seq.size, D)).astype(np.float16)
 
@@ -50,8 +65,16 @@ def main() -> None:
         run_stream_shard(root / "states.zarr", root / "tokens.parquet", root / "part", "0-of-1", plans)
         shard_s = time.perf_counter() - start
         start = time.perf_counter()
-        run_merge(root / "states.zarr", root / "tokens.parquet", [root / "part"], root / "components.zarr",
-                  root / "layers.parquet", False, True, Settings())
+        run_merge(
+            root / "states.zarr",
+            root / "tokens.parquet",
+            [root / "part"],
+            root / "components.zarr",
+            root / "layers.parquet",
+            False,
+            True,
+            Settings(),
+        )
         merge_s = time.perf_counter() - start
     tokens = N_CTX * T * N_LAYERS
     print("### posctx (synthetic float16 store)\n")

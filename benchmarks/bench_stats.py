@@ -86,8 +86,13 @@ def child(path: Path, vocab: int) -> dict:
         token_table(path, vocab).write_parquet(Path(out) / "tokens.parquet")
         baseline = peak_rss_mb()
         start = time.perf_counter()
-        run_stream_shard(path / "states.zarr", Path(out) / "tokens.parquet", Path(out) / "part", "0-of-1",
-                         {"norm_variance": SELECTION})
+        run_stream_shard(
+            path / "states.zarr",
+            Path(out) / "tokens.parquet",
+            Path(out) / "part",
+            "0-of-1",
+            {"norm_variance": SELECTION},
+        )
         seconds = time.perf_counter() - start
         size = sum(f.stat().st_size for f in (Path(out) / "part").iterdir()) / 2**20
     peak = peak_rss_mb()

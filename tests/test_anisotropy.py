@@ -18,9 +18,17 @@ from layergeom.io.store import create_store, open_hidden
 from layergeom.stream.job import run_stream_shard
 from layergeom.stream.selection import token_mask
 
-ATTRS = {"model": "m", "corpus": "c", "model_source": "src", "revision": None, "init": "pretrained",
-         "kind": "decoder", "n_layers": 2, "layer_names": ["embeddings", "block_1", "block_2"],
-         "last_layer_after_final_norm": True}
+ATTRS = {
+    "model": "m",
+    "corpus": "c",
+    "model_source": "src",
+    "revision": None,
+    "init": "pretrained",
+    "kind": "decoder",
+    "n_layers": 2,
+    "layer_names": ["embeddings", "block_1", "block_2"],
+    "last_layer_after_final_norm": True,
+}
 
 
 def mean_cos(x: np.ndarray) -> float:
@@ -37,8 +45,14 @@ def store(tmp_path):
     array = create_store(tmp_path / "states.zarr", 3, n_tokens, d, "float32", 40, None, ATTRS)
     array[:] = data.astype(np.float32)
     seq = np.repeat(np.arange(30), 10)[rng.permutation(n_tokens)]  # rows not in sequence order
-    tokens = pl.DataFrame({"seq_id": seq, "position": np.arange(n_tokens) % 10, "token_id": np.arange(n_tokens),
-                           "is_special": np.arange(n_tokens) % 10 == 0})
+    tokens = pl.DataFrame(
+        {
+            "seq_id": seq,
+            "position": np.arange(n_tokens) % 10,
+            "token_id": np.arange(n_tokens),
+            "is_special": np.arange(n_tokens) % 10 == 0,
+        }
+    )
     write_parquet(tokens, tmp_path / "tokens.parquet")
     return open_hidden(tmp_path / "states.zarr"), tokens, array[:].astype(np.float64)
 
@@ -57,8 +71,16 @@ def test_sharded_stage_equals_in_ram(store, tmp_path):
     for k, folder in enumerate(centered_dirs):
         write_centered(states, token_file, tmp_path / "means.npy", selection, (k, 3), None, folder)
     centered = merge_centered(centered_dirs, 3)
-    settings = {"n_points": 200, "sample": "random", "seed": 1, "discard_fraction": 0.1, "bootstrap": 30,
-                "confidence": 0.9, "k_neighbors": 10, "block_points": 64}
+    settings = {
+        "n_points": 200,
+        "sample": "random",
+        "seed": 1,
+        "discard_fraction": 0.1,
+        "bootstrap": 30,
+        "confidence": 0.9,
+        "k_neighbors": 10,
+        "block_points": 64,
+    }
     ids = id_table(array, tokens, mask, settings, None)
     table = layer_table(array, spectrum, centered, ids, selection)
     assert table["layer_name"].to_list() == ATTRS["layer_names"]
@@ -81,6 +103,10 @@ def test_sharded_stage_equals_in_ram(store, tmp_path):
 
 
 def test_random_baselines_pair_same_source_and_revision():
-    models = [("gpt", "gpt2", None, "pretrained"), ("gpt_rand", "gpt2", None, "random"),
-              ("gpt_old", "gpt2", "step0", "pretrained"), ("bert_rand", "bert", None, "random")]
+    models = [
+        ("gpt", "gpt2", None, "pretrained"),
+        ("gpt_rand", "gpt2", None, "random"),
+        ("gpt_old", "gpt2", "step0", "pretrained"),
+        ("bert_rand", "bert", None, "random"),
+    ]
     assert random_baselines(models) == [("gpt", "gpt_rand")]

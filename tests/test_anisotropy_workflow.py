@@ -9,15 +9,27 @@ import polars as pl
 import pytest
 import yaml
 
-from layergeom.stream.selection import token_mask
 from layergeom.io.store import open_hidden, read_tokens
+from layergeom.stream.selection import token_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
 
@@ -25,8 +37,11 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 def test_anisotropy_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     config = {
         "corpora": {"docs": {"source": "text", "path": str(text_corpus), "sample": {"n_sentences": 12}}},
-        "models": {"bert": {"source": str(tiny_bert)}, "gpt": {"source": str(tiny_gpt2)},
-                   "gpt_rand": {"source": str(tiny_gpt2), "init": "random", "seed": 1}},
+        "models": {
+            "bert": {"source": str(tiny_bert)},
+            "gpt": {"source": str(tiny_gpt2)},
+            "gpt_rand": {"source": str(tiny_gpt2), "init": "random", "seed": 1},
+        },
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
         "stream": {"shards": 2},
         "anisotropy": {"id": {"n_points": 60, "bootstrap": 20, "k_neighbors": 5}},

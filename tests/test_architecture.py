@@ -55,8 +55,20 @@ def test_a_new_analysis_is_one_folder_one_rule_file_and_two_registrations(tmp_pa
         "stream": {"shards": 2},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", "2", "results/tables/max_norm/docs.csv"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(repo / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+        "--cores",
+        "2",
+        "results/tables/max_norm/docs.csv",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -65,7 +77,9 @@ def test_a_new_analysis_is_one_folder_one_rule_file_and_two_registrations(tmp_pa
     keep = token_mask(read_tokens(hidden / "tokens.parquet"))
     table = pl.read_csv(work / "results" / "tables" / "max_norm" / "docs.csv")
     assert table["model"].to_list() == ["bert"] * array.shape[0]
-    want = [np.linalg.norm(np.asarray(array[layer], dtype=np.float64)[keep], axis=1).max()
-            for layer in range(array.shape[0])]
+    want = [
+        np.linalg.norm(np.asarray(array[layer], dtype=np.float64)[keep], axis=1).max()
+        for layer in range(array.shape[0])
+    ]
     np.testing.assert_allclose(table["max_norm"].to_numpy(), want, rtol=1e-12)
     assert table["relative_depth"].to_list() == [0.0, 0.5, 1.0]

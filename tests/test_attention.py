@@ -22,23 +22,42 @@ def _gpt2():
     from transformers import GPT2Config, GPT2Model
 
     torch.manual_seed(0)
-    return GPT2Model(GPT2Config(vocab_size=60, n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=0, eos_token_id=0))
+    return GPT2Model(
+        GPT2Config(vocab_size=60, n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=0, eos_token_id=0)
+    )
 
 
 def _llama():
     from transformers import LlamaConfig, LlamaModel
 
     torch.manual_seed(0)
-    return LlamaModel(LlamaConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  num_key_value_heads=2, intermediate_size=48, max_position_embeddings=32))
+    return LlamaModel(
+        LlamaConfig(
+            vocab_size=60,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=48,
+            max_position_embeddings=32,
+        )
+    )
 
 
 def _bert():
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    return BertModel(BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                intermediate_size=48, max_position_embeddings=32))
+    return BertModel(
+        BertConfig(
+            vocab_size=60,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=48,
+            max_position_embeddings=32,
+        )
+    )
 
 
 def _sequences(seed: int = 0):
@@ -46,7 +65,9 @@ def _sequences(seed: int = 0):
     lengths = [7, 12, 3, 12, 9]
     ids = [rng.integers(0, 60, n) for n in lengths]
     keep = [rng.random(n) < 0.7 for n in lengths]
-    seqs = Sequences(np.arange(len(ids)), np.arange(len(ids)), [None] * len(ids), ids, [np.zeros(n, bool) for n in lengths])
+    seqs = Sequences(
+        np.arange(len(ids)), np.arange(len(ids)), [None] * len(ids), ids, [np.zeros(n, bool) for n in lengths]
+    )
     return seqs, keep
 
 
@@ -56,7 +77,9 @@ def _projections(model, layer: int, h: torch.Tensor):
     h = h.double()
     if hasattr(model, "h"):  # GPT-2: ln_1, then c_attn (Conv1D, weight is in x out)
         block = model.h[layer - 1]
-        x = torch.nn.functional.layer_norm(h, h.shape[-1:], block.ln_1.weight.double(), block.ln_1.bias.double(), block.ln_1.eps)
+        x = torch.nn.functional.layer_norm(
+            h, h.shape[-1:], block.ln_1.weight.double(), block.ln_1.bias.double(), block.ln_1.eps
+        )
         qkv = x @ block.attn.c_attn.weight.double() + block.attn.c_attn.bias.double()
         d = h.shape[-1]
         return qkv[:, :d], qkv[:, d : 2 * d]
@@ -66,14 +89,19 @@ def _projections(model, layer: int, h: torch.Tensor):
         x = x * block.input_layernorm.weight.double()
         return x @ block.self_attn.q_proj.weight.double().T, x @ block.self_attn.k_proj.weight.double().T
     att = model.encoder.layer[layer - 1].attention.self  # BERT: query / key on the layer input
-    return (h @ att.query.weight.double().T + att.query.bias.double(), h @ att.key.weight.double().T + att.key.bias.double())
+    return (
+        h @ att.query.weight.double().T + att.query.bias.double(),
+        h @ att.key.weight.double().T + att.key.bias.double(),
+    )
 
 
 def _reference(model, kind, seqs, keep):
     """Per layer: sums of q, k over kept tokens, and entropy / max sums of the model's own attention rows."""
     model.set_attn_implementation("eager")
     n_layers = model.config.num_hidden_layers
-    ref = {layer: {"q": 0.0, "k": 0.0, "ent": 0.0, "max": 0.0, "n": 0, "uniform": 0.0} for layer in range(1, n_layers + 1)}
+    ref = {
+        layer: {"q": 0.0, "k": 0.0, "ent": 0.0, "max": 0.0, "n": 0, "uniform": 0.0} for layer in range(1, n_layers + 1)
+    }
     for ids, sel in zip(seqs.ids, keep):
         with torch.no_grad():
             out = model(input_ids=torch.as_tensor(ids)[None], output_hidden_states=True, output_attentions=True)
@@ -93,7 +121,9 @@ def _reference(model, kind, seqs, keep):
     return ref
 
 
-@pytest.mark.parametrize("build, kind, kv_heads", [(_gpt2, "decoder", 4), (_llama, "decoder", 2), (_bert, "encoder", 4)])
+@pytest.mark.parametrize(
+    "build, kind, kv_heads", [(_gpt2, "decoder", 4), (_llama, "decoder", 2), (_bert, "encoder", 4)]
+)
 def test_hooked_stats_match_weights_and_model_attention(build, kind, kv_heads):
     model = build()
     seqs, keep = _sequences()

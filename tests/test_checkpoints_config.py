@@ -18,15 +18,32 @@ SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
 
 def base_config(corpus_path) -> dict:
     return {
-        "corpora": {"docs": {"source": "text", "path": str(corpus_path)},
-                    "ctx": {"source": "text", "path": str(corpus_path),
-                            "sequences": {"mode": "contexts", "length": 16, "count": 4, "per_document": 2}}},
+        "corpora": {
+            "docs": {"source": "text", "path": str(corpus_path)},
+            "ctx": {
+                "source": "text",
+                "path": str(corpus_path),
+                "sequences": {"mode": "contexts", "length": 16, "count": 4, "per_document": 2},
+            },
+        },
         "models": {
             "tiny": {"checkpoints": {"train": "small", "steps": [0, 4, 10]}, "corpora": ["ctx"]},
             "pythia": {"source": "EleutherAI/pythia-14m", "checkpoints": ["step0", "step1000"], "corpora": ["ctx"]},
         },
-        "training": {"runs": {"small": {"corpus": "docs", "steps": 10, "n_layer": 2, "n_embd": 16, "n_head": 2,
-                                        "context_length": 16, "vocab_size": 300, "batch_size": 2}}},
+        "training": {
+            "runs": {
+                "small": {
+                    "corpus": "docs",
+                    "steps": 10,
+                    "n_layer": 2,
+                    "n_embd": 16,
+                    "n_head": 2,
+                    "context_length": 16,
+                    "vocab_size": 300,
+                    "batch_size": 2,
+                }
+            }
+        },
     }
 
 
@@ -68,7 +85,10 @@ def test_all_saved_steps_when_none_chosen(text_corpus):
         ({"tiny": {"checkpoints": {"train": "small", "steps": [3]}}}, r"does not save steps \[3\]"),
         ({"tiny": {"source": "minilm", "checkpoints": {"train": "small"}}}, r"models\.tiny\.source: leave it out"),
         ({"tiny": {"checkpoints": {"train": "small"}, "init": "random"}}, r"models\.tiny\.init"),
-        ({"pythia": {"source": "x/y", "checkpoints": ["main"]}}, r"models\.pythia\.checkpoints: cannot read a training step"),
+        (
+            {"pythia": {"source": "x/y", "checkpoints": ["main"]}},
+            r"models\.pythia\.checkpoints: cannot read a training step",
+        ),
         ({"pythia": {"checkpoints": ["step1"]}}, r"models\.pythia\.source is required"),
         ({"tiny.step_0": {"source": "minilm"}}, r"'tiny\.step_0' is used twice"),
         ({"plain": {"corpora": ["ctx"]}}, r"models\.plain\.source is required"),
@@ -90,8 +110,20 @@ def test_unknown_training_corpus_is_refused(text_corpus):
 
 def test_dag_runs_every_analysis_over_checkpoints(tmp_path, text_corpus):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(base_config(text_corpus)))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "-n"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--cores",
+        "2",
+        "-n",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
@@ -99,9 +131,13 @@ def test_dag_runs_every_analysis_over_checkpoints(tmp_path, text_corpus):
     assert counts["train_tokenizer"] == "1" and counts["train_model"] == "1" and counts["train_loss_figure"] == "1"
     assert counts["extract"] == "5" and counts["summary"] == "5" and counts["attention"] == "5"
     assert counts["stream"] == "5"  # one stream shard per store feeds every analysis
-    assert counts["training_figure"] == "8" and counts["drift"] == "1"  # (tiny, pythia) x (summary, attention, anisotropy, norm_variance)
+    assert (
+        counts["training_figure"] == "8" and counts["drift"] == "1"
+    )  # (tiny, pythia) x (summary, attention, anisotropy, norm_variance)
     for step in (0, 4, 10):
-        job = re.search(rf"rule extract:\n    input: (.*)\n    output: results/hidden/tiny\.step_{step}/ctx/states\.zarr", out)
+        job = re.search(
+            rf"rule extract:\n    input: (.*)\n    output: results/hidden/tiny\.step_{step}/ctx/states\.zarr", out
+        )
         assert job and "results/train/small/checkpoints" in job.group(1)
     job = re.search(r"rule extract:\n    input: (.*)\n    output: results/hidden/pythia\.step1000/ctx", out)
     assert job and "train" not in job.group(1)

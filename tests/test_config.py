@@ -49,7 +49,10 @@ def test_default_config_is_valid_and_filled():
     assert cfg["extraction"]["dtype"] == "float16"
     assert cfg["corpora"]["bbc"]["max_words"] == 64
     assert lgconfig.pairs(cfg) == [
-        (m, c) for m in cfg["models"] for c in cfg["corpora"] if c in (cfg["models"][m].get("corpora") or cfg["corpora"])
+        (m, c)
+        for m in cfg["models"]
+        for c in cfg["corpora"]
+        if c in (cfg["models"][m].get("corpora") or cfg["corpora"])
     ]
 
 
@@ -80,7 +83,9 @@ def test_deprecated_keys_are_moved_and_merged(stream_shards, expected):
     assert (nv["min_count"], nv["max_count"]) == (5, 100000)  # the user's value wins, the default stays
     assert nv["exclude"] == {"token_ids": [0], "first_position": True, "outlier_factor": 10}
     assert cfg["stream"] == {"shards": expected, "block_tokens": 4096}
-    assert all(key not in cfg[s] for s in ("anisotropy", "posctx", "norm_variance") for key in ("shards", "block_tokens"))
+    assert all(
+        key not in cfg[s] for s in ("anisotropy", "posctx", "norm_variance") for key in ("shards", "block_tokens")
+    )
     validate(cfg, SCHEMA)
 
 
@@ -109,7 +114,10 @@ def test_schema_refuses_with_field_named(patch, field):
         ({"models": {"m": {"source": "./no/such/model"}}}, r"models\.m\.source: no such model"),
         ({"models": {"m": {"source": "minilm", "corpora": ["nope"]}}}, r"models\.m\.corpora: unknown corpus"),
         ({"corpora": {"bbc": {"source": "bbc", "min_words": 70}}}, r"corpora\.bbc: min_words"),
-        ({"models": {"m": {"source": "minilm", "extraction": {"chunk_tokens": 100, "shard_tokens": 10}}}}, "shard_tokens"),
+        (
+            {"models": {"m": {"source": "minilm", "extraction": {"chunk_tokens": 100, "shard_tokens": 10}}}},
+            "shard_tokens",
+        ),
     ],
 )
 def test_checks_refuse_with_field_named(patch, message):

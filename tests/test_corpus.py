@@ -5,8 +5,15 @@ import pytest
 
 from layergeom.corpus import CorpusError, build_corpus, read_documents, split_sentences
 
-BASE = {"min_words": 3, "max_words": 64, "sample": {"n_sentences": None, "fraction": None, "seed": 0},
-        "text_column": "text", "topic_column": None, "topic": None, "max_documents": None}
+BASE = {
+    "min_words": 3,
+    "max_words": 64,
+    "sample": {"n_sentences": None, "fraction": None, "seed": 0},
+    "text_column": "text",
+    "topic_column": None,
+    "topic": None,
+    "max_documents": None,
+}
 
 
 def entry(**kw):
@@ -47,7 +54,9 @@ def test_jsonl_and_parquet_columns(tmp_path):
     frame.write_ndjson(tmp_path / "d.jsonl")
     frame.write_parquet(tmp_path / "d.parquet")
     for source, name in (("jsonl", "d.jsonl"), ("parquet", "d.parquet")):
-        docs, sents = build_corpus(entry(source=source, path=str(tmp_path / name), text_column="body", topic_column="label"))
+        docs, sents = build_corpus(
+            entry(source=source, path=str(tmp_path / name), text_column="body", topic_column="label")
+        )
         assert docs.height == 1 and docs["topic"].to_list() == ["a"]
         assert sents["text"].to_list() == ["One short sentence here.", "Another one follows it."]
     with pytest.raises(CorpusError, match="no column 'text'"):
@@ -56,7 +65,10 @@ def test_jsonl_and_parquet_columns(tmp_path):
 
 def test_sentence_splitter_keeps_abbreviations():
     assert split_sentences("Mr. Smith went to Washington. He arrived at 5 p.m. on Monday.\nNew paragraph") == [
-        "Mr. Smith went to Washington.", "He arrived at 5 p.m. on Monday.", "New paragraph"]
+        "Mr. Smith went to Washington.",
+        "He arrived at 5 p.m. on Monday.",
+        "New paragraph",
+    ]
 
 
 def test_bbc_corpus_has_five_topics():

@@ -7,8 +7,19 @@ import torch
 
 from layergeom.analyses.dynamics.drift import drift_grid, drift_inputs, drift_table, make_blocks, mean_pairwise_cosine
 
-SETTINGS = {"blocks": ["gpt2", "bert"], "n_blocks": 2, "d_model": 16, "n_head": 2, "sequences": 3, "length": 6,
-            "drift_min": 0.1, "drift_max": 1e4, "points": 6, "repeats": 2, "seed": 5}
+SETTINGS = {
+    "blocks": ["gpt2", "bert"],
+    "n_blocks": 2,
+    "d_model": 16,
+    "n_head": 2,
+    "sequences": 3,
+    "length": 6,
+    "drift_min": 0.1,
+    "drift_max": 1e4,
+    "points": 6,
+    "repeats": 2,
+    "seed": 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +65,12 @@ def test_zero_drift_matches_unperturbed_run(table, kind):
             flat = out.reshape(-1, 16).double().numpy()
             u = flat / np.linalg.norm(flat, axis=1, keepdims=True)
             n = len(u)
-            row = table.filter((pl.col("block_type") == kind) & (pl.col("repeat") == repeat) & (pl.col("drift") == 0)
-                               & (pl.col("block") == index + 1)).row(0, named=True)
+            row = table.filter(
+                (pl.col("block_type") == kind)
+                & (pl.col("repeat") == repeat)
+                & (pl.col("drift") == 0)
+                & (pl.col("block") == index + 1)
+            ).row(0, named=True)
             assert row["mean_cos"] == pytest.approx(((u @ u.T).sum() - n) / (n * (n - 1)), rel=1e-9, abs=1e-12)
             assert row["mean_entropy"] == pytest.approx(_entropy(p).mean(), rel=1e-9)
             assert row["mean_max_weight"] == pytest.approx(p.max(-1).mean(), rel=1e-9)

@@ -26,10 +26,29 @@ def test_figures_render(tmp_path):
     norms = [(s, pl.DataFrame({"layer": [0, 1, 2], "mean_norm": [1.0, 10.0 * (s + 1), 200.0]})) for s in (0, 1, 8)]
     save(over_training(norms, ["mean_norm"], "norms"), tmp_path / "norms.png")
     save(over_training([(s, _heads(s)) for s in (0, 2)], ["qk_cos"], "attention"), tmp_path / "attention.png")
-    loss = pl.DataFrame({"step": [0, 1, 2], "loss": [None, 5.0, 4.0], "eval_loss": [6.0, 5.5, None],
-                         "lr": [None, 1e-3, 1e-3], "tokens": [0, 8, 16], "checkpoint": [True, True, False]})
+    loss = pl.DataFrame(
+        {
+            "step": [0, 1, 2],
+            "loss": [None, 5.0, 4.0],
+            "eval_loss": [6.0, 5.5, None],
+            "lr": [None, 1e-3, 1e-3],
+            "tokens": [0, 8, 16],
+            "checkpoint": [True, True, False],
+        }
+    )
     save(loss_figure(loss, "run"), tmp_path / "loss.png")
-    settings = {"blocks": ["gpt2"], "n_blocks": 1, "d_model": 8, "n_head": 2, "sequences": 2, "length": 4,
-                "drift_min": 0.1, "drift_max": 10, "points": 3, "repeats": 2, "seed": 0}
+    settings = {
+        "blocks": ["gpt2"],
+        "n_blocks": 1,
+        "d_model": 8,
+        "n_head": 2,
+        "sequences": 2,
+        "length": 4,
+        "drift_min": 0.1,
+        "drift_max": 10,
+        "points": 3,
+        "repeats": 2,
+        "seed": 0,
+    }
     save(drift_figure(drift_table(settings)), tmp_path / "drift.png")
     assert all((tmp_path / f"{n}.png").stat().st_size > 1000 for n in ("norms", "attention", "loss", "drift"))

@@ -16,23 +16,57 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_training_dynamics_end_to_end(tmp_path, text_corpus, tiny_bert):
     config = {
-        "corpora": {"ctx": {"source": "text", "path": str(text_corpus),
-                            "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2}}},
-        "models": {"tiny": {"checkpoints": {"train": "small", "steps": [0, 2, 8]}},
-                   "bert": {"source": str(tiny_bert)}},
-        "training": {"runs": {"small": {"corpus": "ctx", "vocab_size": 300, "min_frequency": 1, "n_layer": 2,
-                                        "n_embd": 32, "n_head": 2, "context_length": 32, "steps": 8,
-                                        "batch_size": 4, "eval_fraction": 0.2, "eval_batches": 1}}},
+        "corpora": {
+            "ctx": {
+                "source": "text",
+                "path": str(text_corpus),
+                "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2},
+            }
+        },
+        "models": {"tiny": {"checkpoints": {"train": "small", "steps": [0, 2, 8]}}, "bert": {"source": str(tiny_bert)}},
+        "training": {
+            "runs": {
+                "small": {
+                    "corpus": "ctx",
+                    "vocab_size": 300,
+                    "min_frequency": 1,
+                    "n_layer": 2,
+                    "n_embd": 32,
+                    "n_head": 2,
+                    "context_length": 32,
+                    "steps": 8,
+                    "batch_size": 4,
+                    "eval_fraction": 0.2,
+                    "eval_batches": 1,
+                }
+            }
+        },
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128, "dtype": "float32"},
         "attention": {"scope": "all"},
         "drift": {"d_model": 16, "n_head": 2, "sequences": 2, "length": 8, "points": 4, "repeats": 1},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    targets = ["results/figures/train/small/loss.png", "results/figures/dynamics/tiny/ctx/attention.png",
-               "results/figures/dynamics/tiny/ctx/summary.png", "results/figures/dynamics/drift.png",
-               "results/attention/bert/ctx/heads.parquet"]
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", *targets]
+    targets = [
+        "results/figures/train/small/loss.png",
+        "results/figures/dynamics/tiny/ctx/attention.png",
+        "results/figures/dynamics/tiny/ctx/summary.png",
+        "results/figures/dynamics/drift.png",
+        "results/attention/bert/ctx/heads.parquet",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--cores",
+        "2",
+        *targets,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = tmp_path / "results"

@@ -8,8 +8,8 @@ from transformers import AutoModel, AutoTokenizer
 
 from layergeom import extract as ex
 from layergeom.corpus import build_corpus
-from layergeom.models import load_model, resolve_source
 from layergeom.io.store import open_hidden, read_tokens
+from layergeom.models import load_model, resolve_source
 
 SETTINGS = {"dtype": "float16", "chunk_tokens": 16, "shard_tokens": None, "batch_tokens": 64, "max_length": 64}
 SENTENCES = {"mode": "sentences", "length": 128, "count": 1, "per_document": 1, "seed": 0}
@@ -17,8 +17,15 @@ SENTENCES = {"mode": "sentences", "length": 128, "count": 1, "per_document": 1, 
 
 @pytest.fixture(scope="module")
 def corpus(text_corpus):
-    entry = {"source": "text", "path": str(text_corpus), "min_words": 3, "max_words": 64, "topic": None,
-             "max_documents": None, "sample": {"n_sentences": 12, "fraction": None, "seed": 0}}
+    entry = {
+        "source": "text",
+        "path": str(text_corpus),
+        "min_words": 3,
+        "max_words": 64,
+        "topic": None,
+        "max_documents": None,
+        "sample": {"n_sentences": 12, "fraction": None, "seed": 0},
+    }
     return build_corpus(entry)
 
 

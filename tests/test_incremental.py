@@ -21,8 +21,20 @@ AGGREGATES = {"summary_figure", "posctx_layers_figure", "table", "all"}
 
 
 def snakemake(workdir: Path, config: str, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / config), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / config),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
 
 
@@ -48,8 +60,11 @@ def base(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
     config = {
         "corpora": {
             "docs": {"source": "text", "path": str(text_corpus), "sample": {"n_sentences": 10}},
-            "ctx": {"source": "text", "path": str(text_corpus),
-                    "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2}},
+            "ctx": {
+                "source": "text",
+                "path": str(text_corpus),
+                "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2},
+            },
         },
         "models": {"bert": {"source": str(tiny_bert)}},
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
@@ -113,16 +128,46 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
 @pytest.mark.parametrize(
     "change, expected, exact",
     [
-        ({"posctx": {"ctx_components": 3}},  # feeds the merge (metrics) and the captions, not the shards
-         {"posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"}, True),
-        ({"norm_variance": {"min_count": 2}},  # a merge setting: the kept partials are merged again
-         {"norm_variance_merge", "norm_variance_figures", "norm_variance_overlay", "table:norm_variance", "all"}, True),
-        ({"stream": {"shards": 2}},  # new partial accumulators for every streamed analysis, merged again
-         {"stream", "summary", "norm_variance_merge", "anisotropy_spectrum", "anisotropy_centered", "posctx_merge",
-          "table:posctx", "table:summary", "all"}, False),
-        ({"selection": {"include_special": True}},  # feeds every analysis that inherits it, never extraction
-         {"stream", "summary", "summary_figure", "table:summary", "posctx_merge", "posctx_figures",
-          "posctx_layers_figure", "table:posctx", "all"}, False),
+        (
+            {"posctx": {"ctx_components": 3}},  # feeds the merge (metrics) and the captions, not the shards
+            {"posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"},
+            True,
+        ),
+        (
+            {"norm_variance": {"min_count": 2}},  # a merge setting: the kept partials are merged again
+            {"norm_variance_merge", "norm_variance_figures", "norm_variance_overlay", "table:norm_variance", "all"},
+            True,
+        ),
+        (
+            {"stream": {"shards": 2}},  # new partial accumulators for every streamed analysis, merged again
+            {
+                "stream",
+                "summary",
+                "norm_variance_merge",
+                "anisotropy_spectrum",
+                "anisotropy_centered",
+                "posctx_merge",
+                "table:posctx",
+                "table:summary",
+                "all",
+            },
+            False,
+        ),
+        (
+            {"selection": {"include_special": True}},  # feeds every analysis that inherits it, never extraction
+            {
+                "stream",
+                "summary",
+                "summary_figure",
+                "table:summary",
+                "posctx_merge",
+                "posctx_figures",
+                "posctx_layers_figure",
+                "table:posctx",
+                "all",
+            },
+            False,
+        ),
     ],
     ids=["posctx.ctx_components", "norm_variance.min_count", "stream.shards", "selection.include_special"],
 )

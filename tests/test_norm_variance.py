@@ -172,9 +172,7 @@ def test_analyse_layer_matches_reference_with_and_without_exclusions():
     check_types(filtered, types_f)
     assert 5 not in used_f and 3 not in used_f  # the planted outlier and the listed id
     assert rows["filtered"]["n_excluded"] == 2
-    assert sorted(filtered.filter(pl.col("in_range") & ~pl.col("excluded"))["token_id"]) == sorted(
-        used_f
-    )
+    assert sorted(filtered.filter(pl.col("in_range") & ~pl.col("excluded"))["token_id"]) == sorted(used_f)
 
     top = result.top
     assert top["rank"].to_list() == [1, 2, 3, 4]

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from layergeom.stream.selection import token_mask
 from layergeom.io.store import open_hidden, read_tokens
+from layergeom.stream.selection import token_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +28,20 @@ def test_norm_variance_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     figures = "results/figures/norm_variance/docs"
     targets = [f"{figures}/{name}.png" for name in ("slope_r2", "cv_q", "shares", "vw_over_v")]
     targets += [f"{figures}/{m}/{n}.png" for m in ("bert", "gpt") for n in ("scatter_all", "top_q")]
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", *targets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--cores",
+        "2",
+        *targets,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -40,7 +52,8 @@ def test_norm_variance_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
         ids = tokens["token_id"].to_numpy()
         stats = tmp_path / "results" / "norm_variance" / model / "docs"
         assert sorted(p.name for p in (tmp_path / "logs" / "stream" / model / "docs").iterdir()) == [
-            f"{k}-of-3.log" for k in range(3)]
+            f"{k}-of-3.log" for k in range(3)
+        ]
         assert not (tmp_path / "results" / "parts" / model / "docs" / "stream").exists()  # temporary partials
         types = pl.read_parquet(stats / "token_types.parquet").filter(pl.col("variant") == "all")
         layers = pl.read_parquet(stats / "layers.parquet").filter(pl.col("variant") == "all")

@@ -42,8 +42,14 @@ def build(tmp_path, special_inside=3):
     tokens.write_parquet(tmp_path / "tokens.parquet")
     base = rng.standard_normal((N_LAYERS, 1, D)) * 20
     values = (base + rng.standard_normal((N_LAYERS, seq.size, D)) + np.sin(position)[None, :, None]).astype(np.float32)
-    attrs = {"model": "toy", "corpus": "toyctx", "mode": "contexts", "sequence_length": T,
-             "layer_names": ["embeddings", "block_1", "block_2"], "n_layers": N_LAYERS - 1}
+    attrs = {
+        "model": "toy",
+        "corpus": "toyctx",
+        "mode": "contexts",
+        "sequence_length": T,
+        "layer_names": ["embeddings", "block_1", "block_2"],
+        "n_layers": N_LAYERS - 1,
+    }
     array = create_store(tmp_path / "states.zarr", N_LAYERS, seq.size, D, "float32", 10, None, attrs)
     array[...] = values
     return tokens, values.astype(np.float64)
@@ -75,8 +81,14 @@ def test_streamed_equals_in_ram(tmp_path, n_shards):
         shard(tmp_path, part, k, n_shards)
     settings = Settings(screenot_max_rank=20, ctx_components=4, smoothness_cutoff=3, seed=1)
     table = run_merge(
-        tmp_path / "states.zarr", tmp_path / "tokens.parquet", parts,
-        tmp_path / "components.zarr", tmp_path / "layers.parquet", False, True, settings,
+        tmp_path / "states.zarr",
+        tmp_path / "tokens.parquet",
+        parts,
+        tmp_path / "components.zarr",
+        tmp_path / "layers.parquet",
+        False,
+        True,
+        settings,
     )
     comp = read_components(tmp_path / "components.zarr")
     assert table.height == N_LAYERS and pl.read_parquet(tmp_path / "layers.parquet").equals(table)
@@ -138,8 +150,16 @@ def test_figures_are_written(tmp_path):
     build(tmp_path)
     part = tmp_path / "p"
     shard(tmp_path, part)
-    table = run_merge(tmp_path / "states.zarr", tmp_path / "tokens.parquet", [part], tmp_path / "c.zarr",
-                      tmp_path / "t.parquet", False, True, Settings(ctx_components=3))
+    table = run_merge(
+        tmp_path / "states.zarr",
+        tmp_path / "tokens.parquet",
+        [part],
+        tmp_path / "c.zarr",
+        tmp_path / "t.parquet",
+        False,
+        True,
+        Settings(ctx_components=3),
+    )
     comp = read_components(tmp_path / "c.zarr")
     pos, ctx, attrs, names = comp["pos"], comp["ctx"], comp["attrs"], comp["attrs"]["layer_names"]
     figures = {
@@ -159,8 +179,16 @@ def test_components_open_with_xarray(tmp_path):
     build(tmp_path)
     shard(tmp_path, tmp_path / "part")
     settings = Settings(screenot_max_rank=20, ctx_components=4, smoothness_cutoff=3, seed=1)
-    run_merge(tmp_path / "states.zarr", tmp_path / "tokens.parquet", [tmp_path / "part"],
-              tmp_path / "components.zarr", tmp_path / "layers.parquet", False, True, settings)
+    run_merge(
+        tmp_path / "states.zarr",
+        tmp_path / "tokens.parquet",
+        [tmp_path / "part"],
+        tmp_path / "components.zarr",
+        tmp_path / "layers.parquet",
+        False,
+        True,
+        settings,
+    )
     comp = read_components(tmp_path / "components.zarr")
     ds = xr.open_zarr(tmp_path / "components.zarr", consolidated=False)
     assert ds["pos"].dims == ("layer", "position", "d") and ds["ctx"].dims == ("layer", "context", "d")

@@ -19,8 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_posctx_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     config = {
-        "corpora": {"ctx": {"source": "text", "path": str(text_corpus),
-                            "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2}}},
+        "corpora": {
+            "ctx": {
+                "source": "text",
+                "path": str(text_corpus),
+                "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2},
+            }
+        },
         "models": {"bert": {"source": str(tiny_bert)}, "gpt": {"source": str(tiny_gpt2)}},
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
         "stream": {"shards": 2},
@@ -30,8 +35,20 @@ def test_posctx_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     targets = ["results/figures/posctx/ctx/layers.png"] + [
         f"results/figures/posctx/{m}/ctx/pos_pca2.png" for m in ("bert", "gpt")
     ]
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", *targets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--cores",
+        "2",
+        *targets,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     for model, n_pos in (("bert", 14), ("gpt", 15)):  # [CLS]/[SEP] frame out for bert; position 0 out

@@ -31,8 +31,15 @@ CLUSTER_ENV = {"SLURM_LOCAL_CPUS": "16", "SLURM_LOCAL_MEM_MB": "32000"}
 # No accounting database on the local cluster: no account, job states from squeue. The first status check after
 # 1 s instead of 40 (tiny jobs); the plugin checks again after 1 s while jobs keep finishing, backing off by 10 s
 # per check without a finished job.
-SLURM_ARGS = ["--workflow-profile", str(ROOT / "workflow/profiles/slurm"), "--slurm-no-account",
-              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
+SLURM_ARGS = [
+    "--workflow-profile",
+    str(ROOT / "workflow/profiles/slurm"),
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+]
 # A job as Snakemake announces it: `rule <name>:` (`localrule` for a job run by the Snakemake process itself),
 # then indented fields such as `jobid: 12` and `wildcards: model=bert, corpus=docs`.
 JOB = re.compile(r"^(local)?(?:rule|checkpoint) (\S+):\n((?:    .*\n)*)", re.MULTILINE)
@@ -68,8 +75,14 @@ def cluster():
     if os.geteuid() != 0:
         pytest.skip("tools/slurm_local.sh needs root")
     try:
-        started = subprocess.run([str(SCRIPT), "start"], check=False, capture_output=True, text=True, timeout=900,
-                                 env={**os.environ, **CLUSTER_ENV})
+        started = subprocess.run(
+            [str(SCRIPT), "start"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, **CLUSTER_ENV},
+        )
         assert started.returncode == 0, started.stdout + started.stderr
         yield
     finally:
@@ -81,8 +94,18 @@ def start(workdir: Path, config: dict, *args: str) -> subprocess.Popen:
     """Snakemake on `config` in `workdir`, in the background; its output goes to workdir.with_suffix('.log')."""
     workdir.mkdir()
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
     with open(workdir.with_suffix(".log"), "w") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
 
@@ -112,8 +135,9 @@ def files(root: Path) -> list[Path]:
 
 def slurm_states(ids: list[str]) -> dict[str, str]:
     """SLURM's own record of jobs (squeue keeps finished ones for MinJobAge seconds)."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i %T"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i %T"], check=True, capture_output=True, text=True
+    ).stdout
     return dict(line.split() for line in out.splitlines())
 
 

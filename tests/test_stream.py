@@ -38,8 +38,16 @@ def contexts(n_ctx: int, length: int, seed: int = 0) -> pl.DataFrame:
     seq = np.repeat(np.arange(n_ctx), length)
     pos = np.tile(np.arange(length), n_ctx)
     ids = np.where(pos == 0, 0, rng.integers(1, 20, size=seq.size))
-    return pl.DataFrame({"seq_id": seq, "position": pos, "token_id": ids, "token": [f"t{i}" for i in ids],
-                         "is_special": pos == 0, "topic": ["sport" if s % 2 else "tech" for s in seq]})
+    return pl.DataFrame(
+        {
+            "seq_id": seq,
+            "position": pos,
+            "token_id": ids,
+            "token": [f"t{i}" for i in ids],
+            "is_special": pos == 0,
+            "topic": ["sport" if s % 2 else "tech" for s in seq],
+        }
+    )
 
 
 def states(rng: np.random.Generator, n_layers: int, n_tokens: int, d: int) -> np.ndarray:
@@ -100,8 +108,9 @@ def check_moments(acc: GroupedMoments, rows: np.ndarray) -> None:
     q, m, v = got.qmv()
     np.testing.assert_allclose(q, [np.mean(np.sum(g * g, axis=1)) for g in groups], rtol=RTOL, atol=0)
     np.testing.assert_allclose(m, np.sum(means * means, axis=1), rtol=RTOL, atol=0)
-    np.testing.assert_allclose(v, [np.mean(np.sum((g - g.mean(axis=0)) ** 2, axis=1)) for g in groups],
-                               rtol=RTOL, atol=0)
+    np.testing.assert_allclose(
+        v, [np.mean(np.sum((g - g.mean(axis=0)) ** 2, axis=1)) for g in groups], rtol=RTOL, atol=0
+    )
 
 
 def check_units(acc: UnitSum, rows: np.ndarray) -> None:
@@ -205,8 +214,12 @@ def test_one_read_per_block_for_all_feeds_and_one_shared_scatter(tmp_path, monke
     tokens = contexts(12, 8)
     data = states(np.random.default_rng(4), 3, tokens.height, 6)
     array = make_store(tmp_path / "s.zarr", data, 16)
-    feeds = [*anisotropy.feeds(tokens, SPECIALS_OUT), *posctx.feeds(tokens, SPECIALS_OUT),
-             *summary.feeds(tokens, SPECIALS_OUT), *norm_variance.feeds(tokens, SPECIALS_OUT)]
+    feeds = [
+        *anisotropy.feeds(tokens, SPECIALS_OUT),
+        *posctx.feeds(tokens, SPECIALS_OUT),
+        *summary.feeds(tokens, SPECIALS_OUT),
+        *norm_variance.feeds(tokens, SPECIALS_OUT),
+    ]
     mask = token_mask(tokens, **SPECIALS_OUT)
     design = grid_design(tokens, **SPECIALS_OUT)
     assert np.array_equal(design.mask, mask)
@@ -241,8 +254,9 @@ def test_one_read_per_block_for_all_feeds_and_one_shared_scatter(tmp_path, monke
         pos_sum = np.zeros((n_pos, x.shape[1]))
         np.add.at(pos_sum, design.pos_index[mask], selected)
         assert_close(acc[posctx.SUMS].pos_sum, pos_sum)
-        assert acc[summary.NAME].finalize()["mean_sq_norm"] == pytest.approx(np.mean(np.sum(selected**2, axis=1)),
-                                                                             rel=RTOL)
+        assert acc[summary.NAME].finalize()["mean_sq_norm"] == pytest.approx(
+            np.mean(np.sum(selected**2, axis=1)), rel=RTOL
+        )
         assert acc[norm_variance.NAME].finalize().n.sum() == mask.sum()
 
 
@@ -273,8 +287,10 @@ def test_non_finite_states_are_refused_naming_the_layer(tmp_path, dtype, bad):
     assert done == [0] and str(tmp_path / "s.zarr") in str(err.value)
 
 
-@pytest.mark.parametrize("n_tokens, step, n_shards", [(100, 10, 3), (103, 10, 4), (64, 16, 4), (1000, 7, 6),
-                                                      (5, 10, 3), (30, 8, 7), (0, 8, 2)])
+@pytest.mark.parametrize(
+    "n_tokens, step, n_shards",
+    [(100, 10, 3), (103, 10, 4), (64, 16, 4), (1000, 7, 6), (5, 10, 3), (30, 8, 7), (0, 8, 2)],
+)
 def test_shard_ranges_partition_the_tokens(n_tokens, step, n_shards):
     ranges = [shard_range(n_tokens, step, k, n_shards) for k in range(n_shards)]
     assert ranges[0][0] == 0 and ranges[-1][1] == n_tokens
@@ -319,8 +335,13 @@ def test_three_stream_shards_merged_equal_one(tmp_path):
     for k, folder in enumerate(three):
         run_stream_shard(*paths, folder, f"{k}-of-3", plans, block_tokens=16)
 
-    names = {summary.NAME, norm_variance.NAME, anisotropy.UNITS, posctx.SUMS,
-             scatter_name(token_mask(tokens, **SPECIALS_OUT))}
+    names = {
+        summary.NAME,
+        norm_variance.NAME,
+        anisotropy.UNITS,
+        posctx.SUMS,
+        scatter_name(token_mask(tokens, **SPECIALS_OUT)),
+    }
     counts = [load(part_path(folder, 0), summary.NAME).n for folder in three]
     assert min(counts) > 0 and sum(counts) == tokens.height
     for layer in range(3):
@@ -341,5 +362,6 @@ def test_stream_shard_refuses_a_token_table_of_another_store(tmp_path):
     write_parquet(tokens.head(30), tmp_path / "tokens.parquet")
     make_store(tmp_path / "states.zarr", states(np.random.default_rng(9), 2, tokens.height, 3), 8)
     with pytest.raises(ValueError, match="30 rows"):
-        run_stream_shard(tmp_path / "states.zarr", tmp_path / "tokens.parquet", tmp_path / "out", "0-of-1",
-                         {"summary": SPECIALS_OUT})
+        run_stream_shard(
+            tmp_path / "states.zarr", tmp_path / "tokens.parquet", tmp_path / "out", "0-of-1", {"summary": SPECIALS_OUT}
+        )

@@ -8,11 +8,24 @@ from layergeom.io.tables import stack, to_html, to_markdown, write_tables
 
 @pytest.fixture
 def two_tables(tmp_path):
-    a = pl.DataFrame({"layer": [0, 1, 2], "layer_name": ["embeddings", "block_1", "block_2"],
-                      "relative_depth": [0.0, 0.5, 1.0], "value": [1.0, 0.5, 0.25], "model": ["stale"] * 3})
-    b = pl.DataFrame({"relative_depth": [0.0, 0.125, 0.25, 0.375, 0.5], "layer": [0, 1, 2, 3, 4],  # a layer subset
-                      "layer_name": ["embeddings"] + [f"block_{i}" for i in range(1, 5)],
-                      "value": [3.0, None, 1.0, 2.0, 4.0], "extra": [1, 2, 3, 4, 5]})
+    a = pl.DataFrame(
+        {
+            "layer": [0, 1, 2],
+            "layer_name": ["embeddings", "block_1", "block_2"],
+            "relative_depth": [0.0, 0.5, 1.0],
+            "value": [1.0, 0.5, 0.25],
+            "model": ["stale"] * 3,
+        }
+    )
+    b = pl.DataFrame(
+        {
+            "relative_depth": [0.0, 0.125, 0.25, 0.375, 0.5],
+            "layer": [0, 1, 2, 3, 4],  # a layer subset
+            "layer_name": ["embeddings"] + [f"block_{i}" for i in range(1, 5)],
+            "value": [3.0, None, 1.0, 2.0, 4.0],
+            "extra": [1, 2, 3, 4, 5],
+        }
+    )
     paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     a.write_parquet(paths[0])
     b.write_parquet(paths[1])
@@ -36,7 +49,8 @@ def test_stack_refuses_bad_tables_and_flattens_lists(tmp_path, two_tables):
     with pytest.raises(ValueError, match="relative_depth"):
         stack([tmp_path / "nodepth.parquet"], ["m"], "news")
     pl.DataFrame({"layer": [0, 1], "relative_depth": [0.0, 1.0], "vec": [[1.0, 2.0], [3.0]]}).write_parquet(
-        tmp_path / "nested.parquet")
+        tmp_path / "nested.parquet"
+    )
     flat = stack([tmp_path / "nested.parquet"], ["m"], "news")
     assert flat["vec_1"].to_list() == [1.0, 3.0] and flat["vec_2"].to_list() == [2.0, None]
     assert "vec" not in flat.columns

@@ -7,16 +7,34 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from conftest import TOPICS
 
 from layergeom import train as lgtrain
 from layergeom.checkpoints import checkpoint_steps, revision_step
 
-from conftest import TOPICS
-
-RUN = {"corpus": "docs", "vocab_size": 300, "min_frequency": 1, "n_layer": 2, "n_embd": 32, "n_head": 2,
-       "context_length": 16, "steps": 6, "batch_size": 4, "learning_rate": 3e-3, "warmup_steps": 2,
-       "min_lr_ratio": 0.1, "weight_decay": 0.01, "grad_clip": 1.0, "dropout": 0.0, "eval_fraction": 0.25,
-       "eval_batches": 2, "log_checkpoints": True, "checkpoint_every": None, "seed": 0, "device": "cpu"}
+RUN = {
+    "corpus": "docs",
+    "vocab_size": 300,
+    "min_frequency": 1,
+    "n_layer": 2,
+    "n_embd": 32,
+    "n_head": 2,
+    "context_length": 16,
+    "steps": 6,
+    "batch_size": 4,
+    "learning_rate": 3e-3,
+    "warmup_steps": 2,
+    "min_lr_ratio": 0.1,
+    "weight_decay": 0.01,
+    "grad_clip": 1.0,
+    "dropout": 0.0,
+    "eval_fraction": 0.25,
+    "eval_batches": 2,
+    "log_checkpoints": True,
+    "checkpoint_every": None,
+    "seed": 0,
+    "device": "cpu",
+}
 
 
 def test_checkpoint_steps():

@@ -15,8 +15,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -24,10 +36,16 @@ def tiny_config(text_corpus, tiny_bert, tiny_gpt2) -> dict:
     return {
         "corpora": {
             "docs": {"source": "text", "path": str(text_corpus), "sample": {"n_sentences": 10}},
-            "ctx": {"source": "text", "path": str(text_corpus),
-                    "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2}},
+            "ctx": {
+                "source": "text",
+                "path": str(text_corpus),
+                "sequences": {"mode": "contexts", "length": 16, "count": 6, "per_document": 2},
+            },
         },
-        "models": {"bert": {"source": str(tiny_bert)}, "gpt": {"source": str(tiny_gpt2), "extraction": {"dtype": "float32"}}},
+        "models": {
+            "bert": {"source": str(tiny_bert)},
+            "gpt": {"source": str(tiny_gpt2), "extraction": {"dtype": "float32"}},
+        },
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
     }
 
@@ -66,10 +84,18 @@ def test_pipeline_runs_end_to_end(workflow_run):
 PINNED = [
     ("summary/bert/docs/layers.parquet", "mean_norm", {"layer": 1}, 5.656737666806574),
     ("summary/gpt/ctx/layers.parquet", "mean_sq_norm", {"layer": 2}, 31.621396569307397),
-    ("norm_variance/bert/docs/token_types.parquet", "M", {"layer": 1, "variant": "all", "token_id": 123},
-     26.715052399418724),
-    ("norm_variance/bert/docs/token_types.parquet", "V", {"layer": 1, "variant": "all", "token_id": 123},
-     5.284728530778988),
+    (
+        "norm_variance/bert/docs/token_types.parquet",
+        "M",
+        {"layer": 1, "variant": "all", "token_id": 123},
+        26.715052399418724,
+    ),
+    (
+        "norm_variance/bert/docs/token_types.parquet",
+        "V",
+        {"layer": 1, "variant": "all", "token_id": 123},
+        5.284728530778988,
+    ),
     ("norm_variance/bert/docs/layers.parquet", "q_all", {"layer": 1, "variant": "all"}, 31.999780930197712),
     ("anisotropy/gpt/docs/layers.parquet", "mean_cos", {"layer": 2}, 0.02584929392138886),
     ("anisotropy/bert/ctx/layers.parquet", "mean_cos_centered", {"layer": 1}, -0.0117856714143984),

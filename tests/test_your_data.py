@@ -9,7 +9,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-
 from test_workflow import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +58,14 @@ def test_configfile_adds_models_and_replace_workflow_config_replaces_them(own_co
     assert merged.returncode == 0, merged.stderr[-3000:]
     assert planned_models(merged.stdout) == {"bert", "gpt"}
     (workdir / "mine.yaml").write_text(yaml.safe_dump({**own_config[1], "models": {"gpt": {"source": str(tiny_gpt2)}}}))
-    replaced = run(ROOT / "Snakefile", workdir, "--configfile", str(workdir / "mine.yaml"), "--replace-workflow-config", "-n", TARGET)
+    replaced = run(
+        ROOT / "Snakefile",
+        workdir,
+        "--configfile",
+        str(workdir / "mine.yaml"),
+        "--replace-workflow-config",
+        "-n",
+        TARGET,
+    )
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     assert planned_models(replaced.stdout) == {"gpt"}

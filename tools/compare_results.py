@@ -41,7 +41,7 @@ def main() -> int:
         if SKIP & set(Path(relative).parts):
             continue
         for old, new in renames.items():
-            relative = new + relative[len(old):] if relative.startswith(old) else relative
+            relative = new + relative[len(old) :] if relative.startswith(old) else relative
         other = args.new / relative
         if not other.exists():
             print(f"missing: {relative}")

@@ -29,7 +29,9 @@ def _deep_update(base: dict, extra: dict) -> dict:
     """``base`` with ``extra`` merged in recursively (``extra`` wins)."""
     out = dict(base)
     for key, value in extra.items():
-        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -109,7 +111,10 @@ def _expand_entry(config: dict, name: str, entry: dict) -> dict[str, dict]:
         for step in steps:
             source = os.path.join(run_checkpoint_dir(config, run), step_folder(step))
             out[checkpoint_model_name(name, step_folder(step))] = {
-                **base, "source": source, "checkpoint": {"of": name, "step": step, "run": run}}
+                **base,
+                "source": source,
+                "checkpoint": {"of": name, "step": step, "run": run},
+            }
         return out
     if not base.get("source"):
         raise ConfigError(f"models.{name}.source is required with a list of checkpoint revisions")
@@ -119,7 +124,10 @@ def _expand_entry(config: dict, name: str, entry: dict) -> dict[str, dict]:
         except ValueError as err:
             raise ConfigError(f"{where}: {err}") from err
         out[checkpoint_model_name(name, revision)] = {
-            **base, "revision": revision, "checkpoint": {"of": name, "step": step, "run": None}}
+            **base,
+            "revision": revision,
+            "checkpoint": {"of": name, "step": step, "run": None},
+        }
     return out
 
 

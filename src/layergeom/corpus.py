@@ -49,7 +49,9 @@ def read_text_files(path: Path, topic: str | None = None) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"topic": pl.Utf8, "source": pl.Utf8, "text": pl.Utf8})
 
 
-def _from_table(table: pl.DataFrame, where: str, text_column: str, topic_column: str | None, topic: str | None) -> pl.DataFrame:
+def _from_table(
+    table: pl.DataFrame, where: str, text_column: str, topic_column: str | None, topic: str | None
+) -> pl.DataFrame:
     for column in (text_column, topic_column):
         if column and column not in table.columns:
             raise CorpusError(f"{where}: no column '{column}' (columns: {table.columns})")
@@ -63,7 +65,9 @@ def _from_table(table: pl.DataFrame, where: str, text_column: str, topic_column:
     )
 
 
-def read_hf(name: str, config: str | None, split: str, text_column: str, topic_column: str | None, topic: str | None) -> pl.DataFrame:
+def read_hf(
+    name: str, config: str | None, split: str, text_column: str, topic_column: str | None, topic: str | None
+) -> pl.DataFrame:
     """Read a Hugging Face datasets split (needs the datasets package and access to the data)."""
     if importlib.util.find_spec("datasets") is None:
         raise CorpusError("source 'hf' needs the 'datasets' package (pip install datasets)")
@@ -85,12 +89,23 @@ def read_documents(entry: dict, base: Path = Path(".")) -> pl.DataFrame:
     elif source == "text":
         docs = read_text_files(path, entry.get("topic"))
     elif source == "jsonl":
-        docs = _from_table(pl.read_ndjson(path), str(path), entry["text_column"], entry.get("topic_column"), entry.get("topic"))
+        docs = _from_table(
+            pl.read_ndjson(path), str(path), entry["text_column"], entry.get("topic_column"), entry.get("topic")
+        )
     elif source == "parquet":
-        docs = _from_table(pl.read_parquet(path), str(path), entry["text_column"], entry.get("topic_column"), entry.get("topic"))
+        docs = _from_table(
+            pl.read_parquet(path), str(path), entry["text_column"], entry.get("topic_column"), entry.get("topic")
+        )
     elif source == "hf":
         hf = entry["hf"]
-        docs = read_hf(hf["name"], hf.get("config"), hf.get("split", "train"), entry["text_column"], entry.get("topic_column"), entry.get("topic"))
+        docs = read_hf(
+            hf["name"],
+            hf.get("config"),
+            hf.get("split", "train"),
+            entry["text_column"],
+            entry.get("topic_column"),
+            entry.get("topic"),
+        )
     else:
         raise CorpusError(f"unknown source '{source}'")
     docs = docs.with_columns(pl.col("text").str.strip_chars())
@@ -137,7 +152,9 @@ def sentences_of(documents: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={k: SENT_SCHEMA[k] for k in rows}).with_columns(word_count(pl.col("text")))
 
 
-def sample_sentences(sentences: pl.DataFrame, min_words: int, max_words: int, n: int | None, fraction: float | None, seed: int) -> pl.DataFrame:
+def sample_sentences(
+    sentences: pl.DataFrame, min_words: int, max_words: int, n: int | None, fraction: float | None, seed: int
+) -> pl.DataFrame:
     """Keep sentences with min_words <= words < max_words, then a seeded sample by count or fraction."""
     usable = sentences.filter((pl.col("n_words") >= min_words) & (pl.col("n_words") < max_words))
     if fraction is not None:
@@ -159,7 +176,17 @@ def build_corpus(entry: dict, base: Path = Path(".")) -> tuple[pl.DataFrame, pl.
     sentences = sentences_of(documents)
     sample = entry.get("sample", {})
     sampled = sample_sentences(
-        sentences, entry["min_words"], entry["max_words"], sample.get("n_sentences"), sample.get("fraction"), sample.get("seed", 0)
+        sentences,
+        entry["min_words"],
+        entry["max_words"],
+        sample.get("n_sentences"),
+        sample.get("fraction"),
+        sample.get("seed", 0),
     )
-    log.info("%d documents, %d sentences, %d kept after filtering and sampling", documents.height, sentences.height, sampled.height)
+    log.info(
+        "%d documents, %d sentences, %d kept after filtering and sampling",
+        documents.height,
+        sentences.height,
+        sampled.height,
+    )
     return documents, sampled

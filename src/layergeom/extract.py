@@ -19,10 +19,10 @@ import torch
 import zarr
 
 from layergeom import __version__
+from layergeom.config import entry_hash
 from layergeom.io import atomic, store
 from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
-from layergeom.config import entry_hash
 from layergeom.models import LoadedModel, find_final_norm, load_model_entry
 from layergeom.sequences import Sequences, context_sequences, plan_batches, sentence_sequences, token_table
 
@@ -33,14 +33,18 @@ class NonFiniteError(ValueError):
     """Hidden states that the storage dtype cannot hold."""
 
 
-def build_sequences(loaded: LoadedModel, corpus_entry: dict, documents: pl.DataFrame, sentences: pl.DataFrame, max_length: int) -> Sequences:
+def build_sequences(
+    loaded: LoadedModel, corpus_entry: dict, documents: pl.DataFrame, sentences: pl.DataFrame, max_length: int
+) -> Sequences:
     """Sequences for the corpus entry's mode (``sentences`` or ``contexts``)."""
     spec = corpus_entry["sequences"]
     if spec["mode"] == "sentences":
         return sentence_sequences(loaded.tokenizer, sentences, max_length)
     if spec["length"] > max_length:
         raise ValueError(f"sequences.length={spec['length']} exceeds extraction.max_length={max_length}")
-    return context_sequences(loaded.tokenizer, documents, spec["length"], spec["count"], spec["per_document"], spec["seed"])
+    return context_sequences(
+        loaded.tokenizer, documents, spec["length"], spec["count"], spec["per_document"], spec["seed"]
+    )
 
 
 class HiddenStates:
@@ -122,7 +126,9 @@ class BlockWriter:
         self._flush(final=True)
 
     def _flush(self, final: bool) -> None:
-        data = np.concatenate(self.pending, axis=1) if len(self.pending) > 1 else self.pending[0] if self.pending else None
+        data = (
+            np.concatenate(self.pending, axis=1) if len(self.pending) > 1 else self.pending[0] if self.pending else None
+        )
         if data is None:
             return
         n_write = data.shape[1] if final else (data.shape[1] // self.block) * self.block
@@ -154,7 +160,11 @@ def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> in
 
 
 def iter_batches(
-    runner: HiddenStates, seqs: Sequences, batches: list[np.ndarray], skip_tokens: int = 0, dtype: torch.dtype = torch.float32
+    runner: HiddenStates,
+    seqs: Sequences,
+    batches: list[np.ndarray],
+    skip_tokens: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> Iterator[np.ndarray]:
     """Hidden states of each batch in order as ``dtype``, skipping the first ``skip_tokens`` stored tokens."""
     lengths = seqs.lengths()
@@ -187,8 +197,16 @@ def extract(
     table = token_table(seqs, order, loaded.tokenizer)
     runner = HiddenStates(loaded, residual_before_final_norm)
     n_layers, d, names = loaded.n_layers + 1, loaded.d_model, runner.names
-    attrs = {**attrs, "layer_names": names, "n_layers": loaded.n_layers, "d_model": d, "kind": loaded.kind,
-             "dtype": settings["dtype"], "n_tokens": table.height, "versions": library_versions()}
+    attrs = {
+        **attrs,
+        "layer_names": names,
+        "n_layers": loaded.n_layers,
+        "d_model": d,
+        "kind": loaded.kind,
+        "dtype": settings["dtype"],
+        "n_tokens": table.height,
+        "versions": library_versions(),
+    }
     partial = atomic.temp_sibling(states_path, "partial")
     start = _resume_point(partial, attrs, (n_layers, table.height, d))
     if start:
@@ -196,10 +214,25 @@ def extract(
         array = store.open_hidden(partial, mode="r+")
     else:
         array = store.create_store(
-            partial, n_layers, table.height, d, settings["dtype"], settings["chunk_tokens"], settings.get("shard_tokens"),
-            {**attrs, "complete": False}, settings.get("compression", "none"),
+            partial,
+            n_layers,
+            table.height,
+            d,
+            settings["dtype"],
+            settings["chunk_tokens"],
+            settings.get("shard_tokens"),
+            {**attrs, "complete": False},
+            settings.get("compression", "none"),
         )
-    log.info("%d sequences, %d tokens, %d batches; layers=%d d=%d dtype=%s", len(seqs.ids), table.height, len(batches), n_layers, d, settings["dtype"])
+    log.info(
+        "%d sequences, %d tokens, %d batches; layers=%d d=%d dtype=%s",
+        len(seqs.ids),
+        table.height,
+        len(batches),
+        n_layers,
+        d,
+        settings["dtype"],
+    )
     writer = BlockWriter(array, start)
     progress = Progress(table.height - start)
     for values in iter_batches(runner, seqs, batches, skip_tokens=start, dtype=getattr(torch, settings["dtype"])):
@@ -219,15 +252,23 @@ def extract(
     log.info("wrote %s (last layer after final norm: %s)", states_path, final_flag)
 
 
-def run_extract_job(spec: dict, model_name: str, corpus_name: str, documents: str | os.PathLike,
-                    sentences: str | os.PathLike, states_path: str | os.PathLike, tokens_path: str | os.PathLike,
-                    threads: int) -> None:
+def run_extract_job(
+    spec: dict,
+    model_name: str,
+    corpus_name: str,
+    documents: str | os.PathLike,
+    sentences: str | os.PathLike,
+    states_path: str | os.PathLike,
+    tokens_path: str | os.PathLike,
+    threads: int,
+) -> None:
     """The extract rule: load the model of ``spec``, build its sequences of the corpus and store every layer."""
     model, corpus, settings = spec["model"], spec["corpus"], spec["settings"]
     torch.set_num_threads(max(1, threads))
     loaded = load_model_entry(model, settings)
-    seqs = build_sequences(loaded, corpus, pl.read_parquet(documents), pl.read_parquet(sentences),
-                           settings["max_length"])
+    seqs = build_sequences(
+        loaded, corpus, pl.read_parquet(documents), pl.read_parquet(sentences), settings["max_length"]
+    )
     mode = corpus["sequences"]["mode"]
     attrs = {
         "model": model_name,
@@ -241,4 +282,3 @@ def run_extract_job(spec: dict, model_name: str, corpus_name: str, documents: st
         "config_hash": entry_hash(spec),
     }
     extract(loaded, seqs, states_path, tokens_path, settings, attrs, model["residual_before_final_norm"])
-

@@ -53,8 +53,13 @@ class Progress:
             left = (self.total - self.done) / rate if rate > 0 else float("nan")
             logging.getLogger("layergeom").info(
                 "%d / %d %s (%.1f%%), %s %s/s, %.0f s left%s",
-                self.done, self.total, self.unit, 100 * self.done / max(self.total, 1),
-                f"{rate:.0f}" if rate >= 10 else f"{rate:.2f}", self.unit, left,
+                self.done,
+                self.total,
+                self.unit,
+                100 * self.done / max(self.total, 1),
+                f"{rate:.0f}" if rate >= 10 else f"{rate:.2f}",
+                self.unit,
+                left,
                 f"; {note}" if note else "",
             )
             self.last = now

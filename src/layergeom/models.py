@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -106,8 +105,8 @@ def load_model(
     model.eval().to(dev)
     config = model.config
     resolved_kind = model_kind(config) if kind == "auto" else kind
-    n_layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer"))
-    d_model = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd"))
+    n_layers = int(getattr(config, "num_hidden_layers", 0) or config.n_layer)
+    d_model = int(getattr(config, "hidden_size", 0) or config.n_embd)
     info = {
         "model_type": config.model_type,
         "source": source.name_or_path,
@@ -115,7 +114,9 @@ def load_model(
         "revision": revision,
         "init": init,
     }
-    log.info("loaded %s (%s, %s, %d layers, d=%d) on %s", where, config.model_type, resolved_kind, n_layers, d_model, dev)
+    log.info(
+        "loaded %s (%s, %s, %d layers, d=%d) on %s", where, config.model_type, resolved_kind, n_layers, d_model, dev
+    )
     return LoadedModel(model, tokenizer, dev, resolved_kind, n_layers, d_model, info)
 
 

@@ -54,7 +54,9 @@ def special_frame(tokenizer) -> tuple[list[int], list[int]]:
     return [], []
 
 
-def context_sequences(tokenizer, documents: pl.DataFrame, length: int, count: int, per_document: int, seed: int) -> Sequences:
+def context_sequences(
+    tokenizer, documents: pl.DataFrame, length: int, count: int, per_document: int, seed: int
+) -> Sequences:
     """C windows of exactly ``length`` tokens (special tokens included), at most per_document per document."""
     prefix, suffix = special_frame(tokenizer)
     inner = length - len(prefix) - len(suffix)

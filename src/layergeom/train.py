@@ -21,9 +21,9 @@ import polars as pl
 import torch
 from transformers import AutoTokenizer
 
-from layergeom.io import atomic
 from layergeom.checkpoints import step_folder
 from layergeom.config import entry_hash, run_checkpoint_steps
+from layergeom.io import atomic
 from layergeom.joblog import Progress
 from layergeom.models import select_device
 
@@ -32,8 +32,14 @@ log = logging.getLogger(__name__)
 EOS = "<|endoftext|>"
 STATE_FILE = "trainer_state.json"
 RESUME_FILE = "training_state.pt"
-LOSS_SCHEMA = {"step": pl.Int64, "loss": pl.Float64, "eval_loss": pl.Float64, "lr": pl.Float64,
-               "tokens": pl.Int64, "checkpoint": pl.Boolean}
+LOSS_SCHEMA = {
+    "step": pl.Int64,
+    "loss": pl.Float64,
+    "eval_loss": pl.Float64,
+    "lr": pl.Float64,
+    "tokens": pl.Int64,
+    "checkpoint": pl.Boolean,
+}
 
 
 def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int, context_length: int):
@@ -42,8 +48,9 @@ def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int, conte
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOS],
-                            show_progress=False)
+    bpe.train_from_iterator(
+        texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOS], show_progress=False
+    )
     return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, model_max_length=context_length)
 
 
@@ -89,9 +96,18 @@ def build_model(run: dict, tokenizer) -> torch.nn.Module:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     p = run["dropout"]
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=run["context_length"], n_embd=run["n_embd"],
-                        n_layer=run["n_layer"], n_head=run["n_head"], resid_pdrop=p, embd_pdrop=p, attn_pdrop=p,
-                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=run["context_length"],
+        n_embd=run["n_embd"],
+        n_layer=run["n_layer"],
+        n_head=run["n_head"],
+        resid_pdrop=p,
+        embd_pdrop=p,
+        attn_pdrop=p,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(run["seed"])
     return GPT2LMHeadModel(config)
 
@@ -100,9 +116,13 @@ def make_optimizer(model: torch.nn.Module, run: dict) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only (not on biases and norm gains)."""
     params = list(model.parameters())
     return torch.optim.AdamW(
-        [{"params": [p for p in params if p.ndim >= 2], "weight_decay": run["weight_decay"]},
-         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-        lr=run["learning_rate"], betas=(0.9, 0.95))
+        [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": run["weight_decay"]},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ],
+        lr=run["learning_rate"],
+        betas=(0.9, 0.95),
+    )
 
 
 @dataclass(frozen=True)
@@ -176,28 +196,48 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         value = float(loss.detach())
-        self.rows.append({"step": self.step, "loss": value, "eval_loss": None, "lr": lr,
-                          "tokens": self.step * run["batch_size"] * run["context_length"], "checkpoint": False})
+        self.rows.append(
+            {
+                "step": self.step,
+                "loss": value,
+                "eval_loss": None,
+                "lr": lr,
+                "tokens": self.step * run["batch_size"] * run["context_length"],
+                "checkpoint": False,
+            }
+        )
         return value
 
     def save(self, folder: Path) -> None:
         """Save the current step as ``folder/step_<n>`` (model, tokenizer, state); only it keeps the resume state."""
         eval_loss = self.evaluate()
         if self.step == 0:
-            self.rows.append({"step": 0, "loss": None, "eval_loss": eval_loss, "lr": None, "tokens": 0,
-                              "checkpoint": True})
+            self.rows.append(
+                {"step": 0, "loss": None, "eval_loss": eval_loss, "lr": None, "tokens": 0, "checkpoint": True}
+            )
         else:
             self.rows[-1].update(eval_loss=eval_loss, checkpoint=True)
         target = folder / step_folder(self.step)
         with atomic.atomic_output(target) as tmp:
             self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
-            state = {"step": self.step, "tokens": self.rows[-1]["tokens"], "loss": self.rows[-1]["loss"],
-                     "eval_loss": eval_loss, "run_hash": self.run_hash}
+            state = {
+                "step": self.step,
+                "tokens": self.rows[-1]["tokens"],
+                "loss": self.rows[-1]["loss"],
+                "eval_loss": eval_loss,
+                "run_hash": self.run_hash,
+            }
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
-            torch.save({"optimizer": self.optimizer.state_dict(), "rows": self.rows, "rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
-                       tmp / RESUME_FILE)
+            torch.save(
+                {
+                    "optimizer": self.optimizer.state_dict(),
+                    "rows": self.rows,
+                    "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+                },
+                tmp / RESUME_FILE,
+            )
         for older in folder.glob(f"*/{RESUME_FILE}"):
             if older.parent != target:
                 older.unlink()
@@ -242,9 +282,16 @@ def train(run: dict, tokenizer, data: TrainData, checkpoints: str | os.PathLike,
         partial.mkdir(parents=True)
         trainer.model.train()
         trainer.save(partial)
-    log.info("%d training blocks, %d held-out blocks of %d tokens; %d steps of %d blocks on %s; saving steps %s",
-             len(data.train), len(data.eval), run["context_length"], run["steps"], run["batch_size"], trainer.device,
-             sorted(trainer.saved))
+    log.info(
+        "%d training blocks, %d held-out blocks of %d tokens; %d steps of %d blocks on %s; saving steps %s",
+        len(data.train),
+        len(data.eval),
+        run["context_length"],
+        run["steps"],
+        run["batch_size"],
+        trainer.device,
+        sorted(trainer.saved),
+    )
     progress = Progress(run["steps"] - trainer.step, "steps")
     while trainer.step < run["steps"]:
         loss = trainer.update()
@@ -267,8 +314,14 @@ def write_tokenizer(run: dict, documents: str | os.PathLike, out: str | os.PathL
         tokenizer.save_pretrained(tmp)
 
 
-def run_training(run: dict, tokenizer_dir: str | os.PathLike, documents: str | os.PathLike,
-                 checkpoints: str | os.PathLike, loss_out: str | os.PathLike, threads: int) -> pl.DataFrame:
+def run_training(
+    run: dict,
+    tokenizer_dir: str | os.PathLike,
+    documents: str | os.PathLike,
+    checkpoints: str | os.PathLike,
+    loss_out: str | os.PathLike,
+    threads: int,
+) -> pl.DataFrame:
     """The train_model rule: train the run's GPT-2, save its checkpoints and its loss table."""
     torch.set_num_threads(max(1, threads))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

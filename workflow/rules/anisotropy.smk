@@ -39,14 +39,14 @@ rule anisotropy_spectrum:
     output:
         spectrum=temp(f"{ANISO_DIR}/parts/spectrum.parquet"),
         means=temp(f"{ANISO_DIR}/parts/means.npy"),
-    params:
-        selection=ANISO_SELECTION,
     log:
         "logs/anisotropy/{model}/{corpus}/spectrum.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/spectrum.tsv"
     conda:
         CONDA_ENV
+    params:
+        selection=ANISO_SELECTION,
     script:
         "../scripts/anisotropy_spectrum.py"
 
@@ -58,15 +58,15 @@ rule anisotropy_centered:
         means=f"{ANISO_DIR}/parts/means.npy",
     output:
         parts=temp(directory(f"{ANISO_DIR}/parts/centered/{{shard}}")),
-    params:
-        selection=ANISO_SELECTION,
-        block_tokens=config["stream"]["block_tokens"],
     log:
         "logs/anisotropy/{model}/{corpus}/centered_{shard}.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/centered_{shard}.tsv"
     conda:
         CONDA_ENV
+    params:
+        selection=ANISO_SELECTION,
+        block_tokens=config["stream"]["block_tokens"],
     script:
         "../scripts/anisotropy_centered.py"
 
@@ -77,16 +77,16 @@ rule anisotropy_id:
         tokens=f"{ANISO_HIDDEN}/tokens.parquet",
     output:
         table=temp(f"{ANISO_DIR}/parts/id.parquet"),
-    params:
-        selection=ANISO_SELECTION,
-        settings=ANISO["id"],
-        block_tokens=config["stream"]["block_tokens"],
     log:
         "logs/anisotropy/{model}/{corpus}/id.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/id.tsv"
     conda:
         CONDA_ENV
+    params:
+        selection=ANISO_SELECTION,
+        settings=ANISO["id"],
+        block_tokens=config["stream"]["block_tokens"],
     script:
         "../scripts/anisotropy_id.py"
 
@@ -99,14 +99,14 @@ rule anisotropy_table:
         id=f"{ANISO_DIR}/parts/id.parquet",
     output:
         table=f"{ANISO_DIR}/layers.parquet",
-    params:
-        selection=ANISO_SELECTION,
     log:
         "logs/anisotropy/{model}/{corpus}/table.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/table.tsv"
     conda:
         CONDA_ENV
+    params:
+        selection=ANISO_SELECTION,
     script:
         "../scripts/anisotropy_table.py"
 
@@ -129,15 +129,15 @@ rule anisotropy_figures:
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "intrinsic dimension over depth"},
         ),
-    params:
-        selection=ANISO_SELECTION,
-        settings=ANISO["id"],
     log:
         "logs/anisotropy/figures_{corpus}.log",
     benchmark:
         "benchmarks/out/anisotropy/figures_{corpus}.tsv"
     conda:
         CONDA_ENV
+    params:
+        selection=ANISO_SELECTION,
+        settings=ANISO["id"],
     script:
         "../scripts/anisotropy_figures.py"
 
@@ -153,14 +153,14 @@ rule anisotropy_random_figure:
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "trained versus random init"},
         ),
-    params:
-        selection=ANISO_SELECTION,
     log:
         "logs/anisotropy/random_{corpus}.log",
     benchmark:
         "benchmarks/out/anisotropy/random_{corpus}.tsv"
     conda:
         CONDA_ENV
+    params:
+        selection=ANISO_SELECTION,
     script:
         "../scripts/anisotropy_random_figure.py"
 
@@ -169,6 +169,10 @@ TARGETS += sorted(
     {f"{RESULTS}/figures/anisotropy/{c}/{name}.png" for _, c in PAIRS for name in ("anisotropy", "intrinsic_dimension")}
     | {f"{RESULTS}/figures/anisotropy/{c}/trained_vs_random.png" for _, c in PAIRS if anisotropy_baselines(c)}
 )
-register_table("anisotropy", rules.anisotropy_table.output.table,
-               "mean pairwise cosine (uncentered and centered), top singular share and effective rank of the centered "
-               "covariance, TwoNN and Levina-Bickel intrinsic dimension", selection=ANISO_SELECTION)
+register_table(
+    "anisotropy",
+    rules.anisotropy_table.output.table,
+    "mean pairwise cosine (uncentered and centered), top singular share and effective rank of the centered "
+    "covariance, TwoNN and Levina-Bickel intrinsic dimension",
+    selection=ANISO_SELECTION,
+)

@@ -4,9 +4,7 @@
 from layergeom.stream.selection import describe
 
 ATTENTION = config["attention"]
-ATTENTION_PAIRS = [
-    (m, c) for m, c in PAIRS if ATTENTION["scope"] == "all" or config["models"][m].get("checkpoint")
-]
+ATTENTION_PAIRS = [(m, c) for m, c in PAIRS if ATTENTION["scope"] == "all" or config["models"][m].get("checkpoint")]
 
 
 rule attention:
@@ -15,19 +13,19 @@ rule attention:
         model=lambda wc: model_inputs(wc.model),
     output:
         table=f"{RESULTS}/attention/{{model}}/{{corpus}}/heads.parquet",
-    params:
-        model=lambda wc: config["models"][wc.model],
-        settings=lambda wc: lgconfig.extraction_settings(config, wc.model),
-        selection=stage_selection("attention"),
-    resources:
-        gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
-    threads: workflow.cores
     log:
         "logs/attention/{model}/{corpus}.log",
     benchmark:
         "benchmarks/out/attention/{model}/{corpus}.tsv"
     conda:
         CONDA_ENV
+    threads: workflow.cores
+    resources:
+        gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
+    params:
+        model=lambda wc: config["models"][wc.model],
+        settings=lambda wc: lgconfig.extraction_settings(config, wc.model),
+        selection=stage_selection("attention"),
     script:
         "../scripts/attention_heads.py"
 

@@ -33,6 +33,7 @@ MODELS = list(config["models"])
 CORPORA = list(config["corpora"])
 CHECKPOINTS = lgconfig.checkpoint_families(config)  # family -> [(model, step), ...]
 
+
 wildcard_constraints:
     shard=SHARD_PATTERN,
     model="|".join(map(re.escape, MODELS)) if MODELS else "[^/]+",

@@ -5,13 +5,13 @@ rule corpus:
     output:
         documents=f"{RESULTS}/corpus/{{corpus}}/documents.parquet",
         sentences=f"{RESULTS}/corpus/{{corpus}}/sentences.parquet",
-    params:
-        entry=lambda wc: config["corpora"][wc.corpus],
     log:
         "logs/corpus/{corpus}.log",
     benchmark:
         "benchmarks/out/corpus/{corpus}.tsv"
     conda:
         CONDA_ENV
+    params:
+        entry=lambda wc: config["corpora"][wc.corpus],
     script:
         "../scripts/corpus.py"

@@ -9,7 +9,10 @@ TRAINING_MEASURES = {
         f"{RESULTS}/attention/{{model}}/{{corpus}}/heads.parquet",
         ["mean_q_norm", "mean_k_norm", "qk_cos", "mean_entropy", "mean_max_weight"],
     ),
-    "anisotropy": (f"{RESULTS}/anisotropy/{{model}}/{{corpus}}/layers.parquet", ["mean_cos", "sigma1_share", "twonn_id"]),
+    "anisotropy": (
+        f"{RESULTS}/anisotropy/{{model}}/{{corpus}}/layers.parquet",
+        ["mean_cos", "sigma1_share", "twonn_id"],
+    ),
     "norm_variance": (
         f"{RESULTS}/norm_variance/{{model}}/{{corpus}}/layers.parquet",
         ["m_share", "vb_share", "vw_share", "slope"],
@@ -45,20 +48,20 @@ rule training_figure:
             subcategory="{family}",
             labels={"model": "{family}", "corpus": "{corpus}", "figure": "{measure} over training"},
         ),
+    log:
+        "logs/dynamics/{family}/{corpus}/{measure}.log",
+    benchmark:
+        "benchmarks/out/dynamics/{family}/{corpus}/{measure}.tsv"
+    wildcard_constraints:
+        family="|".join(map(re.escape, CHECKPOINTS)) or "[^/]+",
+        measure="|".join(map(re.escape, TRAINING_MEASURES)),
+    conda:
+        CONDA_ENV
     params:
         steps=lambda wc: [s for _, s in CHECKPOINTS[wc.family]],
         columns=lambda wc: TRAINING_MEASURES[wc.measure][1],
         where=lambda wc: (TRAINING_MEASURES[wc.measure][2:] or [{}])[0],
         tokens=lambda wc: TRAINING_TOKENS.get(wc.measure),
-    wildcard_constraints:
-        family="|".join(map(re.escape, CHECKPOINTS)) or "[^/]+",
-        measure="|".join(map(re.escape, TRAINING_MEASURES)),
-    log:
-        "logs/dynamics/{family}/{corpus}/{measure}.log",
-    benchmark:
-        "benchmarks/out/dynamics/{family}/{corpus}/{measure}.tsv"
-    conda:
-        CONDA_ENV
     script:
         "../scripts/training_figure.py"
 
@@ -66,15 +69,15 @@ rule training_figure:
 rule drift:
     output:
         table=f"{RESULTS}/dynamics/drift.parquet",
-    params:
-        settings=DRIFT,
-    threads: workflow.cores
     log:
         "logs/dynamics/drift.log",
     benchmark:
         "benchmarks/out/dynamics/drift.tsv"
     conda:
         CONDA_ENV
+    threads: workflow.cores
+    params:
+        settings=DRIFT,
     script:
         "../scripts/drift.py"
 

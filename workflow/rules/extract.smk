@@ -9,16 +9,16 @@ rule extract:
     output:
         states=directory(f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr"),
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
-    params:
-        spec=extract_params,
-    resources:
-        gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
-    threads: 8
     log:
         "logs/extract/{model}/{corpus}.log",
     benchmark:
         "benchmarks/out/extract/{model}/{corpus}.tsv"
     conda:
         CONDA_ENV
+    threads: 8
+    resources:
+        gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
+    params:
+        spec=extract_params,
     script:
         "../scripts/extract.py"

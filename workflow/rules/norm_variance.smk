@@ -44,14 +44,14 @@ rule norm_variance_merge:
         types=f"{NV_DIR}/token_types.parquet",
         layers=f"{NV_DIR}/layers.parquet",
         top=f"{NV_DIR}/top_q.parquet",
-    params:
-        settings={k: NORM_VARIANCE[k] for k in ("min_count", "max_count", "top_q", "exclude")},
     log:
         "logs/norm_variance/{model}/{corpus}/merge.log",
     benchmark:
         "benchmarks/out/norm_variance/{model}/{corpus}/merge.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings={k: NORM_VARIANCE[k] for k in ("min_count", "max_count", "top_q", "exclude")},
     script:
         "../scripts/norm_variance_merge.py"
 
@@ -67,37 +67,39 @@ rule norm_variance_figures:
             "{model}/scatter_filtered", "norm_variance_scatter", "{model}", "V against M, filtered"
         ),
         top_q=nv_figure("{model}/top_q", "norm_variance_top_q", "{model}", "largest Q"),
-    params:
-        outlier_factor=NORM_VARIANCE["exclude"]["outlier_factor"],
-        lines=NORM_VARIANCE["top_q"],
-        **NV_CAPTION,
     log:
         "logs/norm_variance/{model}/{corpus}/figures.log",
     benchmark:
         "benchmarks/out/norm_variance/{model}/{corpus}/figures.tsv"
     conda:
         CONDA_ENV
+    params:
+        **NV_CAPTION,
+        outlier_factor=NORM_VARIANCE["exclude"]["outlier_factor"],
+        lines=NORM_VARIANCE["top_q"],
     script:
         "../scripts/norm_variance_figures.py"
 
 
 rule norm_variance_overlay:
     input:
-        tables=lambda wc: [f"{RESULTS}/norm_variance/{m}/{wc.corpus}/layers.parquet" for m, c in NV_PAIRS if c == wc.corpus],
+        tables=lambda wc: [
+            f"{RESULTS}/norm_variance/{m}/{wc.corpus}/layers.parquet" for m, c in NV_PAIRS if c == wc.corpus
+        ],
     output:
         slope_r2=nv_figure("slope_r2", "norm_variance_slope_r2", "all models", "slope and R² over depth"),
         cv_q=nv_figure("cv_q", "norm_variance_cv_q", "all models", "cv of Q over depth"),
         shares=nv_figure("shares", "norm_variance_shares", "all models", "shares of Q_all over depth"),
         vw_over_v=nv_figure("vw_over_v", "norm_variance_vw_over_v", "all models", "V_W / V_all over depth"),
-    params:
-        models=lambda wc: [m for m, c in NV_PAIRS if c == wc.corpus],
-        **NV_CAPTION,
     log:
         "logs/norm_variance/overlay_{corpus}.log",
     benchmark:
         "benchmarks/out/norm_variance/overlay_{corpus}.tsv"
     conda:
         CONDA_ENV
+    params:
+        **NV_CAPTION,
+        models=lambda wc: [m for m, c in NV_PAIRS if c == wc.corpus],
     script:
         "../scripts/norm_variance_overlay.py"
 
@@ -114,6 +116,11 @@ TARGETS += sorted(
         for name in ("slope_r2", "cv_q", "shares", "vw_over_v")
     }
 )
-register_table("norm_variance", rules.norm_variance_merge.output.layers,
-               "per layer, both variants (all types / outliers excluded): fit V = a + b M over token types, cv_q, "
-               "shares of M_all, V_B and V_W in Q_all", selection=stage_selection("norm_variance"), pairs=NV_PAIRS)
+register_table(
+    "norm_variance",
+    rules.norm_variance_merge.output.layers,
+    "per layer, both variants (all types / outliers excluded): fit V = a + b M over token types, cv_q, "
+    "shares of M_all, V_B and V_W in Q_all",
+    selection=stage_selection("norm_variance"),
+    pairs=NV_PAIRS,
+)

@@ -27,17 +27,15 @@ rule posctx_merge:
     output:
         components=directory(f"{POSCTX_DIR}/components.zarr"),
         table=f"{POSCTX_DIR}/layers.parquet",
-    params:
-        selection=stage_selection("posctx"),
-        settings={
-            k: POSCTX[k] for k in ("screenot_max_rank", "ctx_components", "smoothness_cutoff", "seed")
-        },
     log:
         "logs/posctx/{model}/{corpus}/merge.log",
     benchmark:
         "benchmarks/out/posctx/{model}/{corpus}/merge.tsv"
     conda:
         CONDA_ENV
+    params:
+        selection=stage_selection("posctx"),
+        settings={k: POSCTX[k] for k in ("screenot_max_rank", "ctx_components", "smoothness_cutoff", "seed")},
     script:
         "../scripts/posctx_merge.py"
 
@@ -62,23 +60,21 @@ rule posctx_figures:
         gram=posctx_figure("pos_gram", "posctx_gram", "pos cosine Gram"),
         ctx_cos=posctx_figure("ctx_cosines", "posctx_ctx_cosines", "ctx cosines by topic"),
         pos_ctx_cos=posctx_figure("pos_ctx_cosines", "posctx_pos_ctx_cosines", "pos-ctx cosines"),
-    params:
-        caption=posctx_caption_params(),
     log:
         "logs/posctx/{model}/{corpus}/figures.log",
     benchmark:
         "benchmarks/out/posctx/{model}/{corpus}/figures.tsv"
     conda:
         CONDA_ENV
+    params:
+        caption=posctx_caption_params(),
     script:
         "../scripts/posctx_figures.py"
 
 
 rule posctx_layers_figure:
     input:
-        tables=lambda wc: [
-            f"{RESULTS}/posctx/{m}/{wc.corpus}/layers.parquet" for m, c in PAIRS if c == wc.corpus
-        ],
+        tables=lambda wc: [f"{RESULTS}/posctx/{m}/{wc.corpus}/layers.parquet" for m, c in PAIRS if c == wc.corpus],
     output:
         figure=report(
             f"{POSCTX_FIG}/{{corpus}}/layers.png",
@@ -87,21 +83,26 @@ rule posctx_layers_figure:
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "posctx over layers"},
         ),
-    params:
-        models=lambda wc: [m for m, c in PAIRS if c == wc.corpus],
-        caption=posctx_caption_params(),
     log:
         "logs/posctx/figure_{corpus}.log",
     benchmark:
         "benchmarks/out/posctx/figure_{corpus}.tsv"
     conda:
         CONDA_ENV
+    params:
+        models=lambda wc: [m for m, c in PAIRS if c == wc.corpus],
+        caption=posctx_caption_params(),
     script:
         "../scripts/posctx_layers_figure.py"
 
 
 TARGETS += [f"{POSCTX_FIG}/{m}/{c}/pos_pca2.png" for m, c in POSCTX_PAIRS]
 TARGETS += sorted({f"{POSCTX_FIG}/{c}/layers.png" for _, c in PAIRS if corpus_mode(c) == "contexts"})
-register_table("posctx", rules.posctx_merge.output.table,
-               "h = mu + pos + ctx + resid per layer: variance shares, ranks, relative norms, "
-               "smoothness, context cosines, incoherence", selection=stage_selection("posctx"), pairs=POSCTX_PAIRS)
+register_table(
+    "posctx",
+    rules.posctx_merge.output.table,
+    "h = mu + pos + ctx + resid per layer: variance shares, ranks, relative norms, "
+    "smoothness, context cosines, incoherence",
+    selection=stage_selection("posctx"),
+    pairs=POSCTX_PAIRS,
+)

@@ -9,14 +9,14 @@ rule stream:
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
     output:
         parts=temp(directory(f"{RESULTS}/parts/{{model}}/{{corpus}}/stream/{{shard}}")),
-    params:
-        plans=stream_plans,
-        block_tokens=config["stream"]["block_tokens"],
     log:
         "logs/stream/{model}/{corpus}/{shard}.log",
     benchmark:
         "benchmarks/out/stream/{model}/{corpus}/{shard}.tsv"
     conda:
         CONDA_ENV
+    params:
+        plans=stream_plans,
+        block_tokens=config["stream"]["block_tokens"],
     script:
         "../scripts/stream.py"

@@ -22,11 +22,7 @@ rule summary:
 
 rule summary_figure:
     input:
-        tables=lambda wc: [
-            f"{RESULTS}/summary/{m}/{wc.corpus}/layers.parquet"
-            for m, c in PAIRS
-            if c == wc.corpus
-        ],
+        tables=lambda wc: [f"{RESULTS}/summary/{m}/{wc.corpus}/layers.parquet" for m, c in PAIRS if c == wc.corpus],
     output:
         figure=report(
             f"{RESULTS}/figures/summary/{{corpus}}/norms.png",
@@ -35,19 +31,23 @@ rule summary_figure:
             subcategory="{corpus}",
             labels={"corpus": "{corpus}", "figure": "norms over layers"},
         ),
-    params:
-        models=lambda wc: [m for m, c in PAIRS if c == wc.corpus],
-        selection=config["selection"],
     log:
         "logs/summary/figure_{corpus}.log",
     benchmark:
         "benchmarks/out/summary/figure_{corpus}.tsv"
     conda:
         CONDA_ENV
+    params:
+        models=lambda wc: [m for m, c in PAIRS if c == wc.corpus],
+        selection=config["selection"],
     script:
         "../scripts/summary_figure.py"
 
 
 TARGETS += sorted({f"{RESULTS}/figures/summary/{c}/norms.png" for _, c in PAIRS})
-register_table("summary", rules.summary.output.table,
-               "n_tokens, mean_norm and mean_sq_norm of the hidden states (uncentered)", selection=config["selection"])
+register_table(
+    "summary",
+    rules.summary.output.table,
+    "n_tokens, mean_norm and mean_sq_norm of the hidden states (uncentered)",
+    selection=config["selection"],
+)

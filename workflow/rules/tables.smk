@@ -48,16 +48,16 @@ rule table:
         csv=table_report(f"{TABLES_DIR}/{{analysis}}/{{corpus}}.csv", "CSV"),
         md=f"{TABLES_DIR}/{{analysis}}/{{corpus}}.md",
         html=table_report(f"{TABLES_DIR}/{{analysis}}/{{corpus}}.html", "HTML"),
-    params:
-        models=lambda wc: table_models(wc.analysis, wc.corpus),
-        spec=table_spec,
-    wildcard_constraints:
-        analysis=r"[A-Za-z0-9_]+",
     log:
         "logs/tables/{analysis}/{corpus}.log",
     benchmark:
         "benchmarks/out/tables/{analysis}/{corpus}.tsv"
+    wildcard_constraints:
+        analysis=r"[A-Za-z0-9_]+",
     conda:
         CONDA_ENV
+    params:
+        models=lambda wc: table_models(wc.analysis, wc.corpus),
+        spec=table_spec,
     script:
         "../scripts/tables_collect.py"

@@ -5,6 +5,7 @@ TRAIN_RUNS = config["training"]["runs"]
 TRAIN_DIR = f"{RESULTS}/train/{{run}}"
 TOKENIZER_KEYS = ("corpus", "vocab_size", "min_frequency", "context_length")
 
+
 wildcard_constraints:
     run="|".join(map(re.escape, TRAIN_RUNS)) or "[^/]+",
 
@@ -19,14 +20,14 @@ rule train_tokenizer:
         documents=train_documents,
     output:
         tokenizer=directory(f"{TRAIN_DIR}/tokenizer"),
-    params:
-        run=lambda wc: {k: TRAIN_RUNS[wc.run][k] for k in TOKENIZER_KEYS},
     log:
         "logs/train/{run}/tokenizer.log",
     benchmark:
         "benchmarks/out/train/{run}/tokenizer.tsv"
     conda:
         CONDA_ENV
+    params:
+        run=lambda wc: {k: TRAIN_RUNS[wc.run][k] for k in TOKENIZER_KEYS},
     script:
         "../scripts/train_tokenizer.py"
 
@@ -38,17 +39,17 @@ rule train_model:
     output:
         checkpoints=directory(f"{TRAIN_DIR}/checkpoints"),
         loss=f"{TRAIN_DIR}/loss.parquet",
-    params:
-        run=lambda wc: TRAIN_RUNS[wc.run],
-    resources:
-        gpu=lambda wc: int(TRAIN_RUNS[wc.run]["device"] == "cuda"),
-    threads: workflow.cores
     log:
         "logs/train/{run}/model.log",
     benchmark:
         "benchmarks/out/train/{run}/model.tsv"
     conda:
         CONDA_ENV
+    threads: workflow.cores
+    resources:
+        gpu=lambda wc: int(TRAIN_RUNS[wc.run]["device"] == "cuda"),
+    params:
+        run=lambda wc: TRAIN_RUNS[wc.run],
     script:
         "../scripts/train_model.py"
 
@@ -64,14 +65,14 @@ rule train_loss_figure:
             subcategory="{run}",
             labels={"run": "{run}", "figure": "loss curve"},
         ),
-    params:
-        run=lambda wc: TRAIN_RUNS[wc.run],
     log:
         "logs/train/{run}/loss_figure.log",
     benchmark:
         "benchmarks/out/train/{run}/loss_figure.tsv"
     conda:
         CONDA_ENV
+    params:
+        run=lambda wc: TRAIN_RUNS[wc.run],
     script:
         "../scripts/train_loss_figure.py"
 

@@ -6,5 +6,12 @@ from layergeom.stream.shards import parse_shard
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    write_centered(sm.input.states, sm.input.tokens, sm.input.means, sm.params.selection,
-                   parse_shard(sm.wildcards.shard), sm.params.block_tokens, sm.output.parts)
+    write_centered(
+        sm.input.states,
+        sm.input.tokens,
+        sm.input.means,
+        sm.params.selection,
+        parse_shard(sm.wildcards.shard),
+        sm.params.block_tokens,
+        sm.output.parts,
+    )

@@ -5,5 +5,11 @@ from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    write_id(sm.input.states, sm.input.tokens, sm.params.selection, sm.params.settings, sm.params.block_tokens,
-             sm.output.table)
+    write_id(
+        sm.input.states,
+        sm.input.tokens,
+        sm.params.selection,
+        sm.params.settings,
+        sm.params.block_tokens,
+        sm.output.table,
+    )

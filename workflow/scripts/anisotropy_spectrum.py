@@ -5,5 +5,6 @@ from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    write_spectrum(sm.input.states, sm.input.tokens, list(sm.input.parts), sm.params.selection, sm.output.spectrum,
-                   sm.output.means)
+    write_spectrum(
+        sm.input.states, sm.input.tokens, list(sm.input.parts), sm.params.selection, sm.output.spectrum, sm.output.means
+    )

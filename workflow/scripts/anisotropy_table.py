@@ -5,5 +5,6 @@ from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    write_table(sm.input.states, sm.input.spectrum, list(sm.input.centered), sm.input.id, sm.params.selection,
-                sm.output.table)
+    write_table(
+        sm.input.states, sm.input.spectrum, list(sm.input.centered), sm.input.id, sm.params.selection, sm.output.table
+    )

@@ -5,5 +5,12 @@ from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    write_heads(sm.params.model, sm.params.settings, sm.params.selection, sm.wildcards.model, sm.input.tokens,
-                sm.output.table, sm.threads)
+    write_heads(
+        sm.params.model,
+        sm.params.settings,
+        sm.params.selection,
+        sm.wildcards.model,
+        sm.input.tokens,
+        sm.output.table,
+        sm.threads,
+    )

@@ -1,7 +1,7 @@
 """Read, split, filter and sample one corpus entry (rule corpus)."""
 
-from layergeom.io.atomic import write_parquet
 from layergeom.corpus import build_corpus
+from layergeom.io.atomic import write_parquet
 from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):

@@ -2,8 +2,8 @@
 
 import torch
 
-from layergeom.io.atomic import write_parquet
 from layergeom.analyses.dynamics.drift import drift_table
+from layergeom.io.atomic import write_parquet
 from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]) as log:  # noqa: F821

@@ -5,5 +5,13 @@ from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    run_extract_job(sm.params.spec, sm.wildcards.model, sm.wildcards.corpus, sm.input.documents, sm.input.sentences,
-                    sm.output.states, sm.output.tokens, sm.threads)
+    run_extract_job(
+        sm.params.spec,
+        sm.wildcards.model,
+        sm.wildcards.corpus,
+        sm.input.documents,
+        sm.input.sentences,
+        sm.output.states,
+        sm.output.tokens,
+        sm.threads,
+    )

@@ -5,5 +5,12 @@ from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    model_figures(sm.input.types, sm.input.layers, sm.input.top, f"{sm.wildcards.model} on {sm.wildcards.corpus}",
-                  sm.params.outlier_factor, sm.params.lines, sm.output)
+    model_figures(
+        sm.input.types,
+        sm.input.layers,
+        sm.input.top,
+        f"{sm.wildcards.model} on {sm.wildcards.corpus}",
+        sm.params.outlier_factor,
+        sm.params.lines,
+        sm.output,
+    )

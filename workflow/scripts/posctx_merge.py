@@ -1,8 +1,8 @@
 """Merge the posctx shards: pos and ctx per layer to components.zarr, statistics to layers.parquet."""
 
-from layergeom.joblog import job_logging
 from layergeom.analyses.posctx.components import run_merge
 from layergeom.analyses.posctx.metrics import Settings
+from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821

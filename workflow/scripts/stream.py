@@ -5,5 +5,6 @@ from layergeom.stream.job import run_stream_shard
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    run_stream_shard(sm.input.states, sm.input.tokens, sm.output.parts, sm.wildcards.shard, sm.params.plans,
-                     sm.params.block_tokens)
+    run_stream_shard(
+        sm.input.states, sm.input.tokens, sm.output.parts, sm.wildcards.shard, sm.params.plans, sm.params.block_tokens
+    )

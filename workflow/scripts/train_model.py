@@ -5,5 +5,6 @@ from layergeom.train import run_training
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    run_training(sm.params.run, sm.input.tokenizer, sm.input.documents, sm.output.checkpoints, sm.output.loss,
-                 sm.threads)
+    run_training(
+        sm.params.run, sm.input.tokenizer, sm.input.documents, sm.output.checkpoints, sm.output.loss, sm.threads
+    )

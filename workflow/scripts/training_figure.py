@@ -7,5 +7,4 @@ with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
     wc, tokens = sm.wildcards, sm.params.tokens
     title = f"{wc.family} on {wc.corpus}: {wc.measure} over training" + (f" ({tokens})" if tokens else "")
-    training_figure(sm.params.steps, list(sm.input.tables), sm.params.where, sm.params.columns, title,
-                    sm.output.figure)
+    training_figure(sm.params.steps, list(sm.input.tables), sm.params.where, sm.params.columns, title, sm.output.figure)

@@ -61,7 +61,11 @@ def create_store(
     names = attrs.get("layer_names") or [str(i) for i in range(n_layers)]
     write_layer_coords(group, names)
     token = group.create_array(
-        "token", shape=(n_tokens,), chunks=(max(1, min(n_tokens, COORD_BLOCK)),), dtype=np.int64, dimension_names=("token",)
+        "token",
+        shape=(n_tokens,),
+        chunks=(max(1, min(n_tokens, COORD_BLOCK)),),
+        dtype=np.int64,
+        dimension_names=("token",),
     )
     for start in range(0, n_tokens, COORD_BLOCK):
         token[start : start + COORD_BLOCK] = np.arange(start, min(start + COORD_BLOCK, n_tokens))
@@ -161,4 +165,3 @@ def layer_axis(array: zarr.Array) -> pl.DataFrame:
         {"layer": layers, "layer_name": layer_names(array), "relative_depth": relative_depth(layers, n_blocks(array))},
         schema={"layer": pl.Int64, "layer_name": pl.Utf8, "relative_depth": pl.Float64},
     )
-

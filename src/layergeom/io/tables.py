@@ -55,6 +55,7 @@ def _cells(frame: pl.DataFrame, digits: int) -> list[list[str]]:
 
 def to_markdown(frame: pl.DataFrame, digits: int = 5) -> str:
     """A GitHub-flavoured Markdown table; numbers right-aligned."""
+
     def esc(text: str) -> str:
         return text.replace("|", r"\|")
 
@@ -69,10 +70,14 @@ def to_html(frame: pl.DataFrame, title: str, note: str = "", digits: int = 5) ->
     numeric = [dtype.is_numeric() for dtype in frame.schema.values()]
 
     def row(cells: list[str], tag: str) -> str:
-        return "<tr>" + "".join(
-            f'<{tag}{" class=num" if num and tag == "td" else ""}>{html.escape(c)}</{tag}>'
-            for c, num in zip(cells, numeric)
-        ) + "</tr>"
+        return (
+            "<tr>"
+            + "".join(
+                f"<{tag}{' class=num' if num and tag == 'td' else ''}>{html.escape(c)}</{tag}>"
+                for c, num in zip(cells, numeric)
+            )
+            + "</tr>"
+        )
 
     body = "\n".join(row(cells, "td") for cells in _cells(frame, digits))
     return (
@@ -96,8 +101,15 @@ def write_tables(frame: pl.DataFrame, csv: str, markdown: str, page: str, title:
         tmp.write_text(to_html(frame, title, note))
 
 
-def write_cross_model(paths: Sequence[str | os.PathLike], models: Sequence[str], analysis: str, corpus: str,
-                      what: str, tokens: str | None, out: dict) -> pl.DataFrame:
+def write_cross_model(
+    paths: Sequence[str | os.PathLike],
+    models: Sequence[str],
+    analysis: str,
+    corpus: str,
+    what: str,
+    tokens: str | None,
+    out: dict,
+) -> pl.DataFrame:
     """Stack every model's layer table of one analysis on one corpus and write it as CSV, Markdown and HTML."""
     frame = stack(paths, models, corpus)
     note = f"{what}. Tokens: {tokens}." if tokens else f"{what}."

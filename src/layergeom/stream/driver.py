@@ -66,7 +66,9 @@ def stream_layers(
     groups: dict[str, tuple[np.ndarray, list[str]]] = {}
     for feed in feeds:
         if feed.mask.shape != (array.shape[1],):
-            raise ValueError(f"feed '{feed.name}': mask of shape {feed.mask.shape} for a store of {array.shape[1]} tokens")
+            raise ValueError(
+                f"feed '{feed.name}': mask of shape {feed.mask.shape} for a store of {array.shape[1]} tokens"
+            )
         union |= feed.mask
         groups.setdefault(mask_digest(feed.mask), (feed.mask, []))[1].append(feed.name)
     union[:start] = False

@@ -33,6 +33,12 @@ def run_stream_shard(
         raise ValueError(f"{tokens} has {table.height} rows but {states} stores {array.shape[1]} tokens")
     feeds = [feed for analysis, selection in plans.items() for feed in analysis_feeds(analysis, table, selection)]
     token_range = shard_range(array.shape[1], block_step(array, block_tokens), *parse_shard(shard))
-    log.info("shard %s: tokens %d..%d of %d, %d layers, accumulators %s",
-             shard, *token_range, array.shape[1], array.shape[0], sorted({f.name for f in feeds}))
+    log.info(
+        "shard %s: tokens %d..%d of %d, %d layers, accumulators %s",
+        shard,
+        *token_range,
+        array.shape[1],
+        array.shape[0],
+        sorted({f.name for f in feeds}),
+    )
     stream_to_folder(array, feeds, out_dir, token_range, block_tokens)

@@ -31,9 +31,7 @@ class Moments:
     @classmethod
     def empty(cls, d: int) -> Moments:
         """Moments of no group in dimension ``d``."""
-        return cls(
-            np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, d)), np.empty(0), np.empty(0)
-        )
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, d)), np.empty(0), np.empty(0))
 
     @property
     def d(self) -> int:
@@ -162,9 +160,7 @@ class GroupedMoments:
     def moments(self) -> Moments:
         """A compact copy of the moments of every group seen, sorted by key."""
         slots = self._slots
-        return Moments(
-            self._keys.copy(), self._n[slots], self._mean[slots], self._s[slots], self._q[slots]
-        )
+        return Moments(self._keys.copy(), self._n[slots], self._mean[slots], self._s[slots], self._q[slots])
 
     def _slots_for(self, keys: np.ndarray) -> np.ndarray:
         """Storage rows of sorted unique ``keys``, adding zeroed rows for keys not seen yet."""

@@ -68,7 +68,9 @@ def load(path: str | os.PathLike, name: str) -> Accumulator:
         if f"{name}/kind" not in data.files:
             raise KeyError(f"{path}: no accumulator '{name}'")
         prefix = f"{name}/"
-        state = {key[len(prefix):]: data[key] for key in data.files if key.startswith(prefix) and key != f"{name}/kind"}
+        state = {
+            key[len(prefix) :]: data[key] for key in data.files if key.startswith(prefix) and key != f"{name}/kind"
+        }
         kind = str(data[f"{name}/kind"])
         if kind not in KINDS:
             raise KeyError(f"{path}: accumulator '{name}' is of kind {kind}, which no imported module registers")

@@ -35,4 +35,6 @@ def describe(include_special: bool, exclude_first_position: bool) -> str:
 
 def mask_digest(mask: np.ndarray) -> str:
     """A short stable name of a token mask: equal masks (same tokens) get equal digests."""
-    return hashlib.sha256(np.packbits(np.asarray(mask, dtype=bool)).tobytes() + str(len(mask)).encode()).hexdigest()[:12]
+    return hashlib.sha256(np.packbits(np.asarray(mask, dtype=bool)).tobytes() + str(len(mask)).encode()).hexdigest()[
+        :12
+    ]

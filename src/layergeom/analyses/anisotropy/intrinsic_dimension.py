@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-
-
 # A neighbour closer than this fraction of the cloud's RMS radius counts as a duplicate point.
 DUPLICATE_TOL = 1e-9
 _U32 = 2.0**-24  # unit roundoff of float32

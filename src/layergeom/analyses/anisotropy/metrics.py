@@ -27,12 +27,18 @@ from layergeom.stream.scatter import scatter_name
 from layergeom.stream.selection import token_mask
 from layergeom.stream.shards import shard_range
 
-
 log = logging.getLogger("layergeom")
 
 TOP_SHARES = 10
-METADATA = {"model": pl.Utf8, "corpus": pl.Utf8, "model_source": pl.Utf8, "revision": pl.Utf8, "init": pl.Utf8,
-            "kind": pl.Utf8, "last_layer_after_final_norm": pl.Boolean}
+METADATA = {
+    "model": pl.Utf8,
+    "corpus": pl.Utf8,
+    "model_source": pl.Utf8,
+    "revision": pl.Utf8,
+    "init": pl.Utf8,
+    "kind": pl.Utf8,
+    "last_layer_after_final_norm": pl.Boolean,
+}
 
 
 def spectrum_measures(eigenvalues: np.ndarray, top: int = 10) -> dict:
@@ -52,7 +58,9 @@ def spectrum_measures(eigenvalues: np.ndarray, top: int = 10) -> dict:
     }
 
 
-def merge_moments(parts: Sequence[str | os.PathLike], mask: np.ndarray, n_layers: int) -> tuple[pl.DataFrame, np.ndarray]:
+def merge_moments(
+    parts: Sequence[str | os.PathLike], mask: np.ndarray, n_layers: int
+) -> tuple[pl.DataFrame, np.ndarray]:
     """Merge pass-1 shards: the spectrum measures per layer and the (layers, d) means."""
     rows, means = [], []
     for layer in tracked(range(n_layers), n_layers, "layers"):
@@ -76,8 +84,12 @@ def merge_moments(parts: Sequence[str | os.PathLike], mask: np.ndarray, n_layers
 
 
 def write_spectrum(
-    states: str | os.PathLike, tokens: str | os.PathLike, parts: Sequence[str | os.PathLike], selection: dict,
-    spectrum_out: str | os.PathLike, means_out: str | os.PathLike,
+    states: str | os.PathLike,
+    tokens: str | os.PathLike,
+    parts: Sequence[str | os.PathLike],
+    selection: dict,
+    spectrum_out: str | os.PathLike,
+    means_out: str | os.PathLike,
 ) -> None:
     """Merge pass 1 into the spectrum table and the layer means that pass 2 centers on."""
     mask = token_mask(read_tokens(tokens), **selection)
@@ -89,8 +101,13 @@ def write_spectrum(
 
 
 def write_centered(
-    states: str | os.PathLike, tokens: str | os.PathLike, means: str | os.PathLike, selection: dict,
-    shard: tuple[int, int], block_tokens: int | None, out: str | os.PathLike,
+    states: str | os.PathLike,
+    tokens: str | os.PathLike,
+    means: str | os.PathLike,
+    selection: dict,
+    shard: tuple[int, int],
+    block_tokens: int | None,
+    out: str | os.PathLike,
 ) -> None:
     """Pass 2 over one token shard: unit-vector sums of the states minus their layer's mean."""
     array = open_hidden(states)
@@ -105,8 +122,9 @@ def merge_centered(parts: Sequence[str | os.PathLike], n_layers: int) -> pl.Data
     return pl.DataFrame({"layer": np.arange(n_layers), "mean_cos_centered": values})
 
 
-def id_table(array: zarr.Array, tokens: pl.DataFrame, mask: np.ndarray, settings: dict,
-             block_tokens: int | None) -> pl.DataFrame:
+def id_table(
+    array: zarr.Array, tokens: pl.DataFrame, mask: np.ndarray, settings: dict, block_tokens: int | None
+) -> pl.DataFrame:
     """Intrinsic dimension of every layer on one subsample of tokens (the same rows at every layer)."""
     rows = idim.subsample_rows(tokens, mask, settings["n_points"], settings["sample"], settings["seed"])
     if len(rows) < 3:
@@ -114,10 +132,25 @@ def id_table(array: zarr.Array, tokens: pl.DataFrame, mask: np.ndarray, settings
     out = []
     layers = stream_layers(array, sample_feeds(array.shape[1], rows), block_tokens=block_tokens)
     for layer, accumulators in tracked(layers, array.shape[0], "layers"):
-        est = idim.estimate(accumulators[SAMPLE].finalize(), settings["discard_fraction"], settings["k_neighbors"],
-                            settings["bootstrap"], settings["confidence"], settings["seed"], settings["block_points"])
-        log.info("layer %d: TwoNN %.2f [%.2f, %.2f], Levina-Bickel %.2f, %d of %d points used",
-                 layer, est.twonn, est.twonn_lo, est.twonn_hi, est.levina_bickel, est.n_used, est.n_points)
+        est = idim.estimate(
+            accumulators[SAMPLE].finalize(),
+            settings["discard_fraction"],
+            settings["k_neighbors"],
+            settings["bootstrap"],
+            settings["confidence"],
+            settings["seed"],
+            settings["block_points"],
+        )
+        log.info(
+            "layer %d: TwoNN %.2f [%.2f, %.2f], Levina-Bickel %.2f, %d of %d points used",
+            layer,
+            est.twonn,
+            est.twonn_lo,
+            est.twonn_hi,
+            est.levina_bickel,
+            est.n_used,
+            est.n_points,
+        )
         out.append(
             {
                 "layer": layer,
@@ -136,15 +169,22 @@ def id_table(array: zarr.Array, tokens: pl.DataFrame, mask: np.ndarray, settings
     return pl.DataFrame(out)
 
 
-def write_id(states: str | os.PathLike, tokens: str | os.PathLike, selection: dict, settings: dict,
-             block_tokens: int | None, out: str | os.PathLike) -> None:
+def write_id(
+    states: str | os.PathLike,
+    tokens: str | os.PathLike,
+    selection: dict,
+    settings: dict,
+    block_tokens: int | None,
+    out: str | os.PathLike,
+) -> None:
     """The intrinsic-dimension table of every layer on the configured sample."""
     table = read_tokens(tokens)
     write_parquet(id_table(open_hidden(states), table, token_mask(table, **selection), settings, block_tokens), out)
 
 
-def layer_table(array: zarr.Array, spectrum: pl.DataFrame, centered: pl.DataFrame, ids: pl.DataFrame,
-                selection: dict) -> pl.DataFrame:
+def layer_table(
+    array: zarr.Array, spectrum: pl.DataFrame, centered: pl.DataFrame, ids: pl.DataFrame, selection: dict
+) -> pl.DataFrame:
     """One row per layer: names, relative depth, every measure, the selection and the store's metadata."""
     attrs = dict(array.attrs)
     table = spectrum.join(centered, on="layer").join(ids, on="layer").sort("layer")
@@ -167,14 +207,24 @@ def random_baselines(models: list[tuple[str, str, str | None, str]]) -> list[tup
     ]
 
 
-def write_table(states: str | os.PathLike, spectrum: str | os.PathLike, centered: Sequence[str | os.PathLike],
-                ids: str | os.PathLike, selection: dict, out: str | os.PathLike) -> pl.DataFrame:
+def write_table(
+    states: str | os.PathLike,
+    spectrum: str | os.PathLike,
+    centered: Sequence[str | os.PathLike],
+    ids: str | os.PathLike,
+    selection: dict,
+    out: str | os.PathLike,
+) -> pl.DataFrame:
     """Join the spectrum, the merged centered cosines and the intrinsic dimension into the anisotropy table."""
     array = open_hidden(states)
-    table = layer_table(array, pl.read_parquet(spectrum), merge_centered(centered, array.shape[0]),
-                        pl.read_parquet(ids), selection)
-    log.info("\n%s", table.select("layer", "mean_cos", "mean_cos_centered", "sigma1_share", "eff_rank", "twonn_id",
-                                  "levina_bickel_id"))
+    table = layer_table(
+        array, pl.read_parquet(spectrum), merge_centered(centered, array.shape[0]), pl.read_parquet(ids), selection
+    )
+    log.info(
+        "\n%s",
+        table.select(
+            "layer", "mean_cos", "mean_cos_centered", "sigma1_share", "eff_rank", "twonn_id", "levina_bickel_id"
+        ),
+    )
     write_parquet(table, out)
     return table
-

@@ -31,8 +31,15 @@ def anisotropy_figure(tables: Sequence[pl.DataFrame], title: str, out: str | os.
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
     for color, table in enumerate(tables):
         for ax, (column, _) in zip(axes.flat, PANELS):
-            ax.plot(table["relative_depth"], table[column], line_style(table["kind"][0]), marker="o", ms=3,
-                    color=f"C{color}", label=label(table))
+            ax.plot(
+                table["relative_depth"],
+                table[column],
+                line_style(table["kind"][0]),
+                marker="o",
+                ms=3,
+                color=f"C{color}",
+                label=label(table),
+            )
     for ax, (_, name) in zip(axes.flat, PANELS):
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(DEPTH)
@@ -50,8 +57,9 @@ def id_figure(tables: Sequence[pl.DataFrame], title: str, settings: Mapping, out
         axes[0].plot(depth, table["twonn_id"], line_style(table["kind"][0]), **style)
         axes[0].fill_between(depth, table["twonn_lo"], table["twonn_hi"], color=f"C{color}", alpha=0.2, lw=0)
         axes[1].plot(depth, table["levina_bickel_id"], line_style(table["kind"][0]), **style)
-    axes[0].set_title(f"TwoNN (discard {settings['discard_fraction']:g}, {settings['confidence']:.0%} bootstrap band)",
-                      fontsize=10)
+    axes[0].set_title(
+        f"TwoNN (discard {settings['discard_fraction']:g}, {settings['confidence']:.0%} bootstrap band)", fontsize=10
+    )
     axes[1].set_title(f"Levina-Bickel MLE (k = {settings['k_neighbors']})", fontsize=10)
     axes[0].set_ylabel("intrinsic dimension")
     for ax in axes:
@@ -61,8 +69,13 @@ def id_figure(tables: Sequence[pl.DataFrame], title: str, settings: Mapping, out
     save(fig, out)
 
 
-def corpus_figures(tables: Sequence[str | os.PathLike], corpus: str, selection: dict, settings: Mapping,
-                   out: Mapping[str, str | os.PathLike]) -> None:
+def corpus_figures(
+    tables: Sequence[str | os.PathLike],
+    corpus: str,
+    selection: dict,
+    settings: Mapping,
+    out: Mapping[str, str | os.PathLike],
+) -> None:
     """The anisotropy and intrinsic-dimension figures of one corpus."""
     frames = [pl.read_parquet(path) for path in tables]
     title = f"{corpus}: {describe(**selection)}"
@@ -76,19 +89,29 @@ def random_figure(tables: Sequence[str | os.PathLike], corpus: str, selection: d
     pairs = random_baselines([(m, t["model_source"][0], t["revision"][0], t["init"][0]) for m, t in frames.items()])
     if not pairs:
         raise ValueError("no model with init 'random' has a pretrained twin of the same source and revision")
-    columns = [("mean_cos", "mean pairwise cosine (uncentered)"),
-               ("sigma1_share", "top singular share (centered)"),
-               ("twonn_id", "TwoNN intrinsic dimension")]
+    columns = [
+        ("mean_cos", "mean pairwise cosine (uncentered)"),
+        ("sigma1_share", "top singular share (centered)"),
+        ("twonn_id", "TwoNN intrinsic dimension"),
+    ]
     fig, axes = plt.subplots(len(pairs), 3, figsize=(13, 3.6 * len(pairs)), squeeze=False, layout="constrained")
     for row, (trained, untrained) in zip(axes, pairs):
         for ax, (column, name) in zip(row, columns):
             for model, style, color in ((trained, "-", "C0"), (untrained, "--", "C1")):
                 table = frames[model]
-                ax.plot(table["relative_depth"], table[column], style, color=color, marker="o", ms=3,
-                        label=f"{model} ({table['init'][0]})")
+                ax.plot(
+                    table["relative_depth"],
+                    table[column],
+                    style,
+                    color=color,
+                    marker="o",
+                    ms=3,
+                    label=f"{model} ({table['init'][0]})",
+                )
                 if column == "twonn_id":
-                    ax.fill_between(table["relative_depth"], table["twonn_lo"], table["twonn_hi"], color=color,
-                                    alpha=0.2, lw=0)
+                    ax.fill_between(
+                        table["relative_depth"], table["twonn_lo"], table["twonn_hi"], color=color, alpha=0.2, lw=0
+                    )
             ax.set_title(f"{trained}: {name}", fontsize=10)
             ax.set_xlabel(DEPTH)
         row[0].legend(fontsize=8)

@@ -29,9 +29,18 @@ log = logging.getLogger(__name__)
 
 STYLES = {"c_attn": ("c_attn",), "q_proj": ("q_proj", "k_proj"), "query": ("query", "key")}
 HEADS_SCHEMA = {
-    "model": pl.Utf8, "step": pl.Int64, "layer": pl.Int64, "head": pl.Int64, "kv_head": pl.Int64,
-    "n_tokens": pl.Int64, "mean_q_norm": pl.Float64, "mean_k_norm": pl.Float64, "qk_cos": pl.Float64,
-    "mean_entropy": pl.Float64, "uniform_entropy": pl.Float64, "mean_max_weight": pl.Float64,
+    "model": pl.Utf8,
+    "step": pl.Int64,
+    "layer": pl.Int64,
+    "head": pl.Int64,
+    "kv_head": pl.Int64,
+    "n_tokens": pl.Int64,
+    "mean_q_norm": pl.Float64,
+    "mean_k_norm": pl.Float64,
+    "qk_cos": pl.Float64,
+    "mean_entropy": pl.Float64,
+    "uniform_entropy": pl.Float64,
+    "mean_max_weight": pl.Float64,
     "qk_rotation": pl.Utf8,
 }
 
@@ -194,19 +203,35 @@ def heads_table(sites: list[Site], model: str, step: int | None, rotary: bool) -
         for head in range(site.n_heads):
             q, k = mq[head], mk[head // group]
             qn, kn = float(np.linalg.norm(q)), float(np.linalg.norm(k))
-            rows.append({
-                "model": model, "step": step, "layer": site.layer, "head": head, "kv_head": head // group,
-                "n_tokens": site.n, "mean_q_norm": qn, "mean_k_norm": kn,
-                "qk_cos": float(q @ k) / (qn * kn) if qn * kn > 0 else np.nan,
-                "mean_entropy": site.entropy_sum[head] / n, "uniform_entropy": site.uniform_sum / n,
-                "mean_max_weight": site.max_sum[head] / n,
-                "qk_rotation": "before rotation" if rotary and site.style != "c_attn" else "none",
-            })
+            rows.append(
+                {
+                    "model": model,
+                    "step": step,
+                    "layer": site.layer,
+                    "head": head,
+                    "kv_head": head // group,
+                    "n_tokens": site.n,
+                    "mean_q_norm": qn,
+                    "mean_k_norm": kn,
+                    "qk_cos": float(q @ k) / (qn * kn) if qn * kn > 0 else np.nan,
+                    "mean_entropy": site.entropy_sum[head] / n,
+                    "uniform_entropy": site.uniform_sum / n,
+                    "mean_max_weight": site.max_sum[head] / n,
+                    "qk_rotation": "before rotation" if rotary and site.style != "c_attn" else "none",
+                }
+            )
     return pl.DataFrame(rows, schema=HEADS_SCHEMA)
 
 
-def write_heads(model: dict, settings: dict, selection: dict, model_name: str, tokens_path: str | os.PathLike,
-                out: str | os.PathLike, threads: int) -> pl.DataFrame:
+def write_heads(
+    model: dict,
+    settings: dict,
+    selection: dict,
+    model_name: str,
+    tokens_path: str | os.PathLike,
+    out: str | os.PathLike,
+    threads: int,
+) -> pl.DataFrame:
     """The attention rule: per-head statistics of one model over the selected tokens of its stored sequences."""
     torch.set_num_threads(max(1, threads))
     loaded = load_model_entry(model, settings)

@@ -15,8 +15,15 @@ from layergeom.analyses.attention.heads import entropy_and_max, find_sites
 from layergeom.joblog import Progress
 
 DRIFT_SCHEMA = {
-    "block_type": pl.Utf8, "repeat": pl.Int64, "drift": pl.Float64, "block": pl.Int64, "input_mean_cos": pl.Float64,
-    "mean_cos": pl.Float64, "mean_norm": pl.Float64, "mean_entropy": pl.Float64, "uniform_entropy": pl.Float64,
+    "block_type": pl.Utf8,
+    "repeat": pl.Int64,
+    "drift": pl.Float64,
+    "block": pl.Int64,
+    "input_mean_cos": pl.Float64,
+    "mean_cos": pl.Float64,
+    "mean_norm": pl.Float64,
+    "mean_entropy": pl.Float64,
+    "uniform_entropy": pl.Float64,
     "mean_max_weight": pl.Float64,
 }
 
@@ -43,13 +50,30 @@ def make_blocks(kind: str, d_model: int, n_head: int, n_blocks: int, seed: int) 
 
     torch.manual_seed(seed)
     if kind == "gpt2":
-        config = GPT2Config(n_embd=d_model, n_head=n_head, n_layer=n_blocks, n_positions=8, vocab_size=8,
-                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+        config = GPT2Config(
+            n_embd=d_model,
+            n_head=n_head,
+            n_layer=n_blocks,
+            n_positions=8,
+            vocab_size=8,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
         model = GPT2Model(config)
     elif kind == "bert":
-        config = BertConfig(hidden_size=d_model, num_attention_heads=n_head, num_hidden_layers=n_blocks,
-                            intermediate_size=4 * d_model, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                            vocab_size=8, max_position_embeddings=8)
+        config = BertConfig(
+            hidden_size=d_model,
+            num_attention_heads=n_head,
+            num_hidden_layers=n_blocks,
+            intermediate_size=4 * d_model,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+            vocab_size=8,
+            max_position_embeddings=8,
+        )
         model = BertModel(config)
     else:
         raise ValueError(f"unknown block type '{kind}' (gpt2 or bert)")
@@ -75,8 +99,9 @@ def run_blocks(
     if kind == "gpt2":  # a decoder block: causal additive mask
         mask = torch.triu(torch.full((length, length), torch.finfo(h.dtype).min), 1)[None, None]
     seen: list[torch.Tensor] = []
-    handles = [find_sites(b, n_head)[0].module.register_forward_hook(lambda _m, _a, out: seen.append(out[1]))
-               for b in blocks]
+    handles = [
+        find_sites(b, n_head)[0].module.register_forward_hook(lambda _m, _a, out: seen.append(out[1])) for b in blocks
+    ]
     results = []
     try:
         with torch.inference_mode():
@@ -119,8 +144,15 @@ def drift_table(settings: dict) -> pl.DataFrame:
             for drift in grid:
                 h = x + float(drift) * b
                 for index, (out, weights) in enumerate(run_blocks(blocks, kind, h, s["n_head"])):
-                    rows.append({"block_type": kind, "repeat": repeat, "drift": float(drift), "block": index + 1,
-                                 **block_measures(h, out, weights, kind == "gpt2")})
+                    rows.append(
+                        {
+                            "block_type": kind,
+                            "repeat": repeat,
+                            "drift": float(drift),
+                            "block": index + 1,
+                            **block_measures(h, out, weights, kind == "gpt2"),
+                        }
+                    )
                     h = out
                 progress.update(1)
     progress.update(0, force=True)

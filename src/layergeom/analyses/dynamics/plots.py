@@ -53,13 +53,15 @@ def over_training(tables: Sequence[tuple[int, pl.DataFrame]], columns: Sequence[
 
     Tables with a ``head`` column are averaged over heads (thick lines) and each head is drawn thin.
     """
-    table = pl.concat([t.with_columns(pl.lit(step, dtype=pl.Int64).alias("step")) for step, t in tables],
-                      how="diagonal_relaxed")
+    table = pl.concat(
+        [t.with_columns(pl.lit(step, dtype=pl.Int64).alias("step")) for step, t in tables], how="diagonal_relaxed"
+    )
     n = len(columns)
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1, 3.3 * rows + 0.6), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols + 1, 3.3 * rows + 0.6), layout="constrained", squeeze=False
+    )
     n_layers = int(table["layer"].max())
     cmap = plt.get_cmap("viridis")
     for ax, column in zip(axes.flat, columns):
@@ -84,16 +86,22 @@ def over_training(tables: Sequence[tuple[int, pl.DataFrame]], columns: Sequence[
 
 def drift_figure(table: pl.DataFrame) -> Figure:
     """Output mean cosine, attention entropy and largest weight against drift N, one line per block type and depth."""
-    panels = [("mean_cos", "input_mean_cos", "mean cosine of outputs (dotted: inputs)"),
-              ("mean_entropy", "uniform_entropy", "attention entropy (dotted: uniform)"),
-              ("mean_max_weight", None, "mean largest attention weight")]
+    panels = [
+        ("mean_cos", "input_mean_cos", "mean cosine of outputs (dotted: inputs)"),
+        ("mean_entropy", "uniform_entropy", "attention entropy (dotted: uniform)"),
+        ("mean_max_weight", None, "mean largest attention weight"),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
     positive = table.filter(pl.col("drift") > 0)["drift"]
-    summary = table.group_by("block_type", "block", "drift").agg(
-        pl.col("mean_cos", "input_mean_cos", "mean_entropy", "uniform_entropy", "mean_max_weight").mean(),
-        *(pl.col(c).min().alias(f"{c}_min") for c in ("mean_cos", "mean_entropy", "mean_max_weight")),
-        *(pl.col(c).max().alias(f"{c}_max") for c in ("mean_cos", "mean_entropy", "mean_max_weight")),
-    ).sort("block_type", "block", "drift")
+    summary = (
+        table.group_by("block_type", "block", "drift")
+        .agg(
+            pl.col("mean_cos", "input_mean_cos", "mean_entropy", "uniform_entropy", "mean_max_weight").mean(),
+            *(pl.col(c).min().alias(f"{c}_min") for c in ("mean_cos", "mean_entropy", "mean_max_weight")),
+            *(pl.col(c).max().alias(f"{c}_max") for c in ("mean_cos", "mean_entropy", "mean_max_weight")),
+        )
+        .sort("block_type", "block", "drift")
+    )
     kinds = list(dict.fromkeys(summary["block_type"]))
     for ax, (column, reference, title) in zip(axes, panels):
         for k, kind in enumerate(kinds):
@@ -113,8 +121,14 @@ def drift_figure(table: pl.DataFrame) -> Figure:
     return fig
 
 
-def training_figure(steps: Sequence[int], tables: Sequence[str | os.PathLike], where: dict, columns: Sequence[str],
-                    title: str, out: str | os.PathLike) -> None:
+def training_figure(
+    steps: Sequence[int],
+    tables: Sequence[str | os.PathLike],
+    where: dict,
+    columns: Sequence[str],
+    title: str,
+    out: str | os.PathLike,
+) -> None:
     """One per-layer measure of every checkpoint of a model against its training step."""
     frames = [(step, pl.read_parquet(path).filter(**where)) for step, path in zip(steps, tables)]
     save(over_training(frames, list(columns), title), out)

@@ -133,9 +133,7 @@ def summarize(moments: Moments, use: np.ndarray) -> dict[str, float]:
     }
 
 
-def type_frame(
-    variant: str, layer: int, moments: Moments, in_range: np.ndarray, excluded: np.ndarray
-) -> pl.DataFrame:
+def type_frame(variant: str, layer: int, moments: Moments, in_range: np.ndarray, excluded: np.ndarray) -> pl.DataFrame:
     """Per-type rows of one layer and variant."""
     q, m, v = moments.qmv()
     return pl.DataFrame(
@@ -240,18 +238,14 @@ def norm_variance_tables(
         row["layer_name"] = names[row["layer"]]
         row["relative_depth"] = relative_depth(row["layer"], n_blocks(array))
         row["after_final_norm"] = last_after_norm and row["layer"] == n_stored - 1
-    types = pl.concat([r.types for r in results]).join(
-        strings, on="token_id", how="left", maintain_order="left"
-    )
-    top_q = pl.concat([r.top for r in results]).join(
-        strings, on="token_id", how="left", maintain_order="left"
-    )
+    types = pl.concat([r.types for r in results]).join(strings, on="token_id", how="left", maintain_order="left")
+    top_q = pl.concat([r.top for r in results]).join(strings, on="token_id", how="left", maintain_order="left")
     first = ["variant", "layer", "layer_name", "relative_depth", "after_final_norm"]
     layers = pl.DataFrame(rows)
     return Tables(
-        types.select(
-            "variant", "layer", "token_id", "token", "n", "Q", "M", "V", "in_range", "excluded"
-        ).sort("variant", "layer", "token_id"),
+        types.select("variant", "layer", "token_id", "token", "n", "Q", "M", "V", "in_range", "excluded").sort(
+            "variant", "layer", "token_id"
+        ),
         layers.select(*first, pl.exclude(first)).sort("variant", "layer"),
         top_q.select("layer", "rank", "token_id", "token", pl.exclude("layer", "rank", "token_id", "token")),
     )
@@ -268,11 +262,15 @@ def write_tables(
     exclude = settings["exclude"]
     exclusions = Exclusions(tuple(exclude["token_ids"]), exclude["first_position"], exclude["outlier_factor"])
     tables = norm_variance_tables(
-        parts, open_hidden(states), read_tokens(tokens), settings["min_count"], settings["max_count"],
-        exclusions, settings["top_q"],
+        parts,
+        open_hidden(states),
+        read_tokens(tokens),
+        settings["min_count"],
+        settings["max_count"],
+        exclusions,
+        settings["top_q"],
     )
     write_parquet(tables.types, out["types"])
     write_parquet(tables.top, out["top"])
     write_parquet(tables.layers, out["layers"])
     return tables
-

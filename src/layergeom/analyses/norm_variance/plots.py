@@ -15,14 +15,10 @@ LINESTYLES = {"all": "-", "filtered": "--"}
 SHARES = (("m_share", "M_all / Q_all"), ("vb_share", "V_B / Q_all"), ("vw_share", "V_W / Q_all"))
 
 
-def scatter_grid(
-    types: pl.DataFrame, layers: pl.DataFrame, variant: str, title: str, path: str | os.PathLike
-) -> None:
+def scatter_grid(types: pl.DataFrame, layers: pl.DataFrame, variant: str, title: str, path: str | os.PathLike) -> None:
     """V against M of the types entering the fit, one panel per layer, with the fitted line."""
     rows = layers.filter(pl.col("variant") == variant).sort("layer")
-    points = types.filter(
-        (pl.col("variant") == variant) & pl.col("in_range") & ~pl.col("excluded")
-    )
+    points = types.filter((pl.col("variant") == variant) & pl.col("in_range") & ~pl.col("excluded"))
     cols = math.ceil(math.sqrt(rows.height))
     nrows = math.ceil(rows.height / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols, 2.6 * nrows), squeeze=False)
@@ -119,9 +115,7 @@ def overlay(
 def shares_figure(frames: Mapping[str, pl.DataFrame], title: str, path: str | os.PathLike) -> None:
     """Stacked M_all, V_B and V_W shares of Q_all over relative depth, per model and variant."""
     variants = list(LINESTYLES)
-    fig, axes = plt.subplots(
-        len(variants), len(frames), figsize=(5 * len(frames), 3.6 * len(variants)), squeeze=False
-    )
+    fig, axes = plt.subplots(len(variants), len(frames), figsize=(5 * len(frames), 3.6 * len(variants)), squeeze=False)
     for j, (model, frame) in enumerate(frames.items()):
         for i, variant in enumerate(variants):
             rows = frame.filter(pl.col("variant") == variant).sort("layer")
@@ -142,8 +136,13 @@ def shares_figure(frames: Mapping[str, pl.DataFrame], title: str, path: str | os
 
 
 def model_figures(
-    types: str | os.PathLike, layers: str | os.PathLike, top: str | os.PathLike, title: str,
-    outlier_factor: float | None, lines: int, out: Mapping[str, str | os.PathLike],
+    types: str | os.PathLike,
+    layers: str | os.PathLike,
+    top: str | os.PathLike,
+    title: str,
+    outlier_factor: float | None,
+    lines: int,
+    out: Mapping[str, str | os.PathLike],
 ) -> None:
     """One model on one corpus: V against M per layer for both variants, and the largest-Q types."""
     type_rows, layer_rows = pl.read_parquet(types), pl.read_parquet(layers)
@@ -157,8 +156,13 @@ def corpus_figures(
 ) -> None:
     """Every model of one corpus over relative depth: fit, spread of Q, shares and V_W / V_all."""
     frames = {model: pl.read_parquet(path) for model, path in zip(models, tables)}
-    overlay(frames, [("slope", "slope b of V = a + b M"), ("r2", "R² of the fit")],
-            f"Fit of V on M over token types — {corpus}", out["slope_r2"], hlines={"slope": -1.0})
+    overlay(
+        frames,
+        [("slope", "slope b of V = a + b M"), ("r2", "R² of the fit")],
+        f"Fit of V on M over token types — {corpus}",
+        out["slope_r2"],
+        hlines={"slope": -1.0},
+    )
     overlay(frames, [("cv_q", "std / mean of Q over types")], f"Spread of Q — {corpus}", out["cv_q"])
     overlay(frames, [("vw_over_v", "V_W / V_all")], f"Within-type share of variance — {corpus}", out["vw_over_v"])
     shares_figure(frames, f"Decomposition of Q_all — {corpus}", out["shares"])

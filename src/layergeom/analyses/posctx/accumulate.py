@@ -55,7 +55,12 @@ class PosCtxSums:
 
     def state(self) -> dict[str, np.ndarray]:
         """The four sums."""
-        return {"pos_sum": self.pos_sum, "ctx_sum": self.ctx_sum, "pos_count": self.pos_count, "ctx_count": self.ctx_count}
+        return {
+            "pos_sum": self.pos_sum,
+            "ctx_sum": self.ctx_sum,
+            "pos_count": self.pos_count,
+            "ctx_count": self.ctx_count,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> PosCtxSums:
@@ -94,8 +99,9 @@ def decompose(sums: PosCtxSums, scatter: Scatter) -> Decomposition:
             f"posctx: incomplete grid: {scatter.count} tokens seen for {n_ctx} contexts x {n_pos} positions"
         )
     pos_means, ctx_means = sums.finalize()
-    return Decomposition(mu=scatter.mean.copy(), pos=pos_means - scatter.mean, ctx=ctx_means - scatter.mean,
-                         scatter=scatter.scatter)
+    return Decomposition(
+        mu=scatter.mean.copy(), pos=pos_means - scatter.mean, ctx=ctx_means - scatter.mean, scatter=scatter.scatter
+    )
 
 
 def feeds(tokens: pl.DataFrame, selection: dict) -> list[Feed]:

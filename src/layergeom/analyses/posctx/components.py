@@ -74,12 +74,23 @@ def run_merge(
     with atomic_output(components_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         group.attrs.update(attrs)
-        pos_arr = group.create_array("pos", shape=(n_layers, n_pos, d), chunks=(1, n_pos, d), dtype=np.float64,
-                                     dimension_names=("layer", "position", "d"))
-        ctx_arr = group.create_array("ctx", shape=(n_layers, n_ctx, d), chunks=(1, n_ctx, d), dtype=np.float64,
-                                     dimension_names=("layer", "context", "d"))
-        mean_arr = group.create_array("mean", shape=(n_layers, d), chunks=(1, d), dtype=np.float64,
-                                      dimension_names=("layer", "d"))
+        pos_arr = group.create_array(
+            "pos",
+            shape=(n_layers, n_pos, d),
+            chunks=(1, n_pos, d),
+            dtype=np.float64,
+            dimension_names=("layer", "position", "d"),
+        )
+        ctx_arr = group.create_array(
+            "ctx",
+            shape=(n_layers, n_ctx, d),
+            chunks=(1, n_ctx, d),
+            dtype=np.float64,
+            dimension_names=("layer", "context", "d"),
+        )
+        mean_arr = group.create_array(
+            "mean", shape=(n_layers, d), chunks=(1, d), dtype=np.float64, dimension_names=("layer", "d")
+        )
         pos_arr.attrs["coordinates"] = "layer_name positions"
         ctx_arr.attrs["coordinates"] = "layer_name context_ids topic"
         mean_arr.attrs["coordinates"] = "layer_name"
@@ -96,8 +107,10 @@ def run_merge(
             rows.append(row)
             shares = (row["pos_share"], row["ctx_share"], row["resid_share"])
             log.info("layer %d: shares pos %.3f ctx %.3f resid %.3f", layer, *shares)
-    table = layer_axis(array).join(pl.DataFrame(rows, infer_schema_length=None), on="layer").with_columns(
-        pl.lit(attrs["model"]).alias("model"), pl.lit(attrs["corpus"]).alias("corpus")
+    table = (
+        layer_axis(array)
+        .join(pl.DataFrame(rows, infer_schema_length=None), on="layer")
+        .with_columns(pl.lit(attrs["model"]).alias("model"), pl.lit(attrs["corpus"]).alias("corpus"))
     )
     write_parquet(table, table_path)
     return table

@@ -148,7 +148,8 @@ def model_figures(components: str | os.PathLike, out: Mapping[str, str | os.Path
     save(pos_ctx_cosines(pos, ctx, positions, names, attrs), out["pos_ctx_cos"])
 
 
-def corpus_figure(models: Sequence[str], tables: Sequence[str | os.PathLike], corpus: str,
-                  out: str | os.PathLike) -> None:
+def corpus_figure(
+    models: Sequence[str], tables: Sequence[str | os.PathLike], corpus: str, out: str | os.PathLike
+) -> None:
     """The posctx table's quantities over relative depth for every model on one corpus."""
     save(layers_overview({m: pl.read_parquet(p) for m, p in zip(models, tables)}, corpus), out)
