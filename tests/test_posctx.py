@@ -9,6 +9,7 @@ from layergeom.analyses.posctx.design import Design
 from layergeom.analyses.posctx.metrics import (
     Settings,
     dct_lowfreq_share,
+    hidden_operator_norm,
     layer_metrics,
     normalized_gram,
     operator_norms,
@@ -95,6 +96,26 @@ def test_operator_norms_equal_numpy_on_full_matrices():
     assert pos_op == pytest.approx(np.linalg.norm(pos_full, 2), rel=1e-12)
     assert mean_op == pytest.approx(np.linalg.norm(mean_effect - mean_effect.mean(0), 2), rel=1e-12)
     assert total_op == pytest.approx(np.linalg.norm(centered, 2), rel=1e-12)
+
+
+def test_pos_rel_norm_hidden_against_stacked_states():
+    """||1_C (x) P||_op / ||H||_op with H the uncentered grid states, brute force in float64."""
+    h, *_ = planted(n_ctx=8, n_pos=6, d=5, noise=0.3, offset=3.0)
+    dec = stream(h)
+    n_ctx, n_pos, d = h.shape
+    stacked = h.reshape(-1, d)
+    pos = h.mean(axis=0) - stacked.mean(axis=0)
+    pos_stacked = np.tile(pos, (n_ctx, 1))
+    expected = np.linalg.norm(pos_stacked, 2) / np.linalg.norm(stacked, 2)
+    assert np.linalg.norm(pos_stacked, 2) == pytest.approx(np.sqrt(n_ctx) * np.linalg.norm(pos, 2), rel=1e-12)
+    assert hidden_operator_norm(dec) == pytest.approx(np.linalg.norm(stacked, 2), rel=1e-12)
+    row = layer_metrics(dec, topic_codes([None] * n_ctx)[0], Settings(smoothness_cutoff=3))
+    assert abs(row["pos_rel_norm_hidden"] - expected) <= 1e-10
+    # the reference code's decomposition: pos + cvec + mu with cvec = h - pos - mu is h itself
+    cvec = stacked - pos_stacked - stacked.mean(axis=0)
+    assert np.linalg.norm(pos_stacked + cvec + stacked.mean(axis=0), 2) == pytest.approx(
+        expected**-1 * np.linalg.norm(pos_stacked, 2)
+    )
 
 
 def test_stable_rank_of_planted_rank_two():

@@ -78,6 +78,20 @@ def operator_norms(dec: Decomposition) -> tuple[float, float, float]:
     return float(pos_op), float(mean_effect_op), float(np.sqrt(max(top, 0.0)))
 
 
+def hidden_operator_norm(dec: Decomposition) -> float:
+    """Operator norm of the uncentered hidden states H (C*T' x d) of the grid.
+
+    H^T H = scatter + N mu mu^T with N = C*T', so its top eigenvalue gives ||H||_op without the tokens.
+    This is the denominator of the [PC] reference code's relative norm (its cvec is h - pos - mu,
+    so pos + cvec + mu is h itself).
+    """
+    n_tokens = dec.pos.shape[0] * dec.ctx.shape[0]
+    gram = dec.scatter + n_tokens * np.outer(dec.mu, dec.mu)
+    d = gram.shape[0]
+    top = scipy.linalg.eigh(gram, eigvals_only=True, subset_by_index=[d - 1, d - 1])[0]
+    return float(np.sqrt(max(top, 0.0)))
+
+
 def unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; zero rows stay zero."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -150,6 +164,7 @@ def layer_metrics(dec: Decomposition, codes: np.ndarray, settings: Settings) -> 
         log.warning("pos is %s: too small for ScreeNOT, rank left empty", dec.pos.shape)
         rank, explained = None, None
     pos_op, mean_effect_op, total_op = operator_norms(dec)
+    hidden_op = hidden_operator_norm(dec)
     cutoff = min(settings.smoothness_cutoff, n_pos)
     within, across = topic_cosines(project_top(dec.ctx, settings.ctx_components), codes)
     within_raw, across_raw = topic_cosines(dec.ctx, codes)
@@ -165,6 +180,7 @@ def layer_metrics(dec: Decomposition, codes: np.ndarray, settings: Settings) -> 
         "pos_explained_ratio": explained,
         "pos_rel_norm": pos_op / mean_effect_op,
         "pos_rel_norm_total": pos_op / total_op,
+        "pos_rel_norm_hidden": pos_op / hidden_op,
         "pos_top2_share": top_energy_share(svals, 2),
         "smoothness_lowfreq": dct_lowfreq_share(normalized_gram(dec.pos), cutoff),
         "smoothness_cutoff": cutoff,

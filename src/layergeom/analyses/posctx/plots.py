@@ -102,8 +102,8 @@ PANELS: list[tuple[str, list[tuple[str, str]]]] = [
     ("pos ScreeNOT rank", [("pos_screenot_rank", "-")]),
     ("pos explained ratio (top r, singular values)", [("pos_explained_ratio", "-")]),
     (
-        "pos relative norm: vs mean effects (-), vs centered states (--)",
-        [("pos_rel_norm", "-"), ("pos_rel_norm_total", "--")],
+        "pos relative norm: vs mean effects (-), vs centered states (--), vs hidden states (:)",
+        [("pos_rel_norm", "-"), ("pos_rel_norm_total", "--"), ("pos_rel_norm_hidden", ":")],
     ),
     ("pos top-2 energy share", [("pos_top2_share", "-")]),
     ("smoothness: low-frequency DCT share", [("smoothness_lowfreq", "-")]),
