@@ -25,7 +25,7 @@ import skdim  # noqa: E402
 
 from layergeom.analyses.anisotropy.accumulate import centered_feeds, feeds  # noqa: E402
 from layergeom.analyses.anisotropy.intrinsic_dimension import (  # noqa: E402
-    duplicate_mask,
+    distinct_rows,
     estimate,
     nearest_distances,
     twonn_from_ratios,
@@ -56,10 +56,9 @@ def hidden_like(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def our_twonn(x: np.ndarray, discard: float = 0.1) -> float:
-    """TwoNN (slope form) from exact neighbours, duplicates dropped, no bootstrap."""
-    r = nearest_distances(x, 2)
-    keep = ~duplicate_mask(r[:, 0], x)
-    slope, _ = twonn_from_ratios(r[keep, 1] / r[keep, 0], discard)
+    """TwoNN (slope form) from exact neighbours, one copy of each duplicated point kept, no bootstrap."""
+    r = nearest_distances(x[distinct_rows(x)], 2)
+    slope, _ = twonn_from_ratios(r[:, 1] / r[:, 0], discard)
     return float(slope)
 
 

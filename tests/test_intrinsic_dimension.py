@@ -10,6 +10,7 @@ from scipy.spatial.distance import cdist
 
 from layergeom.analyses.anisotropy.accumulate import SAMPLE, sample_feeds
 from layergeom.analyses.anisotropy.intrinsic_dimension import (
+    distinct_rows,
     estimate,
     levina_bickel,
     nearest_distances,
@@ -102,8 +103,38 @@ def test_duplicates_give_finite_estimates():
         result = estimate(x, n_bootstrap=20)
     values = [result.twonn, result.twonn_lo, result.twonn_hi, result.twonn_mle, result.levina_bickel]
     assert np.all(np.isfinite(values))
-    assert result.n_duplicates == 105 and result.n_used == len(x) - 105
+    # one copy of each point is kept: 50 + 5 removed copies; n_points stays the sample size
+    assert result.n_duplicates == 55 and result.n_used == 600 and result.n_points == len(x)
     assert result.twonn == pytest.approx(2.0, rel=0.15)
+
+
+def test_distinct_rows_keeps_the_first_copy_in_row_order():
+    x = np.array([[1.0, 2.0], [0.0, 0.0], [1.0, 2.0], [3.0, 1.0], [0.0, 0.0], [1.0, 2.0 + 1e-15]])
+    np.testing.assert_array_equal(distinct_rows(x), [0, 1, 3, 5])  # equality is exact, no tolerance
+
+
+@pytest.mark.parametrize("discard", [0.1, 0.5])
+def test_twonn_with_duplicates_agrees_with_skdim_on_distinct_points(discard):
+    """Same estimate as scikit-dimension on np.unique(x, axis=0): one copy of each point kept (DADApy's rule)."""
+    rng = np.random.default_rng(7)
+    base = sphere5(800, rng)
+    x = np.concatenate([base, base[:60], base[10:20], base[300:340]])
+    x = x[rng.permutation(len(x))]
+    unique = np.unique(x, axis=0)
+    assert len(unique) == 800
+    ours = estimate(x, discard_fraction=discard, n_bootstrap=10)
+    linear = skdim.id.TwoNN(discard_fraction=discard).fit(unique).dimension_
+    mle = skdim.id.TwoNN(discard_fraction=discard, method="mle").fit(unique).dimension_
+    assert abs(ours.twonn - linear) <= 1e-10
+    assert abs(ours.twonn_mle - mle) <= 1e-10
+    assert ours.n_duplicates == 110 and ours.n_used == 800 and ours.n_points == 910
+    assert ours.levina_bickel == pytest.approx(skdim.id.MLE().fit(unique, n_neighbors=20).dimension_, rel=1e-6)
+    # scikit-dimension 0.5.0 on the raw rows drops every point at distance zero (all copies), while the
+    # copies still count as neighbours of the others: a different rule, which we do not follow
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = skdim.id.TwoNN(discard_fraction=discard).fit(x).dimension_
+    assert abs(raw - linear) > 1e-6
 
 
 def test_bootstrap_is_seeded():

@@ -100,7 +100,9 @@ PINNED = [
     ("anisotropy/gpt/docs/layers.parquet", "mean_cos", {"layer": 2}, 0.02584929392138886),
     ("anisotropy/bert/ctx/layers.parquet", "mean_cos_centered", {"layer": 1}, -0.0117856714143984),
     ("anisotropy/bert/docs/layers.parquet", "sigma1_share", {"layer": 2}, 0.12855725434357082),
-    ("anisotropy/gpt/docs/layers.parquet", "twonn_id", {"layer": 1}, 19.27018980788926),
+    # changed with the duplicate rule (issue 13): one copy of each repeated point is kept (118 distinct of 190)
+    # instead of every copy dropped; old value 19.27018980788926, new 11.032270537368431
+    ("anisotropy/gpt/docs/layers.parquet", "twonn_id", {"layer": 1}, 11.032270537368431),
     ("posctx/bert/ctx/layers.parquet", "pos_share", {"layer": 1}, 0.5617459864784017),
     ("posctx/gpt/ctx/layers.parquet", "pos_rel_norm", {"layer": 2}, 0.9954252561363057),
 ]

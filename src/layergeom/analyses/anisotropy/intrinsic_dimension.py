@@ -1,4 +1,5 @@
-"""Intrinsic dimension of a point cloud: TwoNN (Facco et al. 2017) and Levina-Bickel MLE (SPEC.md section 3).
+"""Intrinsic dimension of a point cloud: TwoNN (Facco et al. 2017) and Levina-Bickel MLE (docs/methods.md,
+Intrinsic dimension).
 
 Nearest neighbours are exact: a float32 matrix-product screen with a rigorous rounding-error
 bound keeps every pair that can be among the k nearest, whose distances are then recomputed in
@@ -13,8 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-# A neighbour closer than this fraction of the cloud's RMS radius counts as a duplicate point.
-DUPLICATE_TOL = 1e-9
 _U32 = 2.0**-24  # unit roundoff of float32
 _PAIR_CHUNK = 1 << 22  # float64 values per chunk of exact pair differences
 
@@ -63,11 +62,14 @@ def _pair_sq_distances(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.
     return out
 
 
-def duplicate_mask(first: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Points whose nearest neighbour is closer than DUPLICATE_TOL times the RMS radius of ``x``."""
-    centered = x - x.mean(axis=0)
-    radius = math.sqrt(float(np.einsum("ij,ij->", centered, centered)) / len(x))
-    return first <= DUPLICATE_TOL * radius
+def distinct_rows(x: np.ndarray) -> np.ndarray:
+    """Sorted indices of the first occurrence, in row order, of every distinct row of ``x``.
+
+    Rows are duplicates when exactly equal (``np.unique(x, axis=0)``); no tolerance. Keeping one copy of
+    each distinct point is the rule of DADApy's ``remove_identical_points``.
+    """
+    _, first = np.unique(x, axis=0, return_index=True)
+    return np.sort(first)
 
 
 def twonn_from_ratios(mu: np.ndarray, discard_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -129,13 +131,23 @@ def estimate(
     seed: int = 0,
     block: int = 1024,
 ) -> IntrinsicDimension:
-    """TwoNN (both forms, with bootstrap intervals) and Levina-Bickel on the rows of ``x``, duplicates dropped."""
+    """TwoNN (both forms, with bootstrap intervals) and Levina-Bickel on the distinct rows of ``x``.
+
+    Duplicate rule: rows that are exactly equal are one point; the first copy in row order is kept and
+    the others removed before any neighbour search (``distinct_rows``, as DADApy's ``remove_identical_points``
+    and as scikit-dimension run on ``np.unique(x, axis=0)``). ``n_duplicates`` counts the removed copies,
+    ``n_points`` is the size of ``x`` and ``n_used`` the number of ratios mu = r2 / r1 behind TwoNN. Should two
+    distinct rows still end up at distance zero (they collapse when the cloud's mean is subtracted), their
+    ratios are left out of ``n_used``. (scikit-dimension's TwoNN given the raw rows, as of 0.5.0, drops
+    every point at distance zero, all copies, while the copies stay neighbours of the other points; that
+    rule is not followed here.)
+    """
     x = np.asarray(x, dtype=np.float64)
     if k_neighbors < 2:
         raise ValueError(f"k_neighbors must be at least 2, got {k_neighbors}")
-    distances = nearest_distances(x, min(k_neighbors, len(x) - 1), block)
-    duplicates = duplicate_mask(distances[:, 0], x)
-    kept = distances[~duplicates]
+    keep = distinct_rows(x)
+    distances = nearest_distances(x[keep], min(k_neighbors, len(keep) - 1), block)
+    kept = distances[distances[:, 0] > 0]
     mu = kept[:, 1] / kept[:, 0]
     slope, mle = twonn_from_ratios(mu, discard_fraction)
     rng = np.random.default_rng(seed)
@@ -154,7 +166,7 @@ def estimate(
         levina_bickel=levina_bickel(kept),
         n_points=len(x),
         n_used=len(mu),
-        n_duplicates=int(duplicates.sum()),
+        n_duplicates=len(x) - len(keep),
     )
 
 
