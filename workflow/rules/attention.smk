@@ -1,4 +1,4 @@
-# Self-attention statistics per layer and head (SPEC.md section 4): one forward pass over the stored
+# Self-attention statistics per layer and head (docs/methods.md, Attention heads): one forward pass over the stored
 # sequences with hooks on the attention projections; by default for checkpoint models only.
 
 from layergeom.stream.selection import describe

@@ -1,4 +1,4 @@
-# Training dynamics (SPEC.md section 4): per-layer measures of every checkpoint model against its step,
+# Training dynamics (docs/methods.md, Training dynamics): per-layer measures of every checkpoint model against its step,
 # one figure per (checkpoints entry, corpus, measure); and the untrained-block drift experiment.
 
 # Per-layer tables drawn against step: name -> (table path pattern, columns, one panel each).

@@ -1,4 +1,5 @@
-"""Per-layer statistics of the position matrix P (T' x d) and context matrix X (C x d), SPEC.md section 5."""
+"""Per-layer statistics of the position matrix P (T' x d) and context matrix X (C x d) (docs/methods.md,
+Position and context)."""
 
 from __future__ import annotations
 
