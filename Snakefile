@@ -1,5 +1,5 @@
 # layergeom: layer-by-layer geometry of transformer hidden states.
-# Stages: corpus -> extract -> statistics -> tables and figures -> report (snakemake --report).
+# Stages: corpus -> extract -> stream shards -> merges (tables) -> figures -> report (snakemake --report).
 # Cross-model tables (tables.smk) collect what the stages register, wherever they are included.
 
 from snakemake.utils import min_version

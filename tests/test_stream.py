@@ -176,6 +176,15 @@ def assert_same_bits(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) ->
         assert (a.dtype, a.shape, a.tobytes()) == (b.dtype, b.shape, b.tobytes()), key
 
 
+def test_a_second_kind_of_the_same_name_is_refused():
+    from layergeom.stream.protocol import register
+
+    Scatter = type("Scatter", (), {"__module__": "somebody.else"})  # noqa: N806
+    with pytest.raises(ValueError, match="already"):
+        register(Scatter)
+    assert KINDS["Scatter"].__module__ == "layergeom.stream.scatter"
+
+
 def test_every_registered_kind_has_a_case():
     assert {type(make()).__name__ for make, _, _ in CASES.values()} == set(KINDS)
 

@@ -41,7 +41,10 @@ class Accumulator(Protocol):
 
 
 def register(cls: type[A]) -> type[A]:
-    """Class decorator: make an accumulator kind loadable from saved partials."""
+    """Class decorator: make an accumulator kind loadable from saved partials (kind names are unique)."""
+    known = KINDS.setdefault(cls.__name__, cls)
+    if known is not cls and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"accumulator kind {cls.__name__} of {cls.__module__} is already {known.__module__}'s")
     KINDS[cls.__name__] = cls
     return cls
 

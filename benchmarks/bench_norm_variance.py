@@ -1,6 +1,6 @@
 """Norm-variance statistics benchmark: streaming the per-type moments vs merely reading the chunks.
 
-Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_stats.py [--tokens 40960] [--d 576]
+Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_norm_variance.py [--tokens 40960] [--d 576]
 Builds synthetic float16 stores (d = 576 like SmolLM2-135M, Zipf token ids over a 49152 vocabulary)
 of N and 10 N tokens, and prints a Markdown section for BENCHMARKS.md.
 """
