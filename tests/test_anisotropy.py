@@ -69,7 +69,7 @@ def test_sharded_stage_equals_in_ram(store, tmp_path):
     np.save(tmp_path / "means.npy", means)
     centered_dirs = [tmp_path / f"centered_{k}" for k in range(3)]
     for k, folder in enumerate(centered_dirs):
-        write_centered(states, token_file, tmp_path / "means.npy", selection, (k, 3), None, folder)
+        write_centered(states, token_file, tmp_path / "means.npy", selection, f"{k}-of-3", None, folder)
     centered = merge_centered(centered_dirs, 3)
     settings = {
         "n_points": 200,

@@ -1,36 +1,13 @@
 """A real Snakemake run of the anisotropy stage on tiny models, sharded, with a random-init twin."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest
 import yaml
+from runs import snakemake
 
 from layergeom.io.store import open_hidden, read_tokens
 from layergeom.stream.selection import token_mask
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.slow

@@ -3,18 +3,15 @@ analysis in a copy of the workflow, which runs on the tiny config and gives the 
 
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import yaml
+from runs import ROOT, snakemake
 
 from layergeom.io.store import open_hidden, read_tokens
 from layergeom.stream.selection import token_mask
 
-ROOT = Path(__file__).resolve().parents[1]
 ADAPTER = """from layergeom.analyses.max_norm.metrics import write_table
 
 write_table(snakemake.input.states, list(snakemake.input.parts), snakemake.output.table)  # noqa: F821
@@ -55,21 +52,7 @@ def test_a_new_analysis_is_one_folder_one_rule_file_and_two_registrations(tmp_pa
         "stream": {"shards": 2},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(repo / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(work / "config.yaml"),
-        "--cores",
-        "2",
-        "results/tables/max_norm/docs.csv",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = snakemake(work, "results/tables/max_norm/docs.csv", snakefile=repo / "Snakefile")
     assert done.returncode == 0, done.stderr[-3000:]
 
     hidden = work / "results" / "hidden" / "bert" / "docs"

@@ -2,17 +2,14 @@
 
 import copy
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from runs import ROOT, snakemake
 from snakemake.utils import validate
 
 from layergeom import config as lgconfig
 
-ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
 
 
@@ -110,21 +107,7 @@ def test_unknown_training_corpus_is_refused(text_corpus):
 
 def test_dag_runs_every_analysis_over_checkpoints(tmp_path, text_corpus):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(base_config(text_corpus)))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--cores",
-        "2",
-        "-n",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = snakemake(tmp_path, "-n")
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))

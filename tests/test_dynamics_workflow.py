@@ -1,16 +1,12 @@
 """A real Snakemake run of training, checkpoint models, attention statistics and drift on tiny settings."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from runs import snakemake
 
 
 @pytest.mark.slow
@@ -53,21 +49,7 @@ def test_training_dynamics_end_to_end(tmp_path, text_corpus, tiny_bert):
         "results/figures/dynamics/drift.png",
         "results/attention/bert/ctx/heads.parquet",
     ]
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--cores",
-        "2",
-        *targets,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = snakemake(tmp_path, *targets)
     assert done.returncode == 0, done.stderr[-3000:]
     results = tmp_path / "results"
     loss = pl.read_parquet(results / "train" / "small" / "loss.parquet")

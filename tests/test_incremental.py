@@ -6,42 +6,22 @@ One full tiny run (one model, two corpora), then the report and dry runs against
 import copy
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import yaml
+from runs import snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:    .*\n?)*)", re.MULTILINE)
 AGGREGATES = {"summary_figure", "posctx_layers_figure", "table", "all"}
-
-
-def snakemake(workdir: Path, config: str, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / config),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
 
 
 def planned_jobs(workdir: Path, config: dict) -> list[tuple[str, dict]]:
     """(rule, wildcards) of every job a dry run with `config` schedules, as Snakemake lists them."""
     (workdir / "changed.yaml").write_text(yaml.safe_dump(config))
-    dry = snakemake(workdir, "changed.yaml", "-n")
+    dry = snakemake(workdir, "-n", config="changed.yaml")
     assert dry.returncode == 0, dry.stderr[-3000:]
     out = dry.stdout + dry.stderr
     jobs = []
@@ -70,7 +50,7 @@ def base(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(workdir, "config.yaml", "--notemp")  # keep the stream partials: merges rerun alone
+    done = snakemake(workdir, "--notemp")  # keep the stream partials: merges rerun alone
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir, config, {"source": str(tiny_gpt2), "extraction": {"dtype": "float32"}}
 
@@ -92,7 +72,7 @@ def test_cross_model_tables_stack_every_model(base):
 
 def test_report_has_every_figure_and_table_with_a_caption(base):
     workdir, _, _ = base
-    done = snakemake(workdir, "config.yaml", "--report", "results/report.html")
+    done = snakemake(workdir, "--report", "results/report.html")
     assert done.returncode == 0, done.stderr[-3000:]
     page = (workdir / "results" / "report.html").read_text()
     entries = json.loads(re.search(r"var results = +(\{.*?\});\n", page).group(1))

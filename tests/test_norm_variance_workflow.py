@@ -1,18 +1,13 @@
 """A real Snakemake run of the norm_variance analysis on tiny models, checked against the stores in RAM."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest
 import yaml
+from runs import snakemake
 
 from layergeom.io.store import open_hidden, read_tokens
 from layergeom.stream.selection import token_mask
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
@@ -28,21 +23,7 @@ def test_norm_variance_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     figures = "results/figures/norm_variance/docs"
     targets = [f"{figures}/{name}.png" for name in ("slope_r2", "cv_q", "shares", "vw_over_v")]
     targets += [f"{figures}/{m}/{n}.png" for m in ("bert", "gpt") for n in ("scatter_all", "top_q")]
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--cores",
-        "2",
-        *targets,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = snakemake(tmp_path, *targets)
     assert done.returncode == 0, done.stderr[-3000:]
 
     for model in ("bert", "gpt"):

@@ -1,19 +1,14 @@
 """A real Snakemake run of the posctx stage on tiny models; results checked against the stored states."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest
 import yaml
+from runs import snakemake
 
 from layergeom.analyses.posctx.components import read_components
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.io.store import open_hidden, read_tokens
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
@@ -35,21 +30,7 @@ def test_posctx_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     targets = ["results/figures/posctx/ctx/layers.png"] + [
         f"results/figures/posctx/{m}/ctx/pos_pca2.png" for m in ("bert", "gpt")
     ]
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--cores",
-        "2",
-        *targets,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = snakemake(tmp_path, *targets)
     assert done.returncode == 0, done.stderr[-3000:]
     for model, n_pos in (("bert", 14), ("gpt", 15)):  # [CLS]/[SEP] frame out for bert; position 0 out
         base = tmp_path / "results"

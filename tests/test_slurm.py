@@ -13,16 +13,15 @@ import filecmp
 import os
 import re
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 import yaml
+from runs import ROOT, snakemake_command
 from test_workflow import tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "slurm_local.sh"
 # The test's node declares 16 CPUs (nothing enforces them): two of extraction's 8-CPU jobs, or one and small jobs,
 # run side by side; memory (32000 MB) lets about 8 jobs run at once, the others wait in SLURM's queue and start as
@@ -94,18 +93,7 @@ def start(workdir: Path, config: dict, *args: str) -> subprocess.Popen:
     """Snakemake on `config` in `workdir`, in the background; its output goes to workdir.with_suffix('.log')."""
     workdir.mkdir()
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        *args,
-    ]
+    cmd = snakemake_command(workdir, *args)
     with open(workdir.with_suffix(".log"), "w") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
 

@@ -1,35 +1,12 @@
 """A real Snakemake run of a tiny config, end to end, in a temporary folder."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest
 import yaml
+from runs import snakemake
 
 from layergeom.io.store import open_hidden, read_tokens
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
 def tiny_config(text_corpus, tiny_bert, tiny_gpt2) -> dict:

@@ -2,22 +2,14 @@
 directory with its own config/config.yaml, and what `--configfile` does to the workflow's own config."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
+from runs import ROOT, snakemake
 from test_workflow import tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET = "results/tables/summary/docs.csv"
-
-
-def run(snakefile: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture
@@ -37,7 +29,9 @@ def planned_models(out: str) -> set[str]:
 
 def test_module_in_your_own_workflow(own_config):
     workdir, _ = own_config
-    done = run(ROOT / ".test" / "module" / "Snakefile", workdir, "mine/docs_norms_head.csv")
+    done = snakemake(
+        workdir, "mine/docs_norms_head.csv", config=None, snakefile=ROOT / ".test" / "module" / "Snakefile"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert pl.read_csv(workdir / TARGET)["model"].unique().to_list() == ["bert"]
     assert (workdir / "mine" / "docs_norms_head.csv").read_text().startswith("model,corpus,layer")
@@ -46,7 +40,7 @@ def test_module_in_your_own_workflow(own_config):
 
 def test_another_working_directory_reads_only_its_config(own_config):
     workdir, _ = own_config
-    dry = run(ROOT / "Snakefile", workdir, "-n", TARGET)
+    dry = snakemake(workdir, "-n", TARGET, config=None)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert planned_models(dry.stdout) == {"bert"}  # not the repository's default models
 
@@ -54,18 +48,10 @@ def test_another_working_directory_reads_only_its_config(own_config):
 def test_configfile_adds_models_and_replace_workflow_config_replaces_them(own_config, tiny_gpt2):
     workdir, _ = own_config
     (workdir / "mine.yaml").write_text(yaml.safe_dump({"models": {"gpt": {"source": str(tiny_gpt2)}}}))
-    merged = run(ROOT / "Snakefile", workdir, "--configfile", str(workdir / "mine.yaml"), "-n", TARGET)
+    merged = snakemake(workdir, "-n", TARGET, config="mine.yaml")
     assert merged.returncode == 0, merged.stderr[-3000:]
     assert planned_models(merged.stdout) == {"bert", "gpt"}
     (workdir / "mine.yaml").write_text(yaml.safe_dump({**own_config[1], "models": {"gpt": {"source": str(tiny_gpt2)}}}))
-    replaced = run(
-        ROOT / "Snakefile",
-        workdir,
-        "--configfile",
-        str(workdir / "mine.yaml"),
-        "--replace-workflow-config",
-        "-n",
-        TARGET,
-    )
+    replaced = snakemake(workdir, "--replace-workflow-config", "-n", TARGET, config="mine.yaml")
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     assert planned_models(replaced.stdout) == {"gpt"}

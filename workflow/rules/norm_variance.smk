@@ -8,11 +8,7 @@ NORM_VARIANCE = config["norm_variance"]
 NV_DIR = f"{RESULTS}/norm_variance/{{model}}/{{corpus}}"
 NV_FIG = f"{RESULTS}/figures/norm_variance/{{corpus}}"
 NV_PAIRS = [(m, c) for m, c in PAIRS if corpus_mode(c) in NORM_VARIANCE["modes"]]
-NV_EXCLUSIONS = Exclusions(
-    tuple(NORM_VARIANCE["exclude"]["token_ids"]),
-    NORM_VARIANCE["exclude"]["first_position"],
-    NORM_VARIANCE["exclude"]["outlier_factor"],
-)
+NV_EXCLUSIONS = Exclusions.from_settings(NORM_VARIANCE["exclude"])
 NV_CAPTION = {
     "selection_text": describe_selection(**stage_selection("norm_variance")),
     "filtered_text": describe_exclusions(NV_EXCLUSIONS),

@@ -2,7 +2,6 @@
 
 from layergeom.analyses.anisotropy.metrics import write_centered
 from layergeom.joblog import job_logging
-from layergeom.stream.shards import parse_shard
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
@@ -11,7 +10,7 @@ with job_logging(snakemake.log[0]):  # noqa: F821
         sm.input.tokens,
         sm.input.means,
         sm.params.selection,
-        parse_shard(sm.wildcards.shard),
+        sm.wildcards.shard,
         sm.params.block_tokens,
         sm.output.parts,
     )

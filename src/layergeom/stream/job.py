@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
+
+import polars as pl
 
 from layergeom.io.store import block_step, open_hidden, read_tokens
 from layergeom.stream.driver import Feed, stream_to_folder
@@ -13,25 +16,25 @@ from layergeom.stream.shards import parse_shard, shard_range
 log = logging.getLogger("layergeom")
 
 
-def analysis_feeds(analysis: str, tokens, selection: dict) -> list[Feed]:
+def analysis_feeds(analysis: str, tokens: pl.DataFrame, selection: dict) -> list[Feed]:
     """The feeds of one analysis: ``layergeom.analyses.<analysis>.accumulate.feeds(tokens, selection)``."""
     module = importlib.import_module(f"layergeom.analyses.{analysis}.accumulate")
     return module.feeds(tokens, selection)
 
 
-def run_stream_shard(
+def stream_shard(
     states: str | os.PathLike,
     tokens: str | os.PathLike,
     out_dir: str | os.PathLike,
     shard: str,
-    plans: dict[str, dict],
+    feeds_of: Callable[[pl.DataFrame], list[Feed]],
     block_tokens: int | None = None,
 ) -> None:
-    """Stream shard ``k-of-n`` of a store through the accumulators of every planned analysis into ``out_dir``."""
+    """Stream shard ``k-of-n`` of a store through the feeds ``feeds_of(token table)`` into ``out_dir``."""
     array, table = open_hidden(states), read_tokens(tokens)
     if table.height != array.shape[1]:
         raise ValueError(f"{tokens} has {table.height} rows but {states} stores {array.shape[1]} tokens")
-    feeds = [feed for analysis, selection in plans.items() for feed in analysis_feeds(analysis, table, selection)]
+    feeds = feeds_of(table)
     token_range = shard_range(array.shape[1], block_step(array, block_tokens), *parse_shard(shard))
     log.info(
         "shard %s: tokens %d..%d of %d, %d layers, accumulators %s",
@@ -42,3 +45,19 @@ def run_stream_shard(
         sorted({f.name for f in feeds}),
     )
     stream_to_folder(array, feeds, out_dir, token_range, block_tokens)
+
+
+def run_stream_shard(
+    states: str | os.PathLike,
+    tokens: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    shard: str,
+    plans: dict[str, dict],
+    block_tokens: int | None = None,
+) -> None:
+    """The stream rule: shard ``k-of-n`` of a store through the accumulators of every planned analysis."""
+
+    def feeds_of(table: pl.DataFrame) -> list[Feed]:
+        return [feed for analysis, selection in plans.items() for feed in analysis_feeds(analysis, table, selection)]
+
+    stream_shard(states, tokens, out_dir, shard, feeds_of, block_tokens)

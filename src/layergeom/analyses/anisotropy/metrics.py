@@ -19,13 +19,13 @@ import zarr
 from layergeom.analyses.anisotropy import intrinsic_dimension as idim
 from layergeom.analyses.anisotropy.accumulate import CENTERED, SAMPLE, UNITS, centered_feeds, sample_feeds
 from layergeom.io.atomic import atomic_output, write_parquet
-from layergeom.io.store import block_step, layer_axis, open_hidden, read_tokens
+from layergeom.io.store import layer_axis, open_hidden, read_tokens
 from layergeom.joblog import tracked
-from layergeom.stream.driver import stream_layers, stream_to_folder
+from layergeom.stream.driver import stream_layers
+from layergeom.stream.job import stream_shard
 from layergeom.stream.protocol import load_merged
 from layergeom.stream.scatter import scatter_name
 from layergeom.stream.selection import token_mask
-from layergeom.stream.shards import shard_range
 
 log = logging.getLogger("layergeom")
 
@@ -105,15 +105,13 @@ def write_centered(
     tokens: str | os.PathLike,
     means: str | os.PathLike,
     selection: dict,
-    shard: tuple[int, int],
+    shard: str,
     block_tokens: int | None,
     out: str | os.PathLike,
 ) -> None:
-    """Pass 2 over one token shard: unit-vector sums of the states minus their layer's mean."""
-    array = open_hidden(states)
-    token_range = shard_range(array.shape[1], block_step(array, block_tokens), *shard)
-    feeds = centered_feeds(read_tokens(tokens), selection, np.load(means))
-    stream_to_folder(array, feeds, out, token_range, block_tokens)
+    """Pass 2 over token shard ``k-of-n``: unit-vector sums of the states minus their layer's mean."""
+    centers = np.load(means)
+    stream_shard(states, tokens, out, shard, lambda table: centered_feeds(table, selection, centers), block_tokens)
 
 
 def merge_centered(parts: Sequence[str | os.PathLike], n_layers: int) -> pl.DataFrame:

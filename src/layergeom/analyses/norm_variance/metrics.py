@@ -16,7 +16,7 @@ import zarr
 
 from layergeom.analyses.norm_variance.accumulate import NAME
 from layergeom.io.atomic import write_parquet
-from layergeom.io.store import layer_names, n_blocks, open_hidden, read_tokens, relative_depth
+from layergeom.io.store import layer_axis, open_hidden, read_tokens
 from layergeom.joblog import tracked
 from layergeom.stream.moments import GroupedMoments, Moments
 from layergeom.stream.protocol import load_merged
@@ -29,6 +29,11 @@ class Exclusions:
     token_ids: tuple[int, ...] = ()
     first_position: bool = True
     outlier_factor: float | None = 10.0
+
+    @classmethod
+    def from_settings(cls, exclude: dict) -> Exclusions:
+        """From the config's ``norm_variance.exclude`` section."""
+        return cls(tuple(exclude["token_ids"]), exclude["first_position"], exclude["outlier_factor"])
 
 
 def describe_exclusions(exclusions: Exclusions) -> str:
@@ -226,7 +231,6 @@ def norm_variance_tables(
     if min_count > max_count:
         raise ValueError(f"min_count {min_count} is larger than max_count {max_count}")
     n_stored = array.shape[0]
-    names = layer_names(array)
     last_after_norm = bool(array.attrs.get("last_layer_after_final_norm", False))
     results = [
         analyse_layer(load_merged(part_dirs, layer, NAME).finalize(), layer, min_count, max_count, exclusions, top)
@@ -235,13 +239,11 @@ def norm_variance_tables(
     strings = tokens.select("token_id", "token").unique("token_id", keep="first")
     rows = [row for result in results for row in result.summary]
     for row in rows:
-        row["layer_name"] = names[row["layer"]]
-        row["relative_depth"] = relative_depth(row["layer"], n_blocks(array))
         row["after_final_norm"] = last_after_norm and row["layer"] == n_stored - 1
     types = pl.concat([r.types for r in results]).join(strings, on="token_id", how="left", maintain_order="left")
     top_q = pl.concat([r.top for r in results]).join(strings, on="token_id", how="left", maintain_order="left")
     first = ["variant", "layer", "layer_name", "relative_depth", "after_final_norm"]
-    layers = pl.DataFrame(rows)
+    layers = pl.DataFrame(rows).join(layer_axis(array), on="layer", how="left")
     return Tables(
         types.select("variant", "layer", "token_id", "token", "n", "Q", "M", "V", "in_range", "excluded").sort(
             "variant", "layer", "token_id"
@@ -259,8 +261,7 @@ def write_tables(
     out: dict[str, str | os.PathLike],
 ) -> Tables:
     """Merge the shards' moments and write the ``types``, ``layers`` and ``top`` tables."""
-    exclude = settings["exclude"]
-    exclusions = Exclusions(tuple(exclude["token_ids"]), exclude["first_position"], exclude["outlier_factor"])
+    exclusions = Exclusions.from_settings(settings["exclude"])
     tables = norm_variance_tables(
         parts,
         open_hidden(states),

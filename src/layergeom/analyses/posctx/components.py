@@ -41,6 +41,13 @@ _STORE_ATTRS = (
 )
 
 
+def per_layer_array(group: zarr.Group, name: str, shape: tuple, dims: tuple, coordinates: str) -> zarr.Array:
+    """A float64 array, one chunk per layer, named dimensions, ``layer_name`` + ``coordinates`` as coordinates."""
+    array = group.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=np.float64, dimension_names=dims)
+    array.attrs["coordinates"] = f"layer_name {coordinates}".strip()
+    return array
+
+
 def merge_layer(parts: Sequence[str | os.PathLike], layer: int, mask: np.ndarray) -> Decomposition:
     """Fold the shards' sums and scatter of one layer and decompose it."""
     return decompose(load_merged(parts, layer, SUMS), load_merged(parts, layer, scatter_name(mask)))
@@ -74,26 +81,9 @@ def run_merge(
     with atomic_output(components_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         group.attrs.update(attrs)
-        pos_arr = group.create_array(
-            "pos",
-            shape=(n_layers, n_pos, d),
-            chunks=(1, n_pos, d),
-            dtype=np.float64,
-            dimension_names=("layer", "position", "d"),
-        )
-        ctx_arr = group.create_array(
-            "ctx",
-            shape=(n_layers, n_ctx, d),
-            chunks=(1, n_ctx, d),
-            dtype=np.float64,
-            dimension_names=("layer", "context", "d"),
-        )
-        mean_arr = group.create_array(
-            "mean", shape=(n_layers, d), chunks=(1, d), dtype=np.float64, dimension_names=("layer", "d")
-        )
-        pos_arr.attrs["coordinates"] = "layer_name positions"
-        ctx_arr.attrs["coordinates"] = "layer_name context_ids topic"
-        mean_arr.attrs["coordinates"] = "layer_name"
+        pos_arr = per_layer_array(group, "pos", (n_layers, n_pos, d), ("layer", "position", "d"), "positions")
+        ctx_arr = per_layer_array(group, "ctx", (n_layers, n_ctx, d), ("layer", "context", "d"), "context_ids topic")
+        mean_arr = per_layer_array(group, "mean", (n_layers, d), ("layer", "d"), "")
         write_layer_coords(group, names)
         group.create_array("positions", data=design.positions, dimension_names=("position",))
         group.create_array("context_ids", data=design.context_ids, dimension_names=("context",))
