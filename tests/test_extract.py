@@ -10,6 +10,7 @@ from layergeom import extract as ex
 from layergeom.corpus import build_corpus
 from layergeom.io.store import open_hidden, read_tokens
 from layergeom.models import load_model, resolve_source
+from layergeom.sequences import batches_in_range
 
 SETTINGS = {"dtype": "float16", "chunk_tokens": 16, "shard_tokens": None, "batch_tokens": 64, "max_length": 64}
 SENTENCES = {"mode": "sentences", "length": 128, "count": 1, "per_document": 1, "seed": 0}
@@ -165,3 +166,19 @@ def test_embedded_gguf_decoder_matches_direct_forward(corpus, tmp_path):
     want = torch.stack(out.hidden_states)[:, 0].numpy()
     np.testing.assert_allclose(hidden[:, rows[0] : rows[-1] + 1], want, rtol=1e-4, atol=1e-2)
     assert np.abs(want).max() > 1000  # the massive activations are really there
+
+
+def test_batches_in_range_cover_each_token_once_per_shard():
+    lengths = np.array([5, 3, 9, 1, 4, 7, 2])
+    _, batches = ex.plan_batches(lengths, 12)
+    sizes = [int(lengths[rows].sum()) for rows in batches]
+    begins = np.cumsum([0] + sizes)[:-1].tolist()
+    total = int(lengths.sum())
+    for start, stop in [(0, 8), (8, 16), (16, total)]:
+        chosen, first = batches_in_range(lengths, batches, start, stop)
+        idx = [i for i, b in enumerate(batches) if any(b is c for c in chosen)]
+        assert idx == list(range(idx[0], idx[-1] + 1))
+        assert first == begins[idx[0]] <= start
+        assert begins[idx[-1]] + sizes[idx[-1]] >= stop
+        assert all(begins[i] < stop and begins[i] + sizes[i] > start for i in idx)
+    assert batches_in_range(lengths, batches, total, total) == ([], total)

@@ -126,3 +126,19 @@ def token_table(seqs: Sequences, order: np.ndarray, tokenizer) -> pl.DataFrame:
             "is_special": np.concatenate([seqs.special[i] for i in order]) if len(order) else np.zeros(0, bool),
         }
     )
+
+
+def batches_in_range(
+    lengths: np.ndarray, batches: list[np.ndarray], start: int, stop: int
+) -> tuple[list[np.ndarray], int]:
+    """The batches of a global plan whose tokens overlap stored tokens [start, stop), and the first one's offset.
+
+    Batches are contiguous in token order, so every token is computed in the same batch whatever the shards.
+    """
+    sizes = np.fromiter((int(lengths[rows].sum()) for rows in batches), dtype=np.int64, count=len(batches))
+    ends = np.cumsum(sizes)
+    begins = ends - sizes
+    chosen = np.flatnonzero((begins < stop) & (ends > start))
+    if not len(chosen):
+        return [], start
+    return [batches[i] for i in chosen], int(begins[chosen[0]])
