@@ -10,9 +10,6 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/corpus.smk"
@@ -25,6 +22,11 @@ include: "workflow/rules/posctx.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/attention.smk"
 include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/findings.smk"
+
+
+# The landing page: the findings page once the findings rule has written it, else the bare description.
+report: FINDINGS_PAGE if os.path.exists(FINDINGS_PAGE) else "workflow/report/workflow.rst"
 
 
 rule all:

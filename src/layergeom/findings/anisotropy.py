@@ -1,0 +1,99 @@
+"""[SL] claims: the top singular share over depth (decoders peak in the middle, encoders flat) and the
+intrinsic dimension over training (expansion, then compression)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from layergeom.findings.verdicts import Claim, Finding, verdict
+
+PEAK_DEPTH = (0.2, 0.8)
+FLAT_RANGE = 0.1
+CHANGE = 0.1
+SL_DECODER_PEAK = Claim(
+    "sl_decoder_peak",
+    "SL",
+    "decoders: the top singular share peaks in the middle of depth",
+    "bell-shaped over depth in GPT-2, OPT, Pythia, Llama",
+    f"decoders only: holds if the layer of largest sigma1_share has relative depth in "
+    f"[{PEAK_DEPTH[0]}, {PEAK_DEPTH[1]}] (layers before any final norm)",
+)
+SL_ENCODER_FLAT = Claim(
+    "sl_encoder_flat",
+    "SL",
+    "encoders: the top singular share is flat over depth",
+    "low and flat in BERT, RoBERTa",
+    f"encoders only: holds if max - min of sigma1_share over the layers is <= {FLAT_RANGE}",
+)
+SL_ID_TRAINING = Claim(
+    "sl_id_training",
+    "SL",
+    "over training the intrinsic dimension first rises, then falls",
+    "expansion then compression over Pythia's revisions step0 ... step143000",
+    f"per layer, TwoNN twonn_id against step: holds if for some layer the largest value is at an inner "
+    f"checkpoint, at least {CHANGE:.0%} above the first and {CHANGE:.0%} above the last; "
+    "not applicable with fewer than 3 checkpoints",
+)
+CLAIMS = (SL_DECODER_PEAK, SL_ENCODER_FLAT, SL_ID_TRAINING)
+
+
+def before_final_norm(table: pl.DataFrame) -> pl.DataFrame:
+    """The layers of a table without a last layer stored after the final norm."""
+    if table["last_layer_after_final_norm"][0]:
+        return table.filter(pl.col("layer") < table["layer"].max())
+    return table
+
+
+def decoder_peak(table: pl.DataFrame) -> tuple[str, bool | None]:
+    """Depth of the largest top singular share of a decoder."""
+    if table["kind"][0] != "decoder":
+        return f"{table['kind'][0]} model", None
+    row = before_final_norm(table).sort("sigma1_share", descending=True).row(0, named=True)
+    ok = PEAK_DEPTH[0] <= row["relative_depth"] <= PEAK_DEPTH[1]
+    return f"peak {row['sigma1_share']:.3f} at layer {row['layer']} (depth {row['relative_depth']:.2f})", ok
+
+
+def encoder_flat(table: pl.DataFrame) -> tuple[str, bool | None]:
+    """Range of the top singular share of an encoder over its layers."""
+    if table["kind"][0] != "encoder":
+        return f"{table['kind'][0]} model", None
+    share = table["sigma1_share"]
+    spread = share.max() - share.min()
+    return f"sigma1_share {share.min():.3f} .. {share.max():.3f} (range {spread:.3f})", spread <= FLAT_RANGE
+
+
+def expansion_then_compression(steps: list[int], tables: list[pl.DataFrame]) -> tuple[str, bool | None]:
+    """The layer whose twonn_id over the checkpoints rises and falls the most, by the rule of the claim."""
+    if len(steps) < 3:
+        return f"{len(steps)} checkpoint(s)", None
+    series = pl.concat([t.select("layer", "twonn_id").with_columns(step=pl.lit(s)) for s, t in zip(steps, tables)])
+    best, best_score = None, None
+    for (layer,), rows in series.sort("step").group_by("layer", maintain_order=True):
+        values, at = rows["twonn_id"].to_list(), rows["step"].to_list()
+        peak = max(range(len(values)), key=values.__getitem__)
+        rise, fall = values[peak] / values[0] - 1, values[peak] / values[-1] - 1
+        score = min(rise, fall) if 0 < peak < len(values) - 1 else -1.0
+        if best_score is None or score > best_score:
+            best_score = score
+            best = (
+                f"layer {layer}: {values[0]:.2f} (step {at[0]}) -> {values[peak]:.2f} (step {at[peak]}) "
+                f"-> {values[-1]:.2f} (step {at[-1]})"
+            )
+    return best, best_score >= CHANGE
+
+
+def findings(
+    tables: dict[tuple[str, str], pl.DataFrame],
+    training: dict[tuple[str, str], list[tuple[int, pl.DataFrame]]],
+    selection: str,
+    id_sample: str,
+) -> list[Finding]:
+    """The depth claims on every (model, corpus) table, the training claim on every (family, corpus)."""
+    rows = []
+    for (model, corpus), table in tables.items():
+        for claim, (measured, ok) in ((SL_DECODER_PEAK, decoder_peak(table)), (SL_ENCODER_FLAT, encoder_flat(table))):
+            rows.append(Finding(claim, model, corpus, selection, measured, verdict(ok)))
+    for (family, corpus), checkpoints in training.items():
+        measured, ok = expansion_then_compression([s for s, _ in checkpoints], [t for _, t in checkpoints])
+        rows.append(Finding(SL_ID_TRAINING, family, corpus, f"{selection}; {id_sample}", measured, verdict(ok)))
+    return rows

@@ -1,0 +1,98 @@
+"""[AS] claims: over training the mean query and key grow and attention sharpens; in the drift experiment
+attention entropy falls as the shared drift grows."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from layergeom.findings.verdicts import TREND, Claim, Finding, falling, rising, spearman, verdict
+
+AS_QK_NORMS = Claim(
+    "as_qk_norms",
+    "AS",
+    "over training the mean query and the mean key move away from the origin",
+    "mean query and key norms grow during training",
+    f"holds if the Spearman correlations with step of mean_q_norm and of mean_k_norm (each averaged over "
+    f"layers and heads) are both >= {TREND}; not applicable with fewer than 3 checkpoints",
+)
+AS_SHARPENING = Claim(
+    "as_sharpening",
+    "AS",
+    "over training attention becomes sharper",
+    "attention entropy falls during training",
+    f"holds if the Spearman correlation with step of mean_entropy / uniform_entropy (averaged over layers "
+    f"and heads) is <= -{TREND}; not applicable with fewer than 3 checkpoints",
+)
+AS_DRIFT = Claim(
+    "as_drift",
+    "AS",
+    "drift experiment: attention entropy falls as the shared drift N grows",
+    "a larger shared drift makes attention sharper (lower entropy)",
+    f"holds if the Spearman correlation of mean_entropy (averaged over repeats and blocks) with N is <= -{TREND}",
+)
+CLAIMS = (AS_QK_NORMS, AS_SHARPENING, AS_DRIFT)
+
+
+def per_step(steps: list[int], heads: list[pl.DataFrame]) -> pl.DataFrame:
+    """Mean query norm, key norm and relative entropy over layers and heads at every step."""
+    return pl.DataFrame(
+        [
+            {
+                "step": step,
+                "q": table["mean_q_norm"].mean(),
+                "k": table["mean_k_norm"].mean(),
+                "entropy": (table["mean_entropy"] / table["uniform_entropy"]).mean(),
+            }
+            for step, table in zip(steps, heads)
+        ]
+    ).sort("step")
+
+
+def trend(series: pl.DataFrame, column: str) -> tuple[str, float]:
+    """First and last value of ``column`` with its Spearman correlation with step."""
+    rho = spearman(series["step"].to_numpy(), series[column].to_numpy())
+    return f"{series[column][0]:.3g} -> {series[column][-1]:.3g} (ρ = {rho:.2f})", rho
+
+
+def training_findings(steps: list[int], heads: list[pl.DataFrame]) -> list[tuple[Claim, str, bool | None]]:
+    """The two training claims on one family's checkpoints."""
+    if len(steps) < 3:
+        note = f"{len(steps)} checkpoint(s)"
+        return [(AS_QK_NORMS, note, None), (AS_SHARPENING, note, None)]
+    series = per_step(steps, heads)
+    (q_text, q_rho), (k_text, k_rho), (e_text, e_rho) = (trend(series, c) for c in ("q", "k", "entropy"))
+    q_ok, k_ok = rising(q_rho), rising(k_rho)
+    both = False if False in (q_ok, k_ok) else None if None in (q_ok, k_ok) else True
+    return [
+        (AS_QK_NORMS, f"query {q_text}; key {k_text}", both),
+        (AS_SHARPENING, f"entropy / uniform {e_text}", falling(e_rho)),
+    ]
+
+
+def drift_findings(drift: pl.DataFrame) -> list[tuple[str, str, bool | None]]:
+    """The drift claim per block type: mean entropy against N."""
+    rows = []
+    for (block_type,), table in drift.group_by("block_type", maintain_order=True):
+        series = table.group_by("drift").agg(pl.col("mean_entropy").mean()).sort("drift")
+        rho = spearman(series["drift"].to_numpy(), series["mean_entropy"].to_numpy())
+        entropy = series["mean_entropy"]
+        measured = (
+            f"{entropy[0]:.3f} at N = {series['drift'][0]:g} -> {entropy[-1]:.3f} at N = {series['drift'][-1]:g}"
+            f" (ρ = {rho:.2f})"
+        )
+        rows.append((block_type, measured, falling(rho)))
+    return rows
+
+
+def findings(
+    training: dict[tuple[str, str], list[tuple[int, pl.DataFrame]]], drift: pl.DataFrame | None, selection: str
+) -> list[Finding]:
+    """The training claims on every (family, corpus), the drift claim on every block type."""
+    rows = []
+    for (family, corpus), checkpoints in training.items():
+        for claim, measured, ok in training_findings([s for s, _ in checkpoints], [t for _, t in checkpoints]):
+            rows.append(Finding(claim, family, corpus, selection, measured, verdict(ok)))
+    if drift is not None:
+        for block_type, measured, ok in drift_findings(drift):
+            rows.append(Finding(AS_DRIFT, f"untrained {block_type} blocks", "synthetic", "every token", measured, verdict(ok)))
+    return rows

@@ -1,0 +1,72 @@
+"""[NV] claims: V against M of the token types in the middle layers, and the decomposition over depth."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from layergeom.findings.verdicts import TREND, Claim, Finding, middle, rising, spearman, verdict
+
+SLOPE = (-1.3, -0.7)
+R2 = 0.7
+NV_SLOPE = Claim(
+    "nv_slope",
+    "NV",
+    "in a middle layer the types' (M, V) lie near a line of slope about -1",
+    "slope about -1 in the middle layers of BERT, RoBERTa, GPT-2",
+    f"holds if a middle layer (relative depth in [1/3, 2/3]) has slope in [{SLOPE[0]}, {SLOPE[1]}] "
+    f"and R² >= {R2}; not applicable without a fitted middle layer",
+)
+NV_M_SHARE = Claim(
+    "nv_m_share",
+    "NV",
+    "M_all / Q_all rises with depth",
+    "M_all / Q_all tends to grow going deeper",
+    f"holds if the Spearman correlation of m_share with the layer is >= {TREND} (layers before any final norm)",
+)
+NV_VW_OVER_V = Claim(
+    "nv_vw_over_v",
+    "NV",
+    "V_W / V_all rises with depth",
+    "V_B shrinks relative to V_W going deeper",
+    f"holds if the Spearman correlation of vw_over_v with the layer is >= {TREND} (layers before any final norm)",
+)
+CLAIMS = (NV_SLOPE, NV_M_SHARE, NV_VW_OVER_V)
+VARIANT = "all"
+
+
+def slope_finding(layers: pl.DataFrame) -> tuple[str, bool | None]:
+    """The middle layer that passes (else the one of slope closest to -1), and whether one passes."""
+    fitted = middle(layers).filter(pl.col("slope").is_finite() & pl.col("r2").is_finite())
+    if fitted.height == 0:
+        return "no fitted middle layer", None
+    passing = fitted.filter(pl.col("slope").is_between(*SLOPE) & (pl.col("r2") >= R2))
+    pick = passing.sort("r2", descending=True) if passing.height else fitted.sort((pl.col("slope") + 1).abs())
+    row = pick.row(0, named=True)
+    return f"layer {row['layer']}: slope {row['slope']:.3f}, R² {row['r2']:.3f}", passing.height > 0
+
+
+def depth_trend(layers: pl.DataFrame, column: str) -> tuple[str, bool | None]:
+    """Spearman correlation of ``column`` with the layer, and its first and last values."""
+    kept = layers.filter(~pl.col("after_final_norm")).sort("layer")
+    rho = spearman(kept["layer"].to_numpy(), kept[column].to_numpy())
+    if not np.isfinite(rho):
+        return "fewer than 3 layers with values", None
+    first, last = kept.row(0, named=True), kept.row(-1, named=True)
+    measured = f"ρ = {rho:.2f}; layer {first['layer']} {first[column]:.3f}, layer {last['layer']} {last[column]:.3f}"
+    return measured, rising(rho)
+
+
+def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> list[Finding]:
+    """Every [NV] claim on every (model, corpus) layer table of the norm-variance analysis."""
+    tokens = f"{selection}; variant {VARIANT}"
+    rows = []
+    for (model, corpus), table in tables.items():
+        layers = table.filter(pl.col("variant") == VARIANT)
+        for claim, (measured, ok) in (
+            (NV_SLOPE, slope_finding(layers)),
+            (NV_M_SHARE, depth_trend(layers, "m_share")),
+            (NV_VW_OVER_V, depth_trend(layers, "vw_over_v")),
+        ):
+            rows.append(Finding(claim, model, corpus, tokens, measured, verdict(ok)))
+    return rows

@@ -1,0 +1,89 @@
+"""The findings table from every claim module, written as CSV, Markdown and the report's landing page."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import polars as pl
+
+from layergeom.findings import anisotropy, attention, norm_variance, posctx
+from layergeom.findings.verdicts import Claim, Finding
+from layergeom.io.atomic import atomic_output
+
+CLAIMS: tuple[Claim, ...] = norm_variance.CLAIMS + anisotropy.CLAIMS + attention.CLAIMS + posctx.CLAIMS
+COLUMNS = ("paper", "claim", "model", "corpus", "tokens", "measured", "reference", "verdict")
+INTRO = (
+    "One row per (claim, model, corpus). Every verdict is computed from the workflow's tables by the rule "
+    "of its claim below (holds / does not hold / not applicable); none is typed by hand. Depth claims use "
+    "pretrained models and the last checkpoint of each training run; training claims use every checkpoint. "
+    "Spearman ρ is the rank correlation."
+)
+
+
+def frame(findings: Sequence[Finding]) -> pl.DataFrame:
+    """The findings as a table, in the order of the claims."""
+    order = {claim.key: i for i, claim in enumerate(CLAIMS)}
+    rows = [
+        {
+            "paper": f.claim.paper,
+            "claim": f.claim.key,
+            "model": f.model,
+            "corpus": f.corpus,
+            "tokens": f.selection,
+            "measured": f.measured,
+            "reference": f.claim.reference,
+            "verdict": f.verdict,
+        }
+        for f in sorted(findings, key=lambda f: order[f.claim.key])
+    ]
+    return pl.DataFrame(rows, schema=dict.fromkeys(COLUMNS, pl.String))
+
+
+def claims_frame() -> pl.DataFrame:
+    """Every claim with its text and rule."""
+    return pl.DataFrame([{"claim": c.key, "paper": c.paper, "text": c.text, "rule": c.rule} for c in CLAIMS])
+
+
+def markdown(table: pl.DataFrame) -> str:
+    """A GitHub Markdown table of string columns."""
+    cells = [[str(v).replace("|", "\\|") for v in row] for row in table.iter_rows()]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * table.width]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+
+
+def rst_table(table: pl.DataFrame) -> str:
+    """A reStructuredText list-table of string columns."""
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [table.columns, *table.iter_rows()]:
+        lines += [f"   * - {row[0]}"] + [f"     - {value}" for value in row[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_page(table: pl.DataFrame) -> str:
+    """results/findings.md: the introduction, the rules and the findings."""
+    return f"# Findings\n\n{INTRO}\n\n## Rules\n\n{markdown(claims_frame())}\n## Findings\n\n{markdown(table)}"
+
+
+def landing_page(intro: str, table: pl.DataFrame) -> str:
+    """The report's landing page: the workflow description, then the findings and their rules."""
+    return (
+        f"{intro.rstrip()}\n\nFindings\n--------\n\n{INTRO}\n\n{rst_table(table)}\n"
+        f"Rules\n-----\n\n{rst_table(claims_frame())}"
+    )
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write a text file atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_pages(findings: Sequence[Finding], intro: str, out: dict[str, str | os.PathLike]) -> pl.DataFrame:
+    """Write ``csv``, ``md`` and the report landing page ``rst``; return the table."""
+    table = frame(findings)
+    with atomic_output(out["csv"]) as tmp:
+        table.write_csv(tmp)
+    write_text(markdown_page(table), out["md"])
+    write_text(landing_page(intro, table), out["rst"])
+    return table

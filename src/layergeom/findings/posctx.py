@@ -1,0 +1,83 @@
+"""[PC] claims on the middle layers: low-rank, smooth position vectors, topic-clustered contexts, and
+position and context nearly orthogonal."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from layergeom.findings.verdicts import Claim, Finding, middle, verdict
+
+STABLE_RANK = 3.0
+TOPIC_RATIO = 1.25
+INCOHERENCE_RATIO = 2.0
+SMOOTHNESS = 0.9
+WHERE = "median over the middle layers (relative depth in [1/3, 2/3])"
+PC_RANK = Claim(
+    "pc_rank",
+    "PC",
+    "position vectors have a low stable rank in the middle layers",
+    "pos_stable_rank about 1.9 in GPT-2's middle layers (OpenWebText)",
+    f"holds if the {WHERE} of pos_stable_rank is <= {STABLE_RANK:g}",
+)
+PC_TOPICS = Claim(
+    "pc_topics",
+    "PC",
+    "context vectors are more alike within a topic than across topics",
+    "mean |cos| about 0.44 within a topic against 0.10 across (GPT-2)",
+    f"holds if the {WHERE} of ctx_within_cos is >= {TOPIC_RATIO:g} times that of ctx_across_cos; "
+    "not applicable without topics",
+)
+PC_INCOHERENCE = Claim(
+    "pc_incoherence",
+    "PC",
+    "position and context vectors are nearly orthogonal, as random vectors",
+    "|cos(pos, ctx)| close to the random baseline",
+    f"holds if the {WHERE} of incoherence_mean is <= {INCOHERENCE_RATIO:g} times random_baseline_mean",
+)
+PC_SMOOTH = Claim(
+    "pc_smooth",
+    "PC",
+    "position vectors trace a smooth curve",
+    "the cosine Gram of positions is concentrated at low frequencies",
+    f"holds if the {WHERE} of smoothness_lowfreq is >= {SMOOTHNESS:g}",
+)
+CLAIMS = (PC_RANK, PC_TOPICS, PC_INCOHERENCE, PC_SMOOTH)
+
+
+def medians(table: pl.DataFrame, *columns: str) -> list[float]:
+    """Median of each column over the middle layers (NaN when none is finite)."""
+    rows = middle(table)
+    values = [rows[c].drop_nans().drop_nulls() for c in columns]
+    return [float(v.median()) if len(v) else np.nan for v in values]
+
+
+def judge(table: pl.DataFrame) -> list[tuple[Claim, str, bool | None]]:
+    """The four claims on one (model, corpus) layer table."""
+    rank, smooth = medians(table, "pos_stable_rank", "smoothness_lowfreq")
+    within, across = medians(table, "ctx_within_cos", "ctx_across_cos")
+    coherence, baseline = medians(table, "incoherence_mean", "random_baseline_mean")
+    topics = np.isfinite(within) and np.isfinite(across) and across > 0
+    return [
+        (PC_RANK, f"{rank:.2f}", None if not np.isfinite(rank) else rank <= STABLE_RANK),
+        (
+            PC_TOPICS,
+            f"within {within:.3f}, across {across:.3f}" if topics else "no topics",
+            within >= TOPIC_RATIO * across if topics else None,
+        ),
+        (
+            PC_INCOHERENCE,
+            f"{coherence:.3f} against random {baseline:.3f}",
+            None if not np.isfinite(coherence) else coherence <= INCOHERENCE_RATIO * baseline,
+        ),
+        (PC_SMOOTH, f"{smooth:.3f}", None if not np.isfinite(smooth) else smooth >= SMOOTHNESS),
+    ]
+
+
+def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> list[Finding]:
+    """Every [PC] claim on every (model, corpus) layer table of the position/context analysis."""
+    return [
+        Finding(claim, model, corpus, selection, measured, verdict(ok))
+        for (model, corpus), table in tables.items()
+        for claim, measured, ok in judge(table)
+    ]

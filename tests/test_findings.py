@@ -1,0 +1,139 @@
+"""The claim rules of the findings page on small synthetic tables whose verdicts are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from layergeom.findings import anisotropy, attention, norm_variance, posctx
+from layergeom.findings.page import CLAIMS, frame, landing_page, markdown_page
+from layergeom.findings.verdicts import FAILS, HOLDS, NOT_APPLICABLE, spearman
+
+
+def depth(n: int) -> dict:
+    return {"layer": list(range(n)), "relative_depth": [i / (n - 1) for i in range(n)]}
+
+
+def nv_table(slopes, r2, m_share, vw_over_v, final_norm=False) -> pl.DataFrame:
+    n = len(slopes)
+    return pl.DataFrame(
+        {
+            "variant": ["all"] * n,
+            **depth(n),
+            "after_final_norm": [final_norm and i == n - 1 for i in range(n)],
+            "slope": slopes,
+            "r2": r2,
+            "m_share": m_share,
+            "vw_over_v": vw_over_v,
+        }
+    )
+
+
+def verdicts(rows, model="m") -> dict[str, str]:
+    return {row.claim.key: row.verdict for row in rows if row.model == model}
+
+
+def test_norm_variance_rules():
+    good = nv_table([0.2, -0.5, -1.0, -0.6, 0.1], [0.1, 0.5, 0.8, 0.4, 0.1], [0.1, 0.2, 0.3, 0.4, 0.0], [0.5, 0.6, 0.7, 0.8, 0.1], True)
+    bad = nv_table([0.2, -0.5, -0.4, -0.6, 0.1], [0.9, 0.9, 0.9, 0.9, 0.9], [0.4, 0.3, 0.2, 0.1, 0.0], [0.8, 0.7, 0.6, 0.5, 0.4])
+    none = nv_table([np.nan] * 2, [np.nan] * 2, [0.1, 0.2], [0.1, 0.2])
+    rows = norm_variance.findings({("m", "c"): good, ("b", "c"): bad, ("n", "c"): none}, "sel")
+    assert verdicts(rows) == {"nv_slope": HOLDS, "nv_m_share": HOLDS, "nv_vw_over_v": HOLDS}
+    assert verdicts(rows, "b") == {"nv_slope": FAILS, "nv_m_share": FAILS, "nv_vw_over_v": FAILS}
+    assert verdicts(rows, "n") == {"nv_slope": NOT_APPLICABLE, "nv_m_share": NOT_APPLICABLE, "nv_vw_over_v": NOT_APPLICABLE}
+    assert all("variant all" in row.selection and row.selection.startswith("sel") for row in rows)
+
+
+def aniso_table(kind: str, shares, ids=None) -> pl.DataFrame:
+    n = len(shares)
+    return pl.DataFrame(
+        {**depth(n), "kind": kind, "last_layer_after_final_norm": False, "sigma1_share": shares, "twonn_id": ids or [1.0] * n}
+    )
+
+
+def test_anisotropy_rules():
+    tables = {
+        ("m", "c"): aniso_table("decoder", [0.1, 0.3, 0.6, 0.3, 0.2]),
+        ("late", "c"): aniso_table("decoder", [0.1, 0.2, 0.3, 0.4, 0.6]),
+        ("enc", "c"): aniso_table("encoder", [0.05, 0.08, 0.1, 0.07, 0.06]),
+        ("steep", "c"): aniso_table("encoder", [0.05, 0.3, 0.1, 0.07, 0.06]),
+    }
+    up_down = [(0, aniso_table("decoder", [0.1] * 3, [10, 10, 10])), (4, aniso_table("decoder", [0.1] * 3, [10, 13, 10]))]
+    up_down.append((16, aniso_table("decoder", [0.1] * 3, [10, 11, 10])))
+    falls = [(s, aniso_table("decoder", [0.1] * 3, [10 - s, 9 - s, 8 - s])) for s in (0, 1, 2)]
+    training = {("m", "c"): up_down, ("f", "c"): falls, ("two", "c"): falls[:2]}
+    rows = anisotropy.findings(tables, training, "sel", "first 4096")
+    assert verdicts(rows) == {"sl_decoder_peak": HOLDS, "sl_encoder_flat": NOT_APPLICABLE, "sl_id_training": HOLDS}
+    assert verdicts(rows, "late") == {"sl_decoder_peak": FAILS, "sl_encoder_flat": NOT_APPLICABLE}
+    assert verdicts(rows, "enc") == {"sl_decoder_peak": NOT_APPLICABLE, "sl_encoder_flat": HOLDS}
+    assert verdicts(rows, "steep")["sl_encoder_flat"] == FAILS
+    assert verdicts(rows, "f") == {"sl_id_training": FAILS}
+    assert verdicts(rows, "two") == {"sl_id_training": NOT_APPLICABLE}
+    assert next(r for r in rows if r.model == "m" and r.claim.key == "sl_id_training").measured.startswith("layer 1: 10.00")
+
+
+def heads(q: float, k: float, entropy: float) -> pl.DataFrame:
+    return pl.DataFrame({"mean_q_norm": [q, q], "mean_k_norm": [k, k], "mean_entropy": [entropy] * 2, "uniform_entropy": [2.0, 2.0]})
+
+
+def test_attention_rules():
+    growing = [(s, heads(1 + s, 2 + s, 2 - 0.1 * s)) for s in (0, 4, 16)]
+    flat = [(s, heads(1.0, 3.0 - s, 1.0)) for s in (0, 4, 16)]
+    drift = pl.DataFrame(
+        {
+            "block_type": ["gpt2"] * 3 + ["bert"] * 3,
+            "drift": [0.0, 1.0, 10.0] * 2,
+            "mean_entropy": [3.0, 2.0, 1.0, 1.0, 2.0, 3.0],
+        }
+    )
+    rows = attention.findings({("m", "c"): growing, ("flat", "c"): flat, ("one", "c"): growing[:1]}, drift, "sel")
+    assert verdicts(rows) == {"as_qk_norms": HOLDS, "as_sharpening": HOLDS}
+    assert verdicts(rows, "flat") == {"as_qk_norms": FAILS, "as_sharpening": NOT_APPLICABLE}
+    assert verdicts(rows, "one") == {"as_qk_norms": NOT_APPLICABLE, "as_sharpening": NOT_APPLICABLE}
+    assert verdicts(rows, "untrained gpt2 blocks") == {"as_drift": HOLDS}
+    assert verdicts(rows, "untrained bert blocks") == {"as_drift": FAILS}
+
+
+def pc_table(rank, smooth, within, across, coherence, baseline) -> pl.DataFrame:
+    n = 5
+    return pl.DataFrame(
+        {
+            **depth(n),
+            "pos_stable_rank": [rank] * n,
+            "smoothness_lowfreq": [smooth] * n,
+            "ctx_within_cos": [within] * n,
+            "ctx_across_cos": [across] * n,
+            "incoherence_mean": [coherence] * n,
+            "random_baseline_mean": [baseline] * n,
+        }
+    )
+
+
+def test_posctx_rules():
+    tables = {
+        ("m", "c"): pc_table(1.9, 0.95, 0.44, 0.10, 0.05, 0.04),
+        ("b", "c"): pc_table(9.0, 0.5, 0.30, 0.29, 0.2, 0.04),
+        ("n", "c"): pc_table(2.0, 0.95, np.nan, np.nan, 0.05, 0.04),
+    }
+    rows = posctx.findings(tables, "sel")
+    assert verdicts(rows) == dict.fromkeys(("pc_rank", "pc_topics", "pc_incoherence", "pc_smooth"), HOLDS)
+    assert verdicts(rows, "b") == dict.fromkeys(("pc_rank", "pc_topics", "pc_incoherence", "pc_smooth"), FAILS)
+    assert verdicts(rows, "n")["pc_topics"] == NOT_APPLICABLE
+
+
+def test_spearman_matches_float64_reference():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    rank = lambda v: np.argsort(np.argsort(v)).astype(np.float64)  # noqa: E731
+    assert spearman(x, y) == pytest.approx(np.corrcoef(rank(x), rank(y))[0, 1], abs=1e-12)
+    assert np.isnan(spearman([1, 2], [3, 4])) and np.isnan(spearman([1, 2, 3], [1, 1, 1]))
+
+
+def test_pages_list_every_claim_and_row():
+    rows = posctx.findings({("m", "c"): pc_table(1.9, 0.95, 0.44, 0.10, 0.05, 0.04)}, "sel")
+    table = frame(rows)
+    assert table.height == 4 and set(table["verdict"]) == {HOLDS}
+    page = markdown_page(table)
+    assert all(claim.rule.replace("|", "\\|") in page for claim in CLAIMS)
+    assert "Findings\n--------" in landing_page("intro", table) and "{{" not in landing_page("intro", table)
