@@ -253,7 +253,14 @@ def test_shard_rejects_mismatched_token_table(tmp_path):
 
 @pytest.mark.parametrize("min_count", [LO, 10**6])
 def test_figures_from_tables_including_empty_range(tmp_path, min_count):
-    from layergeom.analyses.norm_variance.plots import overlay, scatter_grid, shares_figure, top_q_figure
+    from layergeom.analyses.norm_variance.plots import (
+        histograms,
+        overlay,
+        scatter_grid,
+        shares_figure,
+        top_q_figure,
+        type_pca,
+    )
 
     rng = np.random.default_rng(4)
     tokens = corpus(rng)
@@ -273,4 +280,8 @@ def test_figures_from_tables_including_empty_range(tmp_path, min_count):
     frames = {"a": tables.layers, "b": tables.layers}
     overlay(frames, [("slope", "slope"), ("r2", "R²")], "c", out / "slope.png", hlines={"slope": -1})
     shares_figure(frames, "c", out / "shares.png")
-    assert sorted(p.name for p in out.iterdir()) == ["scatter.png", "shares.png", "slope.png", "top.png"]
+    histograms(tables.types, "m on c", out / "histograms.png")
+    type_pca(tables.pca, "m on c", out / "pca.png")
+    names = ["histograms.png", "pca.png", "scatter.png", "shares.png", "slope.png", "top.png"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert tables.pca.height == (0 if min_count > LO else tables.types.filter(variant="all", in_range=True).height)

@@ -97,7 +97,42 @@ def test_rerun_has_nothing_to_do_and_report_builds(workflow_run):
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
     report = snakemake(workflow_run, "--report", "results/report.html")
     assert report.returncode == 0, report.stderr[-2000:]
-    assert "norms.png" in (workflow_run / "results" / "report.html").read_text(errors="ignore")
+    page = (workflow_run / "results" / "report.html").read_text(errors="ignore")
+    assert "norms.png" in page and "nv_slope" in page
+
+
+def test_findings_judge_every_claim_from_the_tables(workflow_run):
+    results = workflow_run / "results"
+    table = pl.read_csv(results / "findings.csv")
+    expected = {"nv_slope", "nv_m_share", "nv_vw_over_v", "sl_decoder_peak", "sl_encoder_flat", "as_drift"}
+    expected |= {"pc_rank", "pc_topics", "pc_incoherence", "pc_smooth"}
+    assert set(table["claim"]) == expected
+    assert set(table["verdict"]) <= {"holds", "does not hold", "not applicable"}
+    for row in table.filter(claim="nv_slope").iter_rows(named=True):
+        layers = pl.read_parquet(results / "norm_variance" / row["model"] / row["corpus"] / "layers.parquet")
+        mid = layers.filter(variant="all").filter(pl.col("relative_depth").is_between(1 / 3, 2 / 3))
+        fitted = mid.filter(pl.col("slope").is_finite() & pl.col("r2").is_finite())
+        passing = fitted.filter(pl.col("slope").is_between(-1.3, -0.7) & (pl.col("r2") >= 0.7))
+        expected = "not applicable" if fitted.height == 0 else "holds" if passing.height else "does not hold"
+        assert row["verdict"] == expected
+        assert "special tokens excluded" in row["tokens"]
+    sl = pl.read_parquet(results / "anisotropy/gpt/docs/layers.parquet")
+    row = table.filter(claim="sl_decoder_peak", model="gpt", corpus="docs").row(0, named=True)
+    assert row["measured"].startswith(f"peak {sl['sigma1_share'].max():.3f}")
+    assert table.filter(claim="sl_encoder_flat", model="gpt")["verdict"].to_list() == ["not applicable"] * 2
+    assert (results / "findings.md").read_text().count("\n| NV |") == 12
+
+
+# The tiny report measured at 1.0 MB with the palette PNGs (docs: config/README.md, report); the default
+# report's figures are about 10 times as many and larger, so this bound keeps the default under 10 MB.
+REPORT_BUDGET = 1_500_000
+
+
+def test_tiny_report_stays_under_budget(workflow_run):
+    report = workflow_run / "results" / "report.html"
+    if not report.exists():
+        assert snakemake(workflow_run, "--report", "results/report.html").returncode == 0
+    assert report.stat().st_size < REPORT_BUDGET
 
 
 def test_bad_config_stops_before_any_job(tmp_path, text_corpus, tiny_bert, tiny_gpt2):

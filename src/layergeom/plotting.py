@@ -13,9 +13,9 @@ from PIL import Image  # noqa: E402
 
 from layergeom.io.atomic import atomic_output  # noqa: E402
 
-DPI = 90
-MAX_PIXELS = 1400
-COLORS = 256
+DPI = 72
+MAX_PIXELS = 1000
+COLORS = 32
 
 
 def line_style(kind: str) -> str:

@@ -59,7 +59,7 @@ rule findings:
     params:
         table_keys={name: keys for name, (keys, _) in FINDINGS_TABLES.items()},
         tokens=FINDINGS_TOKENS,
-        intro=workflow.source_path("../report/workflow.rst"),
+        intro=open(workflow.source_path("../report/workflow.rst"), encoding="utf-8").read(),
     script:
         "../scripts/findings.py"
 

@@ -13,6 +13,7 @@ NV_CAPTION = {
     "selection_text": describe_selection(**stage_selection("norm_variance")),
     "filtered_text": describe_exclusions(NV_EXCLUSIONS),
     "min_count": NORM_VARIANCE["min_count"],
+    "type_key": NORM_VARIANCE["type_key"],
     "max_count": NORM_VARIANCE["max_count"],
 }
 
@@ -40,6 +41,7 @@ rule norm_variance_merge:
         types=f"{NV_DIR}/token_types.parquet",
         layers=f"{NV_DIR}/layers.parquet",
         top=f"{NV_DIR}/top_q.parquet",
+        pca=f"{NV_DIR}/type_pca.parquet",
     log:
         "logs/norm_variance/{model}/{corpus}/merge.log",
     benchmark:
@@ -47,7 +49,7 @@ rule norm_variance_merge:
     conda:
         CONDA_ENV
     params:
-        settings={k: NORM_VARIANCE[k] for k in ("min_count", "max_count", "top_q", "exclude")},
+        settings={k: NORM_VARIANCE[k] for k in ("min_count", "max_count", "top_q", "type_key", "exclude")},
     script:
         "../scripts/norm_variance_merge.py"
 
@@ -57,12 +59,15 @@ rule norm_variance_figures:
         types=f"{NV_DIR}/token_types.parquet",
         layers=f"{NV_DIR}/layers.parquet",
         top=f"{NV_DIR}/top_q.parquet",
+        pca=f"{NV_DIR}/type_pca.parquet",
     output:
         scatter_all=nv_figure("{model}/scatter_all", "norm_variance_scatter", "{model}", "V against M, all"),
         scatter_filtered=nv_figure(
             "{model}/scatter_filtered", "norm_variance_scatter", "{model}", "V against M, filtered"
         ),
         top_q=nv_figure("{model}/top_q", "norm_variance_top_q", "{model}", "largest Q"),
+        histograms=nv_figure("{model}/histograms", "norm_variance_histograms", "{model}", "Q, M, V over types"),
+        type_pca=nv_figure("{model}/type_pca", "norm_variance_type_pca", "{model}", "PCA of the type means"),
     log:
         "logs/norm_variance/{model}/{corpus}/figures.log",
     benchmark:
@@ -103,7 +108,7 @@ rule norm_variance_overlay:
 TARGETS += [
     f"{RESULTS}/figures/norm_variance/{c}/{m}/{name}.png"
     for m, c in NV_PAIRS
-    for name in ("scatter_all", "scatter_filtered", "top_q")
+    for name in ("scatter_all", "scatter_filtered", "top_q", "histograms", "type_pca")
 ]
 TARGETS += sorted(
     {

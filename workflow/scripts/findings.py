@@ -1,6 +1,5 @@
 """Every claim of the papers judged on the tables: results/findings.md, .csv and the report landing page (rule findings)."""
 
-from pathlib import Path
 
 from layergeom.findings.collect import all_findings
 from layergeom.findings.page import write_pages
@@ -10,4 +9,4 @@ with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
     inputs = {name: list(sm.input[name]) for name in (*sm.params.table_keys, "drift")}
     findings = all_findings(inputs, sm.params.table_keys, sm.params.tokens)
-    write_pages(findings, Path(sm.params.intro).read_text(encoding="utf-8"), sm.output)
+    write_pages(findings, sm.params.intro, sm.output)

@@ -1,4 +1,4 @@
-"""Per model and corpus: V vs M per layer for both variants and the largest-Q types (rule norm_variance_figures)."""
+"""Per model and corpus: V vs M per layer for both variants the largest-Q types, Q/M/V histograms, type-mean PCA (rule norm_variance_figures)."""
 
 from layergeom.analyses.norm_variance.plots import model_figures
 from layergeom.joblog import job_logging
@@ -9,6 +9,7 @@ with job_logging(snakemake.log[0]):  # noqa: F821
         sm.input.types,
         sm.input.layers,
         sm.input.top,
+        sm.input.pca,
         f"{sm.wildcards.model} on {sm.wildcards.corpus}",
         sm.params.outlier_factor,
         sm.params.lines,

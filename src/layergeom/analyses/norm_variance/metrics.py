@@ -15,6 +15,7 @@ import polars as pl
 import zarr
 
 from layergeom.analyses.norm_variance.accumulate import NAME
+from layergeom.analyses.norm_variance.types import mean_pca, regroup, surface, surface_ids
 from layergeom.io.atomic import write_parquet
 from layergeom.io.store import layer_axis, open_hidden, read_tokens
 from layergeom.joblog import tracked
@@ -159,11 +160,30 @@ def type_frame(variant: str, layer: int, moments: Moments, in_range: np.ndarray,
 
 @dataclass(frozen=True)
 class LayerResult:
-    """One layer's per-type rows, summary rows (one per variant) and largest-Q types."""
+    """One layer's per-type rows, summary rows (one per variant), largest-Q types and type-mean PCA."""
 
     types: pl.DataFrame
     summary: list[dict]
     top: pl.DataFrame
+    pca: pl.DataFrame
+
+
+def pca_frame(layer: int, moments: Moments) -> pl.DataFrame:
+    """The first two principal coordinates of the given types' means, with the explained variance ratios."""
+    coords, ratios = mean_pca(moments.mean)
+    return pl.DataFrame(
+        {
+            "layer": layer,
+            "token_id": moments.ids,
+            "n": moments.n,
+            "pc1": coords[:, 0],
+            "pc2": coords[:, 1],
+            "explained1": ratios[0],
+            "explained2": ratios[1],
+        },
+        schema_overrides={"layer": pl.Int64, "token_id": pl.Int64, "n": pl.Int64}
+        | dict.fromkeys(("pc1", "pc2", "explained1", "explained2"), pl.Float64),
+    )
 
 
 def analyse_layer(
@@ -173,9 +193,14 @@ def analyse_layer(
     max_count: int,
     exclusions: Exclusions,
     top: int,
+    type_of: np.ndarray | None = None,
 ) -> LayerResult:
-    """Statistics of one layer from its merged moments keyed by :func:`type_keys`."""
+    """Statistics of one layer from its merged moments keyed by :func:`type_keys`.
+
+    ``type_of[token_id]`` is the type key of each token id (None: the token id itself)."""
     rest, first = split_first(keyed)
+    if type_of is not None:
+        rest, first = regroup(rest, type_of[rest.ids]), regroup(first, type_of[first.ids])
     everything = combine([rest, first])
     base = rest if exclusions.first_position else everything
     frames, summary, used = [], [], {}
@@ -206,16 +231,30 @@ def analyse_layer(
         (pl.col("Q") / median_q).alias("q_over_median"),
         pl.col("token_id").is_in(used["filtered"].tolist()).alias("in_filtered"),
     )
-    return LayerResult(pl.concat(frames), summary, top_frame)
+    in_range = (everything.n >= min_count) & (everything.n <= max_count)
+    return LayerResult(pl.concat(frames), summary, top_frame, pca_frame(layer, everything.take(in_range)))
 
 
 @dataclass(frozen=True)
 class Tables:
-    """The stage's outputs: per-type rows, per-layer rows and the largest-Q types per layer."""
+    """The stage's outputs: per-type rows, per-layer rows, the largest-Q types and the type-mean PCA per layer."""
 
     types: pl.DataFrame
     layers: pl.DataFrame
     top: pl.DataFrame
+    pca: pl.DataFrame
+
+
+def type_strings(tokens: pl.DataFrame, type_key: str) -> tuple[pl.DataFrame, np.ndarray | None]:
+    """Token id -> string of each type key, and the type key of every token id (None for ``token_id``)."""
+    strings = tokens.select("token_id", "token").unique("token_id", keep="first").sort("token_id")
+    if type_key == "token_id":
+        return strings, None
+    ids = strings["token_id"].to_numpy()
+    keys = surface_ids(ids, strings["token"].to_list())
+    type_of = np.zeros(int(ids.max()) + 1 if len(ids) else 0, dtype=np.int64)
+    type_of[ids] = keys
+    return strings.with_columns(pl.col("token").map_elements(surface, return_dtype=pl.String)), type_of
 
 
 def norm_variance_tables(
@@ -226,17 +265,20 @@ def norm_variance_tables(
     max_count: int,
     exclusions: Exclusions,
     top: int,
+    type_key: str = "token_id",
 ) -> Tables:
-    """Merge the shards' partial moments layer by layer into the stage's three tables."""
+    """Merge the shards' partial moments layer by layer into the stage's four tables."""
     if min_count > max_count:
         raise ValueError(f"min_count {min_count} is larger than max_count {max_count}")
     n_stored = array.shape[0]
     last_after_norm = bool(array.attrs.get("last_layer_after_final_norm", False))
+    strings, type_of = type_strings(tokens, type_key)
     results = [
-        analyse_layer(load_merged(part_dirs, layer, NAME).finalize(), layer, min_count, max_count, exclusions, top)
+        analyse_layer(
+            load_merged(part_dirs, layer, NAME).finalize(), layer, min_count, max_count, exclusions, top, type_of
+        )
         for layer in tracked(range(n_stored), n_stored, "layers")
     ]
-    strings = tokens.select("token_id", "token").unique("token_id", keep="first")
     rows = [row for result in results for row in result.summary]
     for row in rows:
         row["after_final_norm"] = last_after_norm and row["layer"] == n_stored - 1
@@ -250,6 +292,7 @@ def norm_variance_tables(
         ),
         layers.select(*first, pl.exclude(first)).sort("variant", "layer"),
         top_q.select("layer", "rank", "token_id", "token", pl.exclude("layer", "rank", "token_id", "token")),
+        pl.concat([r.pca for r in results]).join(strings, on="token_id", how="left", maintain_order="left"),
     )
 
 
@@ -260,7 +303,7 @@ def write_tables(
     settings: dict,
     out: dict[str, str | os.PathLike],
 ) -> Tables:
-    """Merge the shards' moments and write the ``types``, ``layers`` and ``top`` tables."""
+    """Merge the shards' moments and write the ``types``, ``layers``, ``top`` and ``pca`` tables."""
     exclusions = Exclusions.from_settings(settings["exclude"])
     tables = norm_variance_tables(
         parts,
@@ -270,8 +313,10 @@ def write_tables(
         settings["max_count"],
         exclusions,
         settings["top_q"],
+        settings["type_key"],
     )
     write_parquet(tables.types, out["types"])
+    write_parquet(tables.pca, out["pca"])
     write_parquet(tables.top, out["top"])
     write_parquet(tables.layers, out["layers"])
     return tables

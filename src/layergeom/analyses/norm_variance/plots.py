@@ -15,15 +15,21 @@ LINESTYLES = {"all": "-", "filtered": "--"}
 SHARES = (("m_share", "M_all / Q_all"), ("vb_share", "V_B / Q_all"), ("vw_share", "V_W / Q_all"))
 
 
+def layer_grid(n: int) -> tuple[plt.Figure, np.ndarray]:
+    """A near-square grid of ``n`` small panels, the unused ones hidden."""
+    cols = math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols, 2.6 * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 def scatter_grid(types: pl.DataFrame, layers: pl.DataFrame, variant: str, title: str, path: str | os.PathLike) -> None:
     """V against M of the types entering the fit, one panel per layer, with the fitted line."""
     rows = layers.filter(pl.col("variant") == variant).sort("layer")
     points = types.filter((pl.col("variant") == variant) & pl.col("in_range") & ~pl.col("excluded"))
-    cols = math.ceil(math.sqrt(rows.height))
-    nrows = math.ceil(rows.height / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols, 2.6 * nrows), squeeze=False)
-    for ax in axes.flat[rows.height :]:
-        ax.axis("off")
+    fig, axes = layer_grid(rows.height)
     for ax, row in zip(axes.flat, rows.iter_rows(named=True)):
         layer = points.filter(pl.col("layer") == row["layer"])
         m, v = layer["M"].to_numpy(), layer["V"].to_numpy()
@@ -49,6 +55,51 @@ def scatter_grid(types: pl.DataFrame, layers: pl.DataFrame, variant: str, title:
         ax.set_ylabel("V", fontsize=8)
     fig.suptitle(f"{title} — variant {variant}")
     fig.tight_layout()
+    save(fig, path)
+
+
+def histograms(types: pl.DataFrame, title: str, path: str | os.PathLike) -> None:
+    """Histograms of Q, M and V over the types in the count range (variant all), one panel per layer."""
+    rows = types.filter((pl.col("variant") == "all") & pl.col("in_range"))
+    layers = sorted(set(types["layer"].to_list()))
+    fig, axes = layer_grid(len(layers))
+    for ax, layer in zip(axes.flat, layers):
+        values = rows.filter(pl.col("layer") == layer)
+        positive = np.concatenate([values[c].to_numpy() for c in ("Q", "M", "V")])
+        positive = positive[positive > 0]
+        if len(positive):
+            bins = np.geomspace(positive.min(), positive.max() * 1.0001, 30)
+            for column, color in (("Q", "k"), ("M", "tab:blue"), ("V", "tab:red")):
+                ax.hist(values[column].to_numpy(), bins=bins, histtype="step", color=color, label=column)
+            ax.set_xscale("log")
+        ax.set_title(f"layer {layer}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    if axes.flat[0].get_legend_handles_labels()[0]:
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"Q, M and V over token types (in count range, variant all) — {title}")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def type_pca(pca: pl.DataFrame, title: str, path: str | os.PathLike) -> None:
+    """The types' means on their first two principal directions per layer, coloured by log10 count."""
+    layers = sorted(set(pca["layer"].to_list()))
+    fig, axes = layer_grid(max(len(layers), 1))
+    counts = np.log10(pca["n"].to_numpy()) if pca.height else np.zeros(0)
+    low, high = (counts.min(), counts.max()) if len(counts) else (0.0, 1.0)
+    image = None
+    for ax, layer in zip(axes.flat, layers):
+        rows = pca.filter(pl.col("layer") == layer)
+        image = ax.scatter(
+            rows["pc1"], rows["pc2"], c=np.log10(rows["n"].to_numpy()), s=3, cmap="viridis", vmin=low, vmax=high,
+            linewidths=0,
+        )
+        share = rows["explained1"][0] + rows["explained2"][0] if rows.height else np.nan
+        ax.set_title(f"layer {layer} (PC1+2: {share:.0%})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=axes, label="log10 count", shrink=0.6)
+    fig.suptitle(f"PCA of the per-type mean embeddings — {title}")
     save(fig, path)
 
 
@@ -139,16 +190,20 @@ def model_figures(
     types: str | os.PathLike,
     layers: str | os.PathLike,
     top: str | os.PathLike,
+    pca: str | os.PathLike,
     title: str,
     outlier_factor: float | None,
     lines: int,
     out: Mapping[str, str | os.PathLike],
 ) -> None:
-    """One model on one corpus: V against M per layer for both variants, and the largest-Q types."""
+    """One model on one corpus: V against M per layer for both variants, the largest-Q types, the histograms of
+    Q, M, V and the PCA of the type means."""
     type_rows, layer_rows = pl.read_parquet(types), pl.read_parquet(layers)
     scatter_grid(type_rows, layer_rows, "all", title, out["scatter_all"])
     scatter_grid(type_rows, layer_rows, "filtered", title, out["scatter_filtered"])
     top_q_figure(type_rows, pl.read_parquet(top), outlier_factor, lines, f"Largest Q per layer — {title}", out["top_q"])
+    histograms(type_rows, title, out["histograms"])
+    type_pca(pl.read_parquet(pca), title, out["type_pca"])
 
 
 def corpus_figures(
