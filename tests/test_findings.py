@@ -35,20 +35,38 @@ def verdicts(rows, model="m") -> dict[str, str]:
 
 
 def test_norm_variance_rules():
-    good = nv_table([0.2, -0.5, -1.0, -0.6, 0.1], [0.1, 0.5, 0.8, 0.4, 0.1], [0.1, 0.2, 0.3, 0.4, 0.0], [0.5, 0.6, 0.7, 0.8, 0.1], True)
-    bad = nv_table([0.2, -0.5, -0.4, -0.6, 0.1], [0.9, 0.9, 0.9, 0.9, 0.9], [0.4, 0.3, 0.2, 0.1, 0.0], [0.8, 0.7, 0.6, 0.5, 0.4])
+    good = nv_table(
+        [0.2, -0.5, -1.0, -0.6, 0.1],
+        [0.1, 0.5, 0.8, 0.4, 0.1],
+        [0.1, 0.2, 0.3, 0.4, 0.0],
+        [0.5, 0.6, 0.7, 0.8, 0.1],
+        True,
+    )
+    bad = nv_table(
+        [0.2, -0.5, -0.4, -0.6, 0.1], [0.9, 0.9, 0.9, 0.9, 0.9], [0.4, 0.3, 0.2, 0.1, 0.0], [0.8, 0.7, 0.6, 0.5, 0.4]
+    )
     none = nv_table([np.nan] * 2, [np.nan] * 2, [0.1, 0.2], [0.1, 0.2])
     rows = norm_variance.findings({("m", "c"): good, ("b", "c"): bad, ("n", "c"): none}, "sel")
     assert verdicts(rows) == {"nv_slope": HOLDS, "nv_m_share": HOLDS, "nv_vw_over_v": HOLDS}
     assert verdicts(rows, "b") == {"nv_slope": FAILS, "nv_m_share": FAILS, "nv_vw_over_v": FAILS}
-    assert verdicts(rows, "n") == {"nv_slope": NOT_APPLICABLE, "nv_m_share": NOT_APPLICABLE, "nv_vw_over_v": NOT_APPLICABLE}
+    assert verdicts(rows, "n") == {
+        "nv_slope": NOT_APPLICABLE,
+        "nv_m_share": NOT_APPLICABLE,
+        "nv_vw_over_v": NOT_APPLICABLE,
+    }
     assert all("variant all" in row.selection and row.selection.startswith("sel") for row in rows)
 
 
 def aniso_table(kind: str, shares, ids=None) -> pl.DataFrame:
     n = len(shares)
     return pl.DataFrame(
-        {**depth(n), "kind": kind, "last_layer_after_final_norm": False, "sigma1_share": shares, "twonn_id": ids or [1.0] * n}
+        {
+            **depth(n),
+            "kind": kind,
+            "last_layer_after_final_norm": False,
+            "sigma1_share": shares,
+            "twonn_id": ids or [1.0] * n,
+        }
     )
 
 
@@ -59,7 +77,10 @@ def test_anisotropy_rules():
         ("enc", "c"): aniso_table("encoder", [0.05, 0.08, 0.1, 0.07, 0.06]),
         ("steep", "c"): aniso_table("encoder", [0.05, 0.3, 0.1, 0.07, 0.06]),
     }
-    up_down = [(0, aniso_table("decoder", [0.1] * 3, [10, 10, 10])), (4, aniso_table("decoder", [0.1] * 3, [10, 13, 10]))]
+    up_down = [
+        (0, aniso_table("decoder", [0.1] * 3, [10, 10, 10])),
+        (4, aniso_table("decoder", [0.1] * 3, [10, 13, 10])),
+    ]
     up_down.append((16, aniso_table("decoder", [0.1] * 3, [10, 11, 10])))
     falls = [(s, aniso_table("decoder", [0.1] * 3, [10 - s, 9 - s, 8 - s])) for s in (0, 1, 2)]
     training = {("m", "c"): up_down, ("f", "c"): falls, ("two", "c"): falls[:2]}
@@ -70,11 +91,15 @@ def test_anisotropy_rules():
     assert verdicts(rows, "steep")["sl_encoder_flat"] == FAILS
     assert verdicts(rows, "f") == {"sl_id_training": FAILS}
     assert verdicts(rows, "two") == {"sl_id_training": NOT_APPLICABLE}
-    assert next(r for r in rows if r.model == "m" and r.claim.key == "sl_id_training").measured.startswith("layer 1: 10.00")
+    assert next(r for r in rows if r.model == "m" and r.claim.key == "sl_id_training").measured.startswith(
+        "layer 1: 10.00 (step 0), largest 13.00 (step 4)"
+    )
 
 
 def heads(q: float, k: float, entropy: float) -> pl.DataFrame:
-    return pl.DataFrame({"mean_q_norm": [q, q], "mean_k_norm": [k, k], "mean_entropy": [entropy] * 2, "uniform_entropy": [2.0, 2.0]})
+    return pl.DataFrame(
+        {"mean_q_norm": [q, q], "mean_k_norm": [k, k], "mean_entropy": [entropy] * 2, "uniform_entropy": [2.0, 2.0]}
+    )
 
 
 def test_attention_rules():

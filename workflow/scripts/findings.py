@@ -1,5 +1,4 @@
-"""Every claim of the papers judged on the tables: results/findings.md, .csv and the report landing page (rule findings)."""
-
+"""Claims of the papers judged on the tables: results/findings.md, .csv, report landing page (rule findings)."""
 
 from layergeom.findings.collect import all_findings
 from layergeom.findings.page import write_pages

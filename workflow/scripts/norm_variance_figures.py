@@ -1,4 +1,4 @@
-"""Per model and corpus: V vs M per layer for both variants the largest-Q types, Q/M/V histograms, type-mean PCA (rule norm_variance_figures)."""
+"""Per model and corpus: V vs M, largest Q, Q/M/V histograms, type-mean PCA (rule norm_variance_figures)."""
 
 from layergeom.analyses.norm_variance.plots import model_figures
 from layergeom.joblog import job_logging

@@ -3,6 +3,7 @@ intrinsic dimension over training (expansion, then compression)."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from layergeom.findings.verdicts import Claim, Finding, verdict
@@ -67,17 +68,16 @@ def expansion_then_compression(steps: list[int], tables: list[pl.DataFrame]) -> 
     if len(steps) < 3:
         return f"{len(steps)} checkpoint(s)", None
     series = pl.concat([t.select("layer", "twonn_id").with_columns(step=pl.lit(s)) for s, t in zip(steps, tables)])
-    best, best_score = None, None
+    best, best_score = "", -np.inf
     for (layer,), rows in series.sort("step").group_by("layer", maintain_order=True):
         values, at = rows["twonn_id"].to_list(), rows["step"].to_list()
         peak = max(range(len(values)), key=values.__getitem__)
-        rise, fall = values[peak] / values[0] - 1, values[peak] / values[-1] - 1
-        score = min(rise, fall) if 0 < peak < len(values) - 1 else -1.0
-        if best_score is None or score > best_score:
+        score = min(values[peak] / values[0], values[peak] / values[-1]) - 1
+        if score > best_score:
             best_score = score
             best = (
-                f"layer {layer}: {values[0]:.2f} (step {at[0]}) -> {values[peak]:.2f} (step {at[peak]}) "
-                f"-> {values[-1]:.2f} (step {at[-1]})"
+                f"layer {layer}: {values[0]:.2f} (step {at[0]}), largest {values[peak]:.2f} (step {at[peak]}), "
+                f"{values[-1]:.2f} (step {at[-1]})"
             )
     return best, best_score >= CHANGE
 

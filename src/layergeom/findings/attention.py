@@ -94,5 +94,7 @@ def findings(
             rows.append(Finding(claim, family, corpus, selection, measured, verdict(ok)))
     if drift is not None:
         for block_type, measured, ok in drift_findings(drift):
-            rows.append(Finding(AS_DRIFT, f"untrained {block_type} blocks", "synthetic", "every token", measured, verdict(ok)))
+            rows.append(
+                Finding(AS_DRIFT, f"untrained {block_type} blocks", "synthetic", "every token", measured, verdict(ok))
+            )
     return rows

@@ -91,7 +91,13 @@ def type_pca(pca: pl.DataFrame, title: str, path: str | os.PathLike) -> None:
     for ax, layer in zip(axes.flat, layers):
         rows = pca.filter(pl.col("layer") == layer)
         image = ax.scatter(
-            rows["pc1"], rows["pc2"], c=np.log10(rows["n"].to_numpy()), s=3, cmap="viridis", vmin=low, vmax=high,
+            rows["pc1"],
+            rows["pc2"],
+            c=np.log10(rows["n"].to_numpy()),
+            s=3,
+            cmap="viridis",
+            vmin=low,
+            vmax=high,
             linewidths=0,
         )
         share = rows["explained1"][0] + rows["explained2"][0] if rows.height else np.nan
