@@ -100,7 +100,8 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
         per_model.remove(rule)  # at least these (stages added later schedule theirs too)
     aggregates = [(rule, wc) for rule, wc in jobs if "model" not in wc]
     assert {rule for rule, _ in aggregates} >= AGGREGATES and "corpus" not in {rule for rule, _ in aggregates}
-    assert all(rule == "all" or "corpus" in wc for rule, wc in aggregates)  # per-corpus cross-model jobs only
+    # per-corpus cross-model jobs only, and the findings page over every table
+    assert all(rule in ("all", "findings") or "corpus" in wc for rule, wc in aggregates)
     tables = {(wc["analysis"], wc["corpus"]) for rule, wc in jobs if rule == "table"}
     assert tables >= {("posctx", "ctx"), ("summary", "ctx"), ("summary", "docs")}
 
@@ -110,12 +111,19 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
     [
         (
             {"posctx": {"ctx_components": 3}},  # feeds the merge (metrics) and the captions, not the shards
-            {"posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "all"},
+            {"posctx_merge", "posctx_figures", "posctx_layers_figure", "table:posctx", "findings", "all"},
             True,
         ),
         (
             {"norm_variance": {"min_count": 2}},  # a merge setting: the kept partials are merged again
-            {"norm_variance_merge", "norm_variance_figures", "norm_variance_overlay", "table:norm_variance", "all"},
+            {
+                "norm_variance_merge",
+                "norm_variance_figures",
+                "norm_variance_overlay",
+                "table:norm_variance",
+                "findings",
+                "all",
+            },
             True,
         ),
         (
