@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import polars as pl
 import pytest
+import yaml
+from runs import snakemake_command
 
 from layergeom.findings import anisotropy, attention, norm_variance, posctx
 from layergeom.findings.page import CLAIMS, frame, landing_page, markdown_page
@@ -162,3 +166,18 @@ def test_pages_list_every_claim_and_row():
     page = markdown_page(table)
     assert all(claim.rule.replace("|", "\\|") in page for claim in CLAIMS)
     assert "Findings\n--------" in landing_page("intro", table) and "{{" not in landing_page("intro", table)
+
+
+def test_findings_plan_reads_only_tables_that_exist_for_the_config(tmp_path, text_corpus, tiny_bert):
+    config = {
+        "corpora": {"docs": {"source": "text", "path": str(text_corpus), "sample": {"n_sentences": 10}}},
+        "models": {"bert": {"source": str(tiny_bert)}},
+        "drift": {"enabled": False},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        snakemake_command(tmp_path, "-n", "--forceall", "results/findings.md"), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan = done.stdout + done.stderr
+    assert "rule findings:" in plan and "posctx" not in plan and "drift" not in plan

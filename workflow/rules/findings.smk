@@ -8,9 +8,15 @@ FINDINGS_PAGE = os.path.abspath(f"{FINDINGS}.rst")
 INTERMEDIATE = {m for family in CHECKPOINTS.values() for m, _ in family[:-1]}
 
 
+def table_pairs(analysis):
+    """The (model, corpus) pairs a registered analysis has tables for."""
+    pairs = TABLES[analysis]["pairs"]
+    return PAIRS if pairs is None else pairs
+
+
 def depth_tables(analysis):
     """(model, corpus) keys and table paths of a registered analysis for the depth claims."""
-    pairs = [(m, c) for m, c in TABLES[analysis]["pairs"] or PAIRS if m not in INTERMEDIATE]
+    pairs = [(m, c) for m, c in table_pairs(analysis) if m not in INTERMEDIATE]
     return [[m, c] for m, c in pairs], [TABLES[analysis]["pattern"].format(model=m, corpus=c) for m, c in pairs]
 
 
@@ -25,7 +31,7 @@ FINDINGS_TABLES = {
     "norm_variance": depth_tables("norm_variance"),
     "anisotropy": depth_tables("anisotropy"),
     "posctx": depth_tables("posctx"),
-    "anisotropy_training": training_tables(TABLES["anisotropy"]["pattern"], TABLES["anisotropy"]["pairs"] or PAIRS),
+    "anisotropy_training": training_tables(TABLES["anisotropy"]["pattern"], table_pairs("anisotropy")),
     "attention": training_tables(TRAINING_MEASURES["attention"][0], ATTENTION_PAIRS),
 }
 FINDINGS_TOKENS = {
