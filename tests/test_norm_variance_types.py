@@ -70,3 +70,9 @@ def test_mean_pca_matches_covariance_eigenvectors():
     np.testing.assert_allclose(coords, centered @ top, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(ratios, values[::-1][:2] / values.sum(), rtol=1e-10)
     assert np.isnan(mean_pca(means[:1])[0]).all()
+    wide_coords, wide_ratios = mean_pca(means[:5])  # fewer types than dimensions: the k x k Gram
+    centered = means[:5] - means[:5].mean(axis=0)
+    _, s, vt = np.linalg.svd(centered, full_matrices=False)
+    vt *= np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]
+    np.testing.assert_allclose(wide_coords, centered @ vt[:2].T, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(wide_ratios, s[:2] ** 2 / (s**2).sum(), rtol=1e-10)

@@ -47,16 +47,21 @@ def regroup(moments: Moments, keys: np.ndarray) -> Moments:
 def mean_pca(means: np.ndarray, components: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates of the type means on their top principal directions and the explained variance ratios.
 
-    Unweighted over types, centered; each direction's sign makes its largest loading positive."""
+    Unweighted over types, centered; from the eigenvectors of the smaller of the d x d scatter and the
+    k x k Gram matrix; each direction's sign makes its largest loading positive."""
     k = min(components, *means.shape)
+    coords, ratios = np.full((len(means), components), np.nan), np.full(components, np.nan)
     if len(means) < 2 or k == 0:
-        return np.full((len(means), components), np.nan), np.full(components, np.nan)
+        return coords, ratios
     centered = means - means.mean(axis=0)
-    u, s, vt = np.linalg.svd(centered, full_matrices=False)
-    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
-    coords = np.full((len(means), components), np.nan)
-    coords[:, :k] = (u[:, :k] * s[:k]) * signs[:k]
-    total = float(s @ s)
-    ratios = np.full(components, np.nan)
-    ratios[:k] = s[:k] ** 2 / total if total > 0 else np.nan
+    wide = centered.shape[0] < centered.shape[1]
+    values, vectors = np.linalg.eigh(centered @ centered.T if wide else centered.T @ centered)
+    values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
+    directions = centered.T @ vectors if wide else vectors
+    directions /= np.maximum(np.linalg.norm(directions, axis=0), np.finfo(float).tiny)
+    directions *= np.sign(directions[np.abs(directions).argmax(axis=0), np.arange(k)])
+    coords[:, :k] = centered @ directions
+    total = float(np.einsum("ij,ij->", centered, centered))
+    if total > 0:
+        ratios[:k] = np.clip(values, 0.0, None) / total
     return coords, ratios
