@@ -1,6 +1,7 @@
 """Extraction: stored vectors equal a direct forward, the token table lines up, nothing padded."""
 
 import json
+
 import numpy as np
 import polars as pl
 import pytest

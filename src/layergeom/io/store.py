@@ -166,9 +166,16 @@ def stored_layers(array: zarr.Array) -> np.ndarray:
 
 
 def layer_axis(array: zarr.Array) -> pl.DataFrame:
-    """``layer`` (model index), ``layer_name`` and ``relative_depth`` of every stored layer: a layer table's first columns."""
+    """The first columns of a layer table: ``layer`` (model index), ``layer_name``, ``relative_depth``."""
     layers = stored_layers(array)
     return pl.DataFrame(
         {"layer": layers, "layer_name": layer_names(array), "relative_depth": relative_depth(layers, n_blocks(array))},
         schema={"layer": pl.Int64, "layer_name": pl.Utf8, "relative_depth": pl.Float64},
     )
+
+
+def with_layer_axis(frame: pl.DataFrame, array: zarr.Array) -> pl.DataFrame:
+    """A frame whose ``layer`` holds store positions, with the model's index there and the layer axis joined."""
+    axis = layer_axis(array).rename({"layer": "model_layer"}).with_row_index("layer").cast({"layer": pl.Int64})
+    joined = frame.join(axis, on="layer", how="left", maintain_order="left")
+    return joined.with_columns(pl.col("model_layer").alias("layer")).drop("model_layer")

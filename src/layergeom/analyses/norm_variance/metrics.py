@@ -16,7 +16,7 @@ import zarr
 
 from layergeom.analyses.norm_variance.accumulate import NAME
 from layergeom.io.atomic import write_parquet
-from layergeom.io.store import layer_axis, open_hidden, read_tokens
+from layergeom.io.store import layer_axis, n_blocks, open_hidden, read_tokens, stored_layers
 from layergeom.joblog import tracked
 from layergeom.stream.moments import GroupedMoments, Moments
 from layergeom.stream.protocol import load_merged
@@ -230,16 +230,16 @@ def norm_variance_tables(
     """Merge the shards' partial moments layer by layer into the stage's three tables."""
     if min_count > max_count:
         raise ValueError(f"min_count {min_count} is larger than max_count {max_count}")
-    n_stored = array.shape[0]
+    layers, last = stored_layers(array).tolist(), n_blocks(array)
     last_after_norm = bool(array.attrs.get("last_layer_after_final_norm", False))
     results = [
-        analyse_layer(load_merged(part_dirs, layer, NAME).finalize(), layer, min_count, max_count, exclusions, top)
-        for layer in tracked(range(n_stored), n_stored, "layers")
+        analyse_layer(load_merged(part_dirs, position, NAME).finalize(), layer, min_count, max_count, exclusions, top)
+        for position, layer in tracked(enumerate(layers), len(layers), "layers")
     ]
     strings = tokens.select("token_id", "token").unique("token_id", keep="first")
     rows = [row for result in results for row in result.summary]
     for row in rows:
-        row["after_final_norm"] = last_after_norm and row["layer"] == n_stored - 1
+        row["after_final_norm"] = last_after_norm and row["layer"] == last
     types = pl.concat([r.types for r in results]).join(strings, on="token_id", how="left", maintain_order="left")
     top_q = pl.concat([r.top for r in results]).join(strings, on="token_id", how="left", maintain_order="left")
     first = ["variant", "layer", "layer_name", "relative_depth", "after_final_norm"]
