@@ -362,8 +362,15 @@ def load_extraction(spec: dict, model_name: str, corpus_name: str, documents, se
 
 
 def store_spec(spec: dict) -> dict:
-    """What the stored bytes depend on: the spec without the shard count."""
-    return {**spec, "settings": {k: v for k, v in spec["settings"].items() if k != "shards"}}
+    """What the stored bytes depend on: the spec without the shard count (in the settings and the model's override)."""
+    model = {key: value for key, value in spec["model"].items() if key != "extraction"}
+    if _without_shards(spec["model"].get("extraction") or {}):  # an override of only shards is no override
+        model["extraction"] = _without_shards(spec["model"]["extraction"])
+    return {**spec, "model": model, "settings": _without_shards(spec["settings"])}
+
+
+def _without_shards(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key != "shards"}
 
 
 def run_extract_job(
