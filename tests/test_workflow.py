@@ -112,13 +112,16 @@ def test_bad_config_stops_before_any_job(tmp_path, text_corpus, tiny_bert, tiny_
 
 @pytest.fixture(scope="module")
 def sharded_run(workflow_run, tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
-    """The tiny config's stores and layer tables with bert extracted in 3 shards, gpt in 2 storing layers 0 and 2."""
+    """The tiny config's bert/docs and gpt/ctx stores and tables: bert in 3 shards, gpt in 2 storing layers 0 and 2."""
     cfg = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
     cfg["models"]["bert"]["extraction"] = {"shards": 3}
     cfg["models"]["gpt"]["extraction"].update(shards=2, layers=[0, 2])
     workdir = tmp_path_factory.mktemp("sharded")
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    tables = [str(p.relative_to(workflow_run)) for p in sorted(workflow_run.glob("results/*/*/*/*.parquet"))]
+    tables = sorted(workflow_run.glob("results/*/bert/docs/*.parquet")) + sorted(
+        workflow_run.glob("results/*/gpt/ctx/*.parquet")
+    )
+    tables = [str(p.relative_to(workflow_run)) for p in tables]
     done = snakemake(workdir, *tables)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
@@ -130,7 +133,7 @@ def files_of(root, pattern):
 
 def test_extraction_shards_give_the_same_bytes(workflow_run, sharded_run):
     one, three = workflow_run / "results", sharded_run / "results"
-    for pattern in ("hidden/bert/**/*", "*/bert/**/*.parquet"):
+    for pattern in ("hidden/bert/docs/**/*", "*/bert/docs/*.parquet"):
         want = files_of(one, pattern)
         assert want and files_of(three, pattern) == want, pattern
     assert not list(three.glob("parts/**/extract")) and not list(three.glob("hidden/**/.states.zarr.*"))
@@ -139,7 +142,9 @@ def test_extraction_shards_give_the_same_bytes(workflow_run, sharded_run):
 
 
 def test_layer_subset_rows_equal_the_full_run(workflow_run, sharded_run):
-    tables = sorted((workflow_run / "results").glob("*/gpt/**/*.parquet"))
+    hidden = open_hidden(sharded_run / "results" / "hidden" / "gpt" / "ctx" / "states.zarr")
+    assert hidden.shape[0] == 2 and hidden.attrs["layers"] == [0, 2] and hidden.attrs["n_layers"] == 2
+    tables = sorted((workflow_run / "results").glob("*/gpt/ctx/*.parquet"))
     assert len(tables) >= 5
     for path in tables:
         relative = path.relative_to(workflow_run / "results")
