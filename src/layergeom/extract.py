@@ -160,7 +160,7 @@ def library_versions() -> dict[str, str]:
     return {"layergeom": __version__, **{name: version(name) for name in ("torch", "transformers", "zarr", "numpy")}}
 
 
-def stored_layers(settings: dict, n_blocks: int, model: str) -> list[int]:
+def layers_to_store(settings: dict, n_blocks: int, model: str) -> list[int]:
     """Model layer indices to store (0 = embeddings, i = block i): ``extraction.layers``, or all when null."""
     layers = settings.get("layers")
     if layers is None:
@@ -212,7 +212,7 @@ class Extraction:
         self.loaded, self.seqs, self.settings, self.residual = loaded, seqs, settings, residual
         order, self.batches = plan_batches(seqs.lengths(), settings["batch_tokens"])
         self.table = token_table(seqs, order, loaded.tokenizer)
-        layers = stored_layers(settings, loaded.n_layers, attrs.get("model", "?"))
+        layers = layers_to_store(settings, loaded.n_layers, attrs.get("model", "?"))
         self.runner = HiddenStates(loaded, residual, layers)
         self.attrs = {
             **attrs,
