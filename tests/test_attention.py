@@ -7,7 +7,13 @@ import polars as pl
 import pytest
 import torch
 
-from layergeom.analyses.attention.heads import entropy_and_max, head_stats, heads_table, sequences_from_tokens
+from layergeom.analyses.attention.heads import (
+    entropy_and_max,
+    head_stats,
+    heads_table,
+    sequences_from_tokens,
+    write_heads,
+)
 from layergeom.models import LoadedModel
 from layergeom.sequences import Sequences, token_table
 
@@ -197,3 +203,20 @@ def test_sequences_rebuilt_from_shuffled_token_table():
     for i in range(5):
         np.testing.assert_array_equal(rebuilt.ids[i], seqs.ids[i])
         np.testing.assert_array_equal(flags[i], np.arange(len(seqs.ids[i])) % 2 == 0)
+
+
+def test_layer_subset_keeps_the_stored_blocks(tiny_gpt2, tmp_path):
+    class Tok:
+        def convert_ids_to_tokens(self, ids):
+            return [str(i) for i in ids]
+
+    seqs, _ = _sequences()
+    token_table(seqs, np.arange(len(seqs.ids)), Tok()).write_parquet(tmp_path / "tokens.parquet")
+    model = {"source": str(tiny_gpt2), "init": "pretrained", "seed": 0, "kind": "auto"}
+    settings = {"device": "cpu", "compute_dtype": "float32", "batch_tokens": 64}
+    selection = {"include_special": True, "exclude_first_position": False}
+    tokens = tmp_path / "tokens.parquet"
+    full = write_heads(model, {**settings, "layers": None}, selection, "m", tokens, tmp_path / "a", 1)
+    subset = write_heads(model, {**settings, "layers": [0, 2]}, selection, "m", tokens, tmp_path / "b", 1)
+    assert sorted(set(full["layer"])) == [1, 2] and set(subset["layer"]) == {2}
+    assert subset.equals(full.filter(pl.col("layer") == 2))

@@ -98,6 +98,9 @@ def test_deprecated_keys_are_moved_and_merged(stream_shards, expected):
         ({"corpora": {"bbc": {"source": "wiki"}}}, "source"),
         ({"models": {"m": {"source": "minilm", "init": "zeros"}}}, "init"),
         ({"corpora": {"bbc": {"source": "bbc", "sample": {"fraction": 2}}}}, "fraction"),
+        ({"extraction": {"shards": 0}}, "shards"),
+        ({"extraction": {"layers": [-1, 2]}}, "layers"),
+        ({"models": {"m": {"source": "minilm", "extraction": {"layers": []}}}}, "layers"),
     ],
 )
 def test_schema_refuses_with_field_named(patch, field):
@@ -118,6 +121,7 @@ def test_schema_refuses_with_field_named(patch, field):
             {"models": {"m": {"source": "minilm", "extraction": {"chunk_tokens": 100, "shard_tokens": 10}}}},
             "shard_tokens",
         ),
+        ({"extraction": {"layers": [2, 0]}}, r"models\.minilm: extraction\.layers must be increasing"),
     ],
 )
 def test_checks_refuse_with_field_named(patch, message):

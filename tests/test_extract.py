@@ -1,9 +1,12 @@
 """Extraction: stored vectors equal a direct forward, the token table lines up, nothing padded."""
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
 import torch
+import zarr
 from transformers import AutoModel, AutoTokenizer
 
 from layergeom import extract as ex
@@ -117,12 +120,13 @@ def test_killed_run_resumes_and_matches_a_clean_run(tiny_gpt2, corpus, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         run(tiny_gpt2, corpus, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "states.zarr").exists()  # nothing a rerun would trust
-    partial = open_hidden(tmp_path / "resumed" / ".states.zarr.partial")
-    assert 0 < partial.attrs["completed_tokens"] < clean.shape[1]
+    progress = json.loads((tmp_path / "resumed" / ".states.zarr.regions" / "0-of-1.json").read_text())
+    assert 0 < progress["completed_tokens"] < clean.shape[1]
     monkeypatch.setattr(ex.BlockWriter, "_flush", original)
     resumed, _ = run(tiny_gpt2, corpus, tmp_path / "resumed")
     np.testing.assert_array_equal(resumed[:], clean[:])
     assert not (tmp_path / "resumed" / ".states.zarr.partial").exists()
+    assert not (tmp_path / "resumed" / ".states.zarr.regions").exists()
 
 
 def test_overflow_names_the_layer(tiny_gpt2, corpus, tmp_path):
@@ -182,3 +186,49 @@ def test_batches_in_range_cover_each_token_once_per_shard():
         assert begins[idx[-1]] + sizes[idx[-1]] >= stop
         assert all(begins[i] < stop and begins[i] + sizes[i] > start for i in idx)
     assert batches_in_range(lengths, batches, total, total) == ([], total)
+
+
+def store_files(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_three_shard_jobs_write_the_same_bytes_as_one(tiny_gpt2, corpus, tmp_path, monkeypatch):
+    run(tiny_gpt2, corpus, tmp_path / "one")
+    loaded = load_model(resolve_source(str(tiny_gpt2)))
+    seqs = ex.build_sequences(loaded, {"sequences": SENTENCES}, corpus[0], corpus[1], 64)
+    attrs = {"model": "tiny", "config_hash": "x", "mode": "sentences"}
+    states, tokens = tmp_path / "three" / "states.zarr", tmp_path / "three" / "tokens.parquet"
+    states.parent.mkdir()
+    ex.Extraction(loaded, seqs, SETTINGS, attrs).prepare(states, tokens)
+    for shard in ("1-of-3", "0-of-3"):  # each shard in its own job, in any order
+        ex.Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, shard)
+    original, calls = ex.BlockWriter._flush, []
+
+    def dying_flush(self, final):
+        calls.append(final)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        original(self, final)
+
+    monkeypatch.setattr(ex.BlockWriter, "_flush", dying_flush)
+    with pytest.raises(KeyboardInterrupt):  # the last shard is killed after its first block
+        ex.Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, "2-of-3")
+    monkeypatch.setattr(ex.BlockWriter, "_flush", original)
+    with pytest.raises(RuntimeError, match="2-of-3.json: shard 2-of-3 wrote tokens"):
+        ex.finalize_store(states, tokens, ex.shard_ids(3))
+    ex.Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, "2-of-3")
+    ex.finalize_store(states, tokens, ex.shard_ids(3))
+    assert store_files(states) == store_files(tmp_path / "one" / "states.zarr")
+    assert tokens.read_bytes() == (tmp_path / "one" / "tokens.parquet").read_bytes()
+    assert not (tmp_path / "three" / ".states.zarr.regions").exists()
+
+
+def test_layer_subset_stores_those_layers_with_their_indices(tiny_gpt2, corpus, tmp_path):
+    full, _ = run(tiny_gpt2, corpus, tmp_path / "all")
+    subset, _ = run(tiny_gpt2, corpus, tmp_path / "sub", settings={**SETTINGS, "layers": [0, 2]})
+    assert subset.shape[0] == 2 and subset.attrs["layers"] == [0, 2] and subset.attrs["n_layers"] == 2
+    assert subset.attrs["layer_names"] == ["embeddings", "block_2"]
+    np.testing.assert_array_equal(subset[:], full[:][[0, 2]])
+    assert zarr.open_group(str(tmp_path / "sub" / "states.zarr"), mode="r")["layer"][:].tolist() == [0, 2]
+    with pytest.raises(ex.ConfigError, match="extraction.layers of model 'tiny': \\[3\\] beyond its 2 blocks"):
+        run(tiny_gpt2, corpus, tmp_path / "bad", settings={**SETTINGS, "layers": [0, 3]})

@@ -4,9 +4,10 @@ config through snakemake-executor-plugin-slurm, and the run equals a local run o
     .venv/bin/python -m pytest -m slurm tests/test_slurm.py -q
 
 Nothing about the workflow is written down here: the expectations come from Snakemake's own job lists. The cluster
-run schedules the local run's jobs; every one of them except local rules (those Snakemake prints as `localrule`,
-such as `all`) is submitted with sbatch exactly once and ends COMPLETED in SLURM; results/ holds the same files in
-both runs, byte for byte.
+run extracts in 3 shards (`extraction.shards: 3`), the local run in one job: the cluster run schedules the local
+run's jobs plus, for each extraction, one `extract_plan` and three `extract_shard` jobs; every one of them except
+local rules (those Snakemake prints as `localrule`, such as `all`) is submitted with sbatch exactly once and ends
+COMPLETED in SLURM; results/ holds the same files in both runs, byte for byte.
 """
 
 import filecmp
@@ -131,9 +132,10 @@ def slurm_states(ids: list[str]) -> dict[str, str]:
 
 def test_slurm_run_equals_local_run(cluster, tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     config = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
+    sharded = {**config, "extraction": {**config["extraction"], "shards": 3}}
     # Both runs at once: the local one fills the cores while the cluster run waits on SLURM and status checks.
     # 8 cores: extraction runs with the profile's 8 threads, so float32 sums are done in the same order.
-    slurm_run = start(tmp_path / "slurm", config, *SLURM_ARGS)
+    slurm_run = start(tmp_path / "slurm", sharded, *SLURM_ARGS)
     local_run = start(tmp_path / "local", config, "--cores", "8")
     try:
         local_log = finish(local_run, timeout=1200)
@@ -143,12 +145,16 @@ def test_slurm_run_equals_local_run(cluster, tmp_path, text_corpus, tiny_bert, t
         stop(slurm_run)
     local_jobs, slurm_jobs = jobs(local_log), jobs(slurm_log)
 
-    # the cluster run scheduled exactly the local run's jobs
-    assert sorted(j[:2] for j in slurm_jobs) == sorted(j[:2] for j in local_jobs)
-    # every job of the local run but those of local rules went through sbatch, once
-    local_rules = {j.rule for j in slurm_jobs if j.local}
-    expected = [j for j in local_jobs if j.rule not in local_rules]
-    assert expected, local_rules
+    # the cluster run scheduled the local run's jobs and, per extraction, a plan and 3 shards
+    shard_rules = ("extract_plan", "extract_shard")
+    assert sorted(j[:2] for j in slurm_jobs if j.rule not in shard_rules) == sorted(j[:2] for j in local_jobs)
+    extractions = [j.wildcards for j in local_jobs if j.rule == "extract"]
+    shards = sorted(j.wildcards for j in slurm_jobs if j.rule == "extract_shard")
+    assert extractions and shards == sorted(f"{w}, shard={k}-of-3" for w in extractions for k in range(3)), shards
+    assert sorted(j.wildcards for j in slurm_jobs if j.rule == "extract_plan") == sorted(extractions)
+    # every job of the cluster run but those of local rules went through sbatch, once
+    expected = [j for j in slurm_jobs if not j.local]
+    assert expected
     submitted = dict(SUBMITTED.findall(slurm_log))
     assert len(submitted) == len(SUBMITTED.findall(slurm_log)) == len(expected), slurm_log[-5000:]
     assert set(submitted) == {str(j.jobid) for j in slurm_jobs if not j.local}

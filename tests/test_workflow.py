@@ -147,3 +147,55 @@ def test_bad_config_stops_before_any_job(tmp_path, text_corpus, tiny_bert, tiny_
     assert done.returncode != 0
     assert "corpora.docs.path: no such file or folder" in done.stderr + done.stdout
     assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def sharded_run(workflow_run, tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
+    """The tiny config's bert/docs and gpt/ctx stores and tables: bert in 3 shards, gpt in 2 storing layers 0 and 2."""
+    cfg = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
+    cfg["models"]["bert"]["extraction"] = {"shards": 3}
+    cfg["models"]["gpt"]["extraction"].update(shards=2, layers=[0, 2])
+    workdir = tmp_path_factory.mktemp("sharded")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    tables = sorted(workflow_run.glob("results/*/bert/docs/*.parquet")) + sorted(
+        workflow_run.glob("results/*/gpt/ctx/*.parquet")
+    )
+    tables = [str(p.relative_to(workflow_run)) for p in tables]
+    done = snakemake(workdir, *tables)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+def files_of(root, pattern):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.glob(pattern)) if p.is_file()}
+
+
+def test_extraction_shards_give_the_same_bytes(workflow_run, sharded_run):
+    one, three = workflow_run / "results", sharded_run / "results"
+    for pattern in ("hidden/bert/docs/**/*", "*/bert/docs/*.parquet"):
+        want = files_of(one, pattern)
+        assert want and files_of(three, pattern) == want, pattern
+    assert not list(three.glob("parts/**/extract")) and not list(three.glob("hidden/**/.states.zarr.*"))
+    dry = snakemake(sharded_run, "-n", "results/hidden/bert/docs/states.zarr")
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_layer_subset_rows_equal_the_full_run(workflow_run, sharded_run):
+    hidden = open_hidden(sharded_run / "results" / "hidden" / "gpt" / "ctx" / "states.zarr")
+    assert hidden.shape[0] == 2 and hidden.attrs["layers"] == [0, 2] and hidden.attrs["n_layers"] == 2
+    tables = sorted((workflow_run / "results").glob("*/gpt/ctx/*.parquet"))
+    assert len(tables) >= 5
+    for path in tables:
+        relative = path.relative_to(workflow_run / "results")
+        full = pl.read_parquet(path)
+        subset = pl.read_parquet(sharded_run / "results" / relative)
+        if "layer" not in full.columns:
+            continue
+        assert set(subset["layer"]) <= {0, 2}, relative
+        want = full.filter(pl.col("layer").is_in([0, 2]))
+        assert subset.columns == want.columns and subset.height == want.height, relative
+        for column in want.columns:
+            if want[column].dtype.is_float():
+                np.testing.assert_allclose(subset[column], want[column], rtol=1e-12, atol=1e-12, err_msg=str(relative))
+            else:
+                assert subset[column].to_list() == want[column].to_list(), (relative, column)

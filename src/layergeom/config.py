@@ -192,6 +192,9 @@ def check(config: dict, base: Path = Path(".")) -> None:
         shard = settings.get("shard_tokens")
         if shard and shard < settings["chunk_tokens"]:
             raise ConfigError(f"{where}: shard_tokens must be at least chunk_tokens")
+        layers = settings.get("layers")
+        if layers is not None and list(layers) != sorted(set(layers)):
+            raise ConfigError(f"{where}: extraction.layers must be increasing layer indices without repeats: {layers}")
         if (model.get("checkpoint") or {}).get("run"):
             continue  # a workflow-trained checkpoint: its folder is made by the train rule
         if not model.get("source"):

@@ -1,15 +1,17 @@
 """Extraction stage: run a model over token sequences and store every layer's hidden states.
 
-Writes go to a hidden ``.states.zarr.partial`` beside the output, flushed one chunk-aligned block
-of tokens at a time; a killed run resumes after the last flushed block, and only a finished store
-is renamed to ``states.zarr``.
+Writes go to a hidden ``.states.zarr.partial`` beside the output, prepared once with every token's
+place. Shard ``k-of-K`` (``extraction.shards``) writes its chunk-aligned token region one block at a
+time and records its progress in ``io.regions``; a killed shard resumes after its last flushed block.
+Only a store whose every region is complete is renamed to ``states.zarr``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -19,12 +21,20 @@ import torch
 import zarr
 
 from layergeom import __version__
-from layergeom.config import entry_hash
-from layergeom.io import atomic, store
+from layergeom.config import ConfigError, entry_hash
+from layergeom.io import atomic, regions, store
 from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
 from layergeom.models import LoadedModel, find_final_norm, load_model_entry
-from layergeom.sequences import Sequences, context_sequences, plan_batches, sentence_sequences, token_table
+from layergeom.sequences import (
+    Sequences,
+    batches_in_range,
+    context_sequences,
+    plan_batches,
+    sentence_sequences,
+    token_table,
+)
+from layergeom.stream.shards import shard_ids
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +60,16 @@ def build_sequences(
 class HiddenStates:
     """Runs batches through a model and returns the hidden states of the real (unpadded) tokens."""
 
-    def __init__(self, loaded: LoadedModel, residual_before_final_norm: bool = False):
+    def __init__(self, loaded: LoadedModel, residual_before_final_norm: bool = False, layers: list[int] | None = None):
         self.loaded = loaded
+        self.layers = list(range(loaded.n_layers + 1)) if layers is None else list(layers)
         self.norm = find_final_norm(loaded.model) if loaded.kind == "decoder" else None
         if residual_before_final_norm and self.norm is None:
             raise ValueError("residual_before_final_norm is set but the model has no final norm module")
         self.residual_before_final_norm = residual_before_final_norm
         self.last_after_final_norm: bool | None = None if self.norm is not None else False
-        self.names = ["embeddings"] + [f"block_{i}" for i in range(1, loaded.n_layers + 1)]
+        names = ["embeddings"] + [f"block_{i}" for i in range(1, loaded.n_layers + 1)]
+        self.names = [names[i] for i in self.layers]
         self._seen: dict[str, torch.Tensor] = {}
         if self.norm is not None:
             self.norm.register_forward_pre_hook(lambda _m, args: self._seen.__setitem__("input", args[0]))
@@ -79,18 +91,22 @@ class HiddenStates:
         return out, mask
 
     def __call__(self, seqs: Sequences, rows: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Hidden states (layers, tokens, d) of sequences ``rows`` as ``dtype``, tokens in row-major order."""
+        """Hidden states (stored layers, tokens, d) of sequences ``rows`` as ``dtype``, tokens in row-major order."""
         out, mask = self.forward(seqs, rows)
         with torch.inference_mode():
             hidden = list(out.hidden_states)
+            if len(hidden) != self.loaded.n_layers + 1:
+                raise RuntimeError(f"model returned {len(hidden)} hidden states, expected {self.loaded.n_layers + 1}")
             if self.norm is not None:
                 if self.last_after_final_norm is None:
                     self.last_after_final_norm = bool(torch.equal(hidden[-1], self._seen["output"]))
                 if self.residual_before_final_norm and self.last_after_final_norm:
                     hidden[-1] = self._seen["input"]
-            kept = torch.empty((len(hidden), int(mask.sum()), hidden[0].shape[-1]), dtype=dtype, device=mask.device)
-            for layer, h in enumerate(hidden):
-                kept[layer] = h[mask]
+            kept = torch.empty(
+                (len(self.layers), int(mask.sum()), hidden[0].shape[-1]), dtype=dtype, device=mask.device
+            )
+            for position, layer in enumerate(self.layers):
+                kept[position] = hidden[layer][mask]
             return kept.cpu()
 
 
@@ -106,10 +122,10 @@ def check_finite(values: torch.Tensor, names: list[str], offset: int) -> None:
 
 
 class BlockWriter:
-    """Appends token vectors (layers, n, d) to a store in chunk-aligned blocks."""
+    """Writes token vectors (layers, n, d) to a store from ``start`` on, in chunk-aligned blocks."""
 
-    def __init__(self, array: zarr.Array, start: int):
-        self.array, self.offset = array, start
+    def __init__(self, array: zarr.Array, start: int, flushed: Callable[[int], None]):
+        self.array, self.offset, self.flushed = array, start, flushed
         self.block = store.write_block_size(array)
         self.pending: list[np.ndarray] = []
         self.n_pending = 0
@@ -134,7 +150,7 @@ class BlockWriter:
         n_write = data.shape[1] if final else (data.shape[1] // self.block) * self.block
         self.array[:, self.offset : self.offset + n_write] = data[:, :n_write]
         self.offset += n_write
-        self.array.attrs["completed_tokens"] = self.offset
+        self.flushed(self.offset)
         rest = data[:, n_write:]
         self.pending, self.n_pending = ([rest], rest.shape[1]) if rest.shape[1] else ([], 0)
 
@@ -144,42 +160,160 @@ def library_versions() -> dict[str, str]:
     return {"layergeom": __version__, **{name: version(name) for name in ("torch", "transformers", "zarr", "numpy")}}
 
 
-def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> int:
-    """Tokens already written by an earlier run with the same inputs, or 0."""
+def layers_to_store(settings: dict, n_blocks: int, model: str) -> list[int]:
+    """Model layer indices to store (0 = embeddings, i = block i): ``extraction.layers``, or all when null."""
+    layers = settings.get("layers")
+    if layers is None:
+        return list(range(n_blocks + 1))
+    beyond = [i for i in layers if i > n_blocks]
+    if beyond:
+        raise ConfigError(
+            f"extraction.layers of model '{model}': {beyond} beyond its {n_blocks} blocks (indices 0..{n_blocks})"
+        )
+    return list(layers)
+
+
+def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> bool:
+    """Whether ``partial`` is a store of an earlier run with the same inputs (its regions resume); else remove it."""
     if not partial.exists():
-        return 0
+        return False
     try:
         array = store.open_hidden(partial, mode="r")
         same = array.attrs.get("config_hash") == attrs["config_hash"] and tuple(array.shape) == shape
-        done = int(array.attrs.get("completed_tokens", 0)) if same else 0
     except Exception:  # an unreadable partial store is simply started again
-        done = 0
-    if done == 0:
+        same = False
+    if not same:
         atomic.remove(partial)
-    return done
+    return same
 
 
 def iter_batches(
     runner: HiddenStates,
     seqs: Sequences,
     batches: list[np.ndarray],
-    skip_tokens: int = 0,
+    start: int,
+    stop: int,
     dtype: torch.dtype = torch.float32,
 ) -> Iterator[np.ndarray]:
-    """Hidden states of each batch in order as ``dtype``, skipping the first ``skip_tokens`` stored tokens."""
+    """Hidden states of stored tokens [start, stop) in order as ``dtype``, each computed in its batch of the plan."""
     lengths = seqs.lengths()
-    done = 0
-    for rows in batches:
-        n = int(lengths[rows].sum())
-        if done + n <= skip_tokens:
-            done += n
-            continue
-        values = runner(seqs, rows, dtype)
-        if done < skip_tokens:
-            values = values[:, skip_tokens - done :]
-        check_finite(values, runner.names, max(done, skip_tokens))
-        done += n
+    chosen, done = batches_in_range(lengths, batches, start, stop)
+    for rows in chosen:
+        values = runner(seqs, rows, dtype)[:, max(start - done, 0) : stop - done]
+        check_finite(values, runner.names, max(done, start))
+        done += int(lengths[rows].sum())
         yield values.numpy()
+
+
+class Extraction:
+    """One model on one corpus: the batch plan, the token table and the store's attributes."""
+
+    def __init__(self, loaded: LoadedModel, seqs: Sequences, settings: dict, attrs: dict, residual: bool = False):
+        self.loaded, self.seqs, self.settings, self.residual = loaded, seqs, settings, residual
+        order, self.batches = plan_batches(seqs.lengths(), settings["batch_tokens"])
+        self.table = token_table(seqs, order, loaded.tokenizer)
+        layers = layers_to_store(settings, loaded.n_layers, attrs.get("model", "?"))
+        self.runner = HiddenStates(loaded, residual, layers)
+        self.attrs = {
+            **attrs,
+            "layer_names": self.runner.names,
+            "layers": layers,
+            "n_layers": loaded.n_layers,
+            "d_model": loaded.d_model,
+            "kind": loaded.kind,
+            "dtype": settings["dtype"],
+            "n_tokens": self.table.height,
+            "versions": library_versions(),
+        }
+        self.shape = (len(layers), self.table.height, loaded.d_model)
+
+    def prepare(self, states_path: str | os.PathLike, tokens_path: str | os.PathLike) -> None:
+        """Create the partial store (or keep an earlier run's, with its regions) and the partial token table."""
+        partial = atomic.temp_sibling(states_path, "partial")
+        if _resume_point(partial, self.attrs, self.shape):
+            log.info("keeping %s and its written regions", partial)
+        else:
+            atomic.remove(regions.regions_dir(states_path))
+            settings = self.settings
+            store.create_store(
+                partial,
+                *self.shape,
+                settings["dtype"],
+                settings["chunk_tokens"],
+                settings.get("shard_tokens"),
+                {**self.attrs, "complete": False},
+                settings.get("compression", "none"),
+            )
+        atomic.write_parquet(self.table, atomic.temp_sibling(tokens_path, "partial"))
+        log.info(
+            "%d sequences, %d tokens, %d batches; layers=%s d=%d dtype=%s",
+            len(self.seqs.ids),
+            self.table.height,
+            len(self.batches),
+            self.attrs["layers"],
+            self.loaded.d_model,
+            self.settings["dtype"],
+        )
+
+    def write_region(self, states_path: str | os.PathLike, shard: str) -> None:
+        """Compute and write shard ``k-of-K``'s token region of the partial store, resuming after a kill."""
+        array = store.open_hidden(atomic.temp_sibling(states_path, "partial"), mode="r+")
+        if array.attrs.get("config_hash") != self.attrs["config_hash"] or tuple(array.shape) != self.shape:
+            raise RuntimeError(f"{atomic.temp_sibling(states_path, 'partial')}: prepared for other inputs")
+        start, stop = regions.region(self.table.height, store.write_block_size(array), shard)
+        path = regions.progress_path(states_path, shard)
+        record = {"config_hash": self.attrs["config_hash"], "start": start, "stop": stop}
+        done = regions.resume_offset(path, start, stop, self.attrs["config_hash"])
+        if done == stop and path.exists():
+            log.info("shard %s: tokens %d..%d already written", shard, start, stop)
+            return
+        log.info(
+            "shard %s: tokens %d..%d of %d%s",
+            shard,
+            start,
+            stop,
+            self.table.height,
+            f", resuming at {done}" * (done > start),
+        )
+
+        def flushed(offset: int) -> None:
+            flag = self.runner.last_after_final_norm
+            final = bool(flag and not self.residual) if flag is not None else None
+            regions.write_progress(path, {**record, "completed_tokens": offset, "last_layer_after_final_norm": final})
+
+        writer = BlockWriter(array, done, flushed)
+        progress = Progress(stop - done)
+        dtype = getattr(torch, self.settings["dtype"])
+        for values in iter_batches(self.runner, self.seqs, self.batches, done, stop, dtype):
+            writer.append(values)
+            progress.update(values.shape[1])
+        writer.finish()
+        flushed(stop)
+        progress.update(0, force=True)
+
+
+def finalize_store(states_path: str | os.PathLike, tokens_path: str | os.PathLike, shards: list[str]) -> None:
+    """Check every shard's region, mark the partial store complete and rename it and the token table into place."""
+    partial = atomic.temp_sibling(states_path, "partial")
+    array = store.open_hidden(partial, mode="r+")
+    block = store.write_block_size(array)
+    flags = regions.check_regions(states_path, shards, array.shape[1], block, array.attrs["config_hash"])
+    known = {flag for flag in flags if flag is not None}
+    if len(known) > 1:
+        raise RuntimeError(f"{regions.regions_dir(states_path)}: shards disagree on last_layer_after_final_norm")
+    meta = {"complete": True, "last_layer_after_final_norm": bool(known and known.pop())}
+    array.attrs.update(meta)
+    zarr.open_group(str(partial), mode="r+").attrs.update(meta)
+    os.replace(atomic.temp_sibling(tokens_path, "partial"), tokens_path)
+    atomic.remove(states_path)
+    os.replace(partial, states_path)
+    atomic.remove(regions.regions_dir(states_path))
+    log.info(
+        "wrote %s from %d shard(s) (last layer after final norm: %s)",
+        states_path,
+        len(shards),
+        meta["last_layer_after_final_norm"],
+    )
 
 
 def extract(
@@ -191,80 +325,23 @@ def extract(
     attrs: dict,
     residual_before_final_norm: bool = False,
 ) -> None:
-    """Store all layers' hidden states of ``seqs`` at states_path and the token table at tokens_path."""
+    """Store the hidden states of ``seqs`` at states_path and the token table at tokens_path in one job."""
     limit_heap_retention()
-    order, batches = plan_batches(seqs.lengths(), settings["batch_tokens"])
-    table = token_table(seqs, order, loaded.tokenizer)
-    runner = HiddenStates(loaded, residual_before_final_norm)
-    n_layers, d, names = loaded.n_layers + 1, loaded.d_model, runner.names
-    attrs = {
-        **attrs,
-        "layer_names": names,
-        "n_layers": loaded.n_layers,
-        "d_model": d,
-        "kind": loaded.kind,
-        "dtype": settings["dtype"],
-        "n_tokens": table.height,
-        "versions": library_versions(),
-    }
-    partial = atomic.temp_sibling(states_path, "partial")
-    start = _resume_point(partial, attrs, (n_layers, table.height, d))
-    if start:
-        log.info("resuming after %d of %d tokens already stored in %s", start, table.height, partial)
-        array = store.open_hidden(partial, mode="r+")
-    else:
-        array = store.create_store(
-            partial,
-            n_layers,
-            table.height,
-            d,
-            settings["dtype"],
-            settings["chunk_tokens"],
-            settings.get("shard_tokens"),
-            {**attrs, "complete": False},
-            settings.get("compression", "none"),
-        )
-    log.info(
-        "%d sequences, %d tokens, %d batches; layers=%d d=%d dtype=%s",
-        len(seqs.ids),
-        table.height,
-        len(batches),
-        n_layers,
-        d,
-        settings["dtype"],
-    )
-    writer = BlockWriter(array, start)
-    progress = Progress(table.height - start)
-    for values in iter_batches(runner, seqs, batches, skip_tokens=start, dtype=getattr(torch, settings["dtype"])):
-        if values.shape[0] != n_layers:
-            raise RuntimeError(f"model returned {values.shape[0]} hidden states, expected {n_layers}")
-        writer.append(values)
-        progress.update(values.shape[1])
-    writer.finish()
-    progress.update(0, force=True)
-    final_flag = runner.last_after_final_norm and not residual_before_final_norm
-    meta = {"complete": True, "last_layer_after_final_norm": bool(final_flag)}
-    array.attrs.update(meta)
-    zarr.open_group(str(partial), mode="r+").attrs.update({**attrs, **meta})
-    atomic.write_parquet(table, tokens_path)
-    atomic.remove(states_path)
-    os.replace(partial, states_path)
-    log.info("wrote %s (last layer after final norm: %s)", states_path, final_flag)
+    extract_whole(Extraction(loaded, seqs, settings, attrs, residual_before_final_norm), states_path, tokens_path)
 
 
-def run_extract_job(
-    spec: dict,
-    model_name: str,
-    corpus_name: str,
-    documents: str | os.PathLike,
-    sentences: str | os.PathLike,
-    states_path: str | os.PathLike,
-    tokens_path: str | os.PathLike,
-    threads: int,
-) -> None:
-    """The extract rule: load the model of ``spec``, build its sequences of the corpus and store every layer."""
+def extract_whole(job: Extraction, states_path: str | os.PathLike, tokens_path: str | os.PathLike) -> None:
+    """Prepare, write the one region ``0-of-1`` and finalize, in this process."""
+    job.prepare(states_path, tokens_path)
+    job.write_region(states_path, "0-of-1")
+    finalize_store(states_path, tokens_path, ["0-of-1"])
+
+
+def load_extraction(spec: dict, model_name: str, corpus_name: str, documents, sentences, threads: int) -> Extraction:
+    """Load the model of ``spec`` and build its sequences of the corpus."""
     model, corpus, settings = spec["model"], spec["corpus"], spec["settings"]
     torch.set_num_threads(max(1, threads))
+    limit_heap_retention()
     loaded = load_model_entry(model, settings)
     seqs = build_sequences(
         loaded, corpus, pl.read_parquet(documents), pl.read_parquet(sentences), settings["max_length"]
@@ -279,6 +356,61 @@ def run_extract_job(
         "corpus": corpus_name,
         "mode": mode,
         "sequence_length": corpus["sequences"]["length"] if mode == "contexts" else None,
-        "config_hash": entry_hash(spec),
+        "config_hash": entry_hash(store_spec(spec)),
     }
-    extract(loaded, seqs, states_path, tokens_path, settings, attrs, model["residual_before_final_norm"])
+    return Extraction(loaded, seqs, settings, attrs, model["residual_before_final_norm"])
+
+
+def store_spec(spec: dict) -> dict:
+    """What the stored bytes depend on: the spec without the shard count (in the settings and the model's override)."""
+    model = {key: value for key, value in spec["model"].items() if key != "extraction"}
+    if _without_shards(spec["model"].get("extraction") or {}):  # an override of only shards is no override
+        model["extraction"] = _without_shards(spec["model"]["extraction"])
+    return {**spec, "model": model, "settings": _without_shards(spec["settings"])}
+
+
+def _without_shards(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key != "shards"}
+
+
+def run_extract_job(
+    spec: dict,
+    model_name: str,
+    corpus_name: str,
+    documents: str | os.PathLike,
+    sentences: str | os.PathLike,
+    states_path: str | os.PathLike,
+    tokens_path: str | os.PathLike,
+    threads: int,
+) -> None:
+    """The extract rule: the whole extraction with one shard, else the check and rename after the K shard jobs."""
+    shards = spec["settings"].get("shards", 1)
+    if shards > 1:
+        finalize_store(states_path, tokens_path, shard_ids(shards))
+        return
+    extract_whole(
+        load_extraction(spec, model_name, corpus_name, documents, sentences, threads), states_path, tokens_path
+    )
+
+
+def run_prepare_job(
+    spec: dict, model_name: str, corpus_name: str, documents, sentences, states_path, tokens_path, plan
+) -> None:
+    """The extract_plan rule: the partial store and token table that the shard jobs fill, and a plan file."""
+    job = load_extraction(spec, model_name, corpus_name, documents, sentences, 1)
+    job.prepare(states_path, tokens_path)
+    record = {
+        "config_hash": job.attrs["config_hash"],
+        "n_tokens": job.table.height,
+        "shards": shard_ids(spec["settings"]["shards"]),
+    }
+    regions.write_progress(Path(plan), record)
+
+
+def run_shard_job(
+    spec: dict, model_name: str, corpus_name: str, documents, sentences, states_path, shard: str, done, threads: int
+) -> None:
+    """The extract_shard rule: write shard ``k-of-K``'s region of the prepared store, then its ``done`` file."""
+    job = load_extraction(spec, model_name, corpus_name, documents, sentences, threads)
+    job.write_region(states_path, shard)
+    regions.write_progress(Path(done), json.loads(regions.progress_path(states_path, shard).read_text()))

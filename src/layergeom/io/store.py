@@ -59,7 +59,7 @@ def create_store(
     array.attrs["coordinates"] = "layer_name"
     group.attrs.update(attrs)
     names = attrs.get("layer_names") or [str(i) for i in range(n_layers)]
-    write_layer_coords(group, names)
+    write_layer_coords(group, names, attrs.get("layers"))
     token = group.create_array(
         "token",
         shape=(n_tokens,),
@@ -72,9 +72,10 @@ def create_store(
     return array
 
 
-def write_layer_coords(group: zarr.Group, names: Sequence[str]) -> None:
-    """Coordinate arrays of the ``layer`` dimension: ``layer`` (index) and ``layer_name``."""
-    group.create_array("layer", data=np.arange(len(names), dtype=np.int64), dimension_names=("layer",))
+def write_layer_coords(group: zarr.Group, names: Sequence[str], indices: Sequence[int] | None = None) -> None:
+    """Coordinate arrays of the ``layer`` dimension: ``layer`` (the model's index, default 0..) and ``layer_name``."""
+    layer = np.arange(len(names)) if indices is None else np.asarray(indices)
+    group.create_array("layer", data=layer.astype(np.int64), dimension_names=("layer",))
     layer_name = group.create_array("layer_name", shape=(len(names),), dtype=str, dimension_names=("layer",))
     layer_name[:] = np.array(list(names), dtype=object)
 
@@ -158,10 +159,23 @@ def relative_depth(layer, blocks: int):
     return layer / max(blocks, 1)
 
 
+def stored_layers(array: zarr.Array) -> np.ndarray:
+    """The model's layer index of each stored layer (``extraction.layers``; all layers when not set)."""
+    layers = array.attrs.get("layers")
+    return np.asarray(layers, dtype=np.int64) if layers is not None else np.arange(array.shape[0])
+
+
 def layer_axis(array: zarr.Array) -> pl.DataFrame:
-    """``layer``, ``layer_name`` and ``relative_depth`` of every stored layer: the first columns of a layer table."""
-    layers = np.arange(array.shape[0])
+    """The first columns of a layer table: ``layer`` (model index), ``layer_name``, ``relative_depth``."""
+    layers = stored_layers(array)
     return pl.DataFrame(
         {"layer": layers, "layer_name": layer_names(array), "relative_depth": relative_depth(layers, n_blocks(array))},
         schema={"layer": pl.Int64, "layer_name": pl.Utf8, "relative_depth": pl.Float64},
     )
+
+
+def with_layer_axis(frame: pl.DataFrame, array: zarr.Array) -> pl.DataFrame:
+    """A frame whose ``layer`` holds store positions, with the model's index there and the layer axis joined."""
+    axis = layer_axis(array).rename({"layer": "model_layer"}).with_row_index("layer").cast({"layer": pl.Int64})
+    joined = frame.join(axis, on="layer", how="left", maintain_order="left")
+    return joined.with_columns(pl.col("model_layer").alias("layer")).drop("model_layer")

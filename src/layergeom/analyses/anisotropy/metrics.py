@@ -19,7 +19,7 @@ import zarr
 from layergeom.analyses.anisotropy import intrinsic_dimension as idim
 from layergeom.analyses.anisotropy.accumulate import CENTERED, SAMPLE, UNITS, centered_feeds, sample_feeds
 from layergeom.io.atomic import atomic_output, write_parquet
-from layergeom.io.store import layer_axis, open_hidden, read_tokens
+from layergeom.io.store import open_hidden, read_tokens, with_layer_axis
 from layergeom.joblog import tracked
 from layergeom.stream.driver import stream_layers
 from layergeom.stream.job import stream_shard
@@ -186,7 +186,7 @@ def layer_table(
     """One row per layer: names, relative depth, every measure, the selection and the store's metadata."""
     attrs = dict(array.attrs)
     table = spectrum.join(centered, on="layer").join(ids, on="layer").sort("layer")
-    table = table.join(layer_axis(array), on="layer", how="left", maintain_order="left")
+    table = with_layer_axis(table, array)
     return table.with_columns(
         pl.lit(selection["include_special"]).alias("include_special"),
         pl.lit(selection["exclude_first_position"]).alias("exclude_first_position"),

@@ -237,7 +237,10 @@ def write_heads(
     loaded = load_model_entry(model, settings)
     tokens = read_tokens(tokens_path)
     seqs, keep = sequences_from_tokens(tokens, token_mask(tokens, **selection))
-    sites = head_stats(loaded, seqs, keep, settings["batch_tokens"])
+    layers = settings.get("layers")  # extraction.layers: only the blocks stored (block i is layer i)
+    sites = [
+        site for site in head_stats(loaded, seqs, keep, settings["batch_tokens"]) if not layers or site.layer in layers
+    ]
     table = heads_table(sites, model_name, (model.get("checkpoint") or {}).get("step"), has_rotary(loaded.model))
     log.info("%d layers x %d heads over %d selected tokens", len(sites), sites[0].n_heads, sites[0].n)
     write_parquet(table, out)

@@ -62,7 +62,7 @@ def over_training(tables: Sequence[tuple[int, pl.DataFrame]], columns: Sequence[
     fig, axes = plt.subplots(
         rows, cols, figsize=(4.2 * cols + 1, 3.3 * rows + 0.6), layout="constrained", squeeze=False
     )
-    n_layers = int(table["layer"].max())
+    n_layers = int(table["layer"].max())  # a layer subset without the last block: only the colour scale changes
     cmap = plt.get_cmap("viridis")
     for ax, column in zip(axes.flat, columns):
         if "head" in table.columns:

@@ -18,7 +18,7 @@ from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, decompose
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.atomic import atomic_output, write_parquet
-from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, write_layer_coords
+from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, stored_layers, write_layer_coords
 from layergeom.joblog import tracked
 from layergeom.stream.protocol import load_merged
 from layergeom.stream.scatter import scatter_name
@@ -65,7 +65,7 @@ def run_merge(
 ) -> pl.DataFrame:
     """Merge shards layer by layer; write components.zarr and layers.parquet; return the table."""
     array = open_hidden(states_path)
-    names = layer_names(array)
+    names, layers = layer_names(array), stored_layers(array).tolist()
     design = grid_design(read_tokens(tokens_path), include_special, exclude_first_position)
     n_layers, d = array.shape[0], array.shape[2]
     n_ctx, n_pos = design.shape
@@ -74,6 +74,7 @@ def run_merge(
     attrs = {key: array.attrs.get(key) for key in _STORE_ATTRS}
     attrs.update(
         layer_names=names,
+        layers=layers,
         include_special=include_special,
         exclude_first_position=exclude_first_position,
         dropped_contexts=design.dropped_contexts,
@@ -84,14 +85,14 @@ def run_merge(
         pos_arr = per_layer_array(group, "pos", (n_layers, n_pos, d), ("layer", "position", "d"), "positions")
         ctx_arr = per_layer_array(group, "ctx", (n_layers, n_ctx, d), ("layer", "context", "d"), "context_ids topic")
         mean_arr = per_layer_array(group, "mean", (n_layers, d), ("layer", "d"), "")
-        write_layer_coords(group, names)
+        write_layer_coords(group, names, layers)
         group.create_array("positions", data=design.positions, dimension_names=("position",))
         group.create_array("context_ids", data=design.context_ids, dimension_names=("context",))
         topic = group.create_array("topic", shape=(n_ctx,), dtype=str, dimension_names=("context",))  # "" = no topic
         topic[:] = np.array([t or "" for t in design.topics], dtype=object)
-        for layer in tracked(range(n_layers), n_layers, "layers"):
-            dec = merge_layer(part_paths, layer, design.mask)
-            pos_arr[layer], ctx_arr[layer], mean_arr[layer] = dec.pos, dec.ctx, dec.mu
+        for position, layer in tracked(enumerate(layers), n_layers, "layers"):
+            dec = merge_layer(part_paths, position, design.mask)
+            pos_arr[position], ctx_arr[position], mean_arr[position] = dec.pos, dec.ctx, dec.mu
             row = {"layer": layer, "n_contexts": n_ctx, "n_positions": n_pos}
             row.update(layer_metrics(dec, codes, settings))
             rows.append(row)
