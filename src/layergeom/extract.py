@@ -78,8 +78,11 @@ class HiddenStates:
             )
         return out, mask
 
-    def __call__(self, seqs: Sequences, rows: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Hidden states (layers, tokens, d) of sequences ``rows`` as ``dtype``, tokens in row-major order."""
+    def __call__(
+        self, seqs: Sequences, rows: np.ndarray, dtype: torch.dtype = torch.float32, to_host: bool = True
+    ) -> torch.Tensor:
+        """Hidden states (layers, tokens, d) of sequences ``rows`` as ``dtype``, tokens in row-major order,
+        on the host, or left on the model's device with ``to_host=False`` (fused extraction)."""
         out, mask = self.forward(seqs, rows)
         with torch.inference_mode():
             hidden = list(out.hidden_states)
@@ -91,7 +94,7 @@ class HiddenStates:
             kept = torch.empty((len(hidden), int(mask.sum()), hidden[0].shape[-1]), dtype=dtype, device=mask.device)
             for layer, h in enumerate(hidden):
                 kept[layer] = h[mask]
-            return kept.cpu()
+            return kept.cpu() if to_host else kept
 
 
 def check_finite(values: torch.Tensor, names: list[str], offset: int) -> None:
@@ -142,6 +145,19 @@ class BlockWriter:
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape the stored numbers."""
     return {"layergeom": __version__, **{name: version(name) for name in ("torch", "transformers", "zarr", "numpy")}}
+
+
+def model_attrs(loaded: LoadedModel, runner: HiddenStates, settings: dict, n_tokens: int) -> dict:
+    """Store attributes that describe the model's layers and the extraction."""
+    return {
+        "layer_names": runner.names,
+        "n_layers": loaded.n_layers,
+        "d_model": loaded.d_model,
+        "kind": loaded.kind,
+        "dtype": settings["dtype"],
+        "n_tokens": n_tokens,
+        "versions": library_versions(),
+    }
 
 
 def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> int:
@@ -196,17 +212,8 @@ def extract(
     order, batches = plan_batches(seqs.lengths(), settings["batch_tokens"])
     table = token_table(seqs, order, loaded.tokenizer)
     runner = HiddenStates(loaded, residual_before_final_norm)
-    n_layers, d, names = loaded.n_layers + 1, loaded.d_model, runner.names
-    attrs = {
-        **attrs,
-        "layer_names": names,
-        "n_layers": loaded.n_layers,
-        "d_model": d,
-        "kind": loaded.kind,
-        "dtype": settings["dtype"],
-        "n_tokens": table.height,
-        "versions": library_versions(),
-    }
+    n_layers, d = loaded.n_layers + 1, loaded.d_model
+    attrs = {**attrs, **model_attrs(loaded, runner, settings, table.height)}
     partial = atomic.temp_sibling(states_path, "partial")
     start = _resume_point(partial, attrs, (n_layers, table.height, d))
     if start:
@@ -263,14 +270,29 @@ def run_extract_job(
     threads: int,
 ) -> None:
     """The extract rule: load the model of ``spec``, build its sequences of the corpus and store every layer."""
-    model, corpus, settings = spec["model"], spec["corpus"], spec["settings"]
+    model, settings = spec["model"], spec["settings"]
+    loaded, seqs = load_job(spec, documents, sentences, threads)
+    attrs = job_attrs(spec, model_name, corpus_name)
+    extract(loaded, seqs, states_path, tokens_path, settings, attrs, model["residual_before_final_norm"])
+
+
+def load_job(
+    spec: dict, documents: str | os.PathLike, sentences: str | os.PathLike, threads: int
+) -> tuple[LoadedModel, Sequences]:
+    """The model of an extraction job's ``spec`` and its sequences of the corpus."""
     torch.set_num_threads(max(1, threads))
-    loaded = load_model_entry(model, settings)
+    loaded = load_model_entry(spec["model"], spec["settings"])
     seqs = build_sequences(
-        loaded, corpus, pl.read_parquet(documents), pl.read_parquet(sentences), settings["max_length"]
+        loaded, spec["corpus"], pl.read_parquet(documents), pl.read_parquet(sentences), spec["settings"]["max_length"]
     )
+    return loaded, seqs
+
+
+def job_attrs(spec: dict, model_name: str, corpus_name: str) -> dict:
+    """Store attributes of an extraction job: model, corpus, sequence mode and the config hash."""
+    model, corpus = spec["model"], spec["corpus"]
     mode = corpus["sequences"]["mode"]
-    attrs = {
+    return {
         "model": model_name,
         "model_source": model["source"],
         "revision": model.get("revision"),
@@ -281,4 +303,3 @@ def run_extract_job(
         "sequence_length": corpus["sequences"]["length"] if mode == "contexts" else None,
         "config_hash": entry_hash(spec),
     }
-    extract(loaded, seqs, states_path, tokens_path, settings, attrs, model["residual_before_final_norm"])

@@ -9,6 +9,8 @@ rule extract:
     output:
         states=directory(f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr"),
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+    wildcard_constraints:
+        model=STORED_MODELS,
     log:
         "logs/extract/{model}/{corpus}.log",
     benchmark:

@@ -9,6 +9,8 @@ rule stream:
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
     output:
         parts=temp(directory(f"{RESULTS}/parts/{{model}}/{{corpus}}/stream/{{shard}}")),
+    wildcard_constraints:
+        model=STORED_MODELS,
     log:
         "logs/stream/{model}/{corpus}/{shard}.log",
     benchmark:

@@ -12,6 +12,8 @@ from layergeom.stream.protocol import register
 class PointSample:
     """The vectors of the rows fed to it; merged samples are ordered by token row."""
 
+    ROW_BYTES_PER_D = 8  # it keeps every row fed: rows x d x 8 bytes (the fused job's memory budget counts it)
+
     def __init__(self, d: int) -> None:
         self._rows: list[np.ndarray] = []
         self._values: list = [np.empty((0, d))]
