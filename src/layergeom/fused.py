@@ -99,6 +99,13 @@ def shard_blocks(
         offset += n
 
 
+def on_device(values: torch.Tensor) -> torch.Tensor | np.ndarray:
+    """A block as float64 where the forward ran: a tensor on a GPU; on the CPU a numpy view, since the numpy
+    accumulators are faster there than torch's (scatter-add of float64 rows)."""
+    values = values.double()
+    return values.numpy() if values.device.type == "cpu" else values
+
+
 def fused_shard(
     runner: HiddenStates,
     seqs,
@@ -140,7 +147,7 @@ def fused_shard(
             accumulators: dict[int, dict[str, Accumulator]] = {layer: feed_set.start(layer, d) for layer in group}
             for hidden, rows in shard_blocks(runner, seqs, chosen, offset, token_range, feed_set.union):
                 for layer in group:
-                    feed_set.feed(accumulators[layer], layer, hidden[layer].double(), rows)
+                    feed_set.feed(accumulators[layer], layer, on_device(hidden[layer]), rows)
                 progress.update(len(rows))
             for layer in group:
                 save(part_path(tmp, layer), accumulators.pop(layer))
