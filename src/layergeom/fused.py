@@ -184,4 +184,3 @@ def run_fused_shard(
     ]
     runner = HiddenStates(loaded, spec["model"]["residual_before_final_norm"])
     fused_shard(runner, seqs, feeds, table.height, spec["settings"], shard, out_dir, budget_gb)
-

@@ -63,12 +63,12 @@ rule anisotropy_centered:
         means=f"{ANISO_DIR}/parts/means.npy",
     output:
         parts=temp(directory(f"{ANISO_DIR}/parts/centered/{{shard}}")),
-    wildcard_constraints:
-        model=STORED_MODELS,
     log:
         "logs/anisotropy/{model}/{corpus}/centered_{shard}.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/centered_{shard}.tsv"
+    wildcard_constraints:
+        model=STORED_MODELS,
     conda:
         CONDA_ENV
     params:
@@ -84,12 +84,12 @@ rule anisotropy_id:
         tokens=f"{ANISO_HIDDEN}/tokens.parquet",
     output:
         table=temp(f"{ANISO_DIR}/parts/id.parquet"),
-    wildcard_constraints:
-        model=STORED_MODELS,
     log:
         "logs/anisotropy/{model}/{corpus}/id.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/id.tsv"
+    wildcard_constraints:
+        model=STORED_MODELS,
     conda:
         CONDA_ENV
     params:
@@ -107,12 +107,12 @@ rule anisotropy_id_fused:
         means=f"{ANISO_DIR}/parts/means.npy",
     output:
         table=temp(f"{ANISO_DIR}/parts/id.parquet"),
-    wildcard_constraints:
-        model=FUSED_MODELS,
     log:
         "logs/anisotropy/{model}/{corpus}/id.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/id.tsv"
+    wildcard_constraints:
+        model=FUSED_MODELS,
     conda:
         CONDA_ENV
     params:

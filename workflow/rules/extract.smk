@@ -9,12 +9,12 @@ rule extract:
     output:
         states=directory(f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr"),
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
-    wildcard_constraints:
-        model=STORED_MODELS,
     log:
         "logs/extract/{model}/{corpus}.log",
     benchmark:
         "benchmarks/out/extract/{model}/{corpus}.tsv"
+    wildcard_constraints:
+        model=STORED_MODELS,
     conda:
         CONDA_ENV
     threads: 8

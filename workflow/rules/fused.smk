@@ -11,12 +11,12 @@ rule fused_tokens:
     output:
         header=directory(f"{RESULTS}/hidden/{{model}}/{{corpus}}/header.zarr"),
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
-    wildcard_constraints:
-        model=FUSED_MODELS,
     log:
         "logs/fused/{model}/{corpus}/tokens.log",
     benchmark:
         "benchmarks/out/fused/{model}/{corpus}/tokens.tsv"
+    wildcard_constraints:
+        model=FUSED_MODELS,
     conda:
         CONDA_ENV
     threads: 2
@@ -34,12 +34,12 @@ rule fused_extract:
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
     output:
         parts=temp(directory(f"{RESULTS}/parts/{{model}}/{{corpus}}/stream/{{shard}}")),
-    wildcard_constraints:
-        model=FUSED_MODELS,
     log:
         "logs/fused/{model}/{corpus}/{shard}.log",
     benchmark:
         "benchmarks/out/fused/{model}/{corpus}/{shard}.tsv"
+    wildcard_constraints:
+        model=FUSED_MODELS,
     conda:
         CONDA_ENV
     threads: 8

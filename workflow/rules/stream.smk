@@ -9,12 +9,12 @@ rule stream:
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
     output:
         parts=temp(directory(f"{RESULTS}/parts/{{model}}/{{corpus}}/stream/{{shard}}")),
-    wildcard_constraints:
-        model=STORED_MODELS,
     log:
         "logs/stream/{model}/{corpus}/{shard}.log",
     benchmark:
         "benchmarks/out/stream/{model}/{corpus}/{shard}.tsv"
+    wildcard_constraints:
+        model=STORED_MODELS,
     conda:
         CONDA_ENV
     params:

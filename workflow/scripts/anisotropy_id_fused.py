@@ -1,4 +1,4 @@
-"""Fused mode: intrinsic dimension and centered cosine of the sample collected in extraction (rule anisotropy_id_fused)."""
+"""Fused mode: ID and centered cosine of the sample collected in extraction (rule anisotropy_id_fused)."""
 
 from layergeom.analyses.anisotropy.metrics import write_id_fused
 from layergeom.joblog import job_logging

@@ -1,4 +1,4 @@
-"""Fused mode: one token shard's forward pass straight into every planned analysis' accumulators (rule fused_extract)."""
+"""Fused mode: one token shard's forward pass into every planned analysis' accumulators (rule fused_extract)."""
 
 from layergeom.fused import run_fused_shard
 from layergeom.joblog import job_logging

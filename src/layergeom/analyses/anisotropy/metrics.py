@@ -120,9 +120,7 @@ def write_centered(
 def merge_centered(parts: Sequence[str | os.PathLike], n_layers: int) -> pl.DataFrame:
     """Merge pass-2 shards: the centered mean pairwise cosine per layer, over every selected token."""
     values = [load_merged(parts, layer, CENTERED).finalize() for layer in tracked(range(n_layers), n_layers, "layers")]
-    return pl.DataFrame(
-        {"layer": np.arange(n_layers), "mean_cos_centered": values, "centered_method": CENTERED_ON_ALL}
-    )
+    return pl.DataFrame({"layer": np.arange(n_layers), "mean_cos_centered": values, "centered_method": CENTERED_ON_ALL})
 
 
 def id_row(layer: int, sample: np.ndarray, settings: dict) -> dict:
