@@ -75,7 +75,7 @@ def extract_params(wc):
 
 
 # Extraction keys that change no stored or accumulated number (the mode picks the rules; the budget only
-# groups layers), so they are no job's params: switching them reruns nothing.
+# groups layers), so they are no job's params: a store-mode extraction does not rerun when they are added.
 NOT_HASHED = ("store", "accumulator_budget_gb")
 
 
