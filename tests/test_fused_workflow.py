@@ -32,6 +32,7 @@ def both_modes(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
     config["models"]["bert"]["extraction"] = {"dtype": "float32"}
     stored = run(tmp_path_factory.mktemp("stored"), config)
     config["extraction"]["store"] = "none"
+    config["stream"] = {"shards": 2}  # two fused jobs per pair, cut inside forward batches, merged as one
 
     # gpt: 170 kB hold two of its three layers' accumulators (59-83 kB each), so its fused jobs make two passes.
     config["models"]["gpt"]["extraction"]["accumulator_budget_gb"] = 1.7e-4
@@ -57,6 +58,7 @@ def assert_same_table(a: pl.DataFrame, b: pl.DataFrame, where: str) -> None:
 
 
 def test_fused_mode_writes_no_store_and_the_same_tables(both_modes):
+    """Store mode in one stream shard, fused mode in two: every table the same."""
     stored, fused = both_modes
     for model in ("bert", "gpt"):
         for corpus in ("docs", "ctx"):
@@ -83,6 +85,6 @@ def test_fused_centered_cosine_is_exact_when_the_sample_is_every_token(both_mode
 
 def test_fused_jobs_split_layers_under_the_budget(both_modes):
     _, fused = both_modes
-    log = (fused.parent / "logs/fused/gpt/docs/0-of-1.log").read_text()
+    log = (fused.parent / "logs/fused/gpt/docs/1-of-2.log").read_text()
     assert " 2 pass(es)" in log, log[-2000:]
     assert "tokens/s" in log
