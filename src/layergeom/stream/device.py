@@ -3,9 +3,14 @@ device of the torch blocks they are fed (the GPU that ran the forward pass), and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    Values = np.ndarray | torch.Tensor
 
 
 def is_tensor(x: Any) -> bool:
@@ -36,17 +41,17 @@ def zeros(shape: tuple[int, ...], ref: Any = None) -> Any:
     return torch.zeros(shape, dtype=torch.float64, device=ref.device)
 
 
-def take_rows(values: Any, keep: np.ndarray) -> Any:
+def take_rows(values: Values, keep: np.ndarray) -> Values:
     """Rows of ``values`` where the host boolean ``keep`` holds."""
     return values[like(keep, values)] if is_tensor(values) else values[keep]
 
 
-def row_sq_norms(values: Any) -> Any:
+def row_sq_norms(values: Values) -> Values:
     """Squared norm of every row."""
     return (values * values).sum(1) if is_tensor(values) else np.einsum("ij,ij->i", values, values)
 
 
-def finite_rows(values: Any) -> np.ndarray:
+def finite_rows(values: Values) -> np.ndarray:
     """Host boolean: which rows are all finite."""
     if is_tensor(values):
         import torch

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
@@ -16,6 +17,9 @@ from layergeom.joblog import Progress
 from layergeom.stream.device import finite_rows, take_rows
 from layergeom.stream.protocol import Accumulator, part_path, save
 from layergeom.stream.selection import mask_digest
+
+if TYPE_CHECKING:
+    from layergeom.stream.device import Values
 
 log = logging.getLogger("layergeom")
 
@@ -42,7 +46,7 @@ def unique_feeds(feeds: Sequence[Feed]) -> list[Feed]:
     return list(chosen.values())
 
 
-def check_finite(values, rows: np.ndarray, where: str, layer: int) -> None:
+def check_finite(values: Values, rows: np.ndarray, where: str, layer: int) -> None:
     """Refuse non-finite hidden states, naming the store, the layer and the first token rows concerned."""
     bad = ~finite_rows(values)
     if bad.any():
@@ -72,7 +76,7 @@ class FeedSet:
         """Empty accumulators of one layer, by feed name."""
         return {feed.name: feed.make(layer, d) for feed in self.feeds}
 
-    def feed(self, accumulators: dict[str, Accumulator], layer: int, values, rows: np.ndarray) -> None:
+    def feed(self, accumulators: dict[str, Accumulator], layer: int, values: Values, rows: np.ndarray) -> None:
         """Check a block of one layer (numpy or torch, float64) and add its rows to every feed that selects them."""
         check_finite(values, rows, self.where, layer)
         for mask, names in self.groups.values():
