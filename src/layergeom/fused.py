@@ -18,7 +18,7 @@ from layergeom.extract import HiddenStates, job_attrs, load_job, model_attrs
 from layergeom.io import atomic, store
 from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
-from layergeom.sequences import batches_in_range, plan_batches, token_table
+from layergeom.sequences import Sequences, batches_in_range, plan_batches, token_table
 from layergeom.stream.driver import Feed, FeedSet
 from layergeom.stream.job import analysis_feeds, fused_feeds
 from layergeom.stream.protocol import Accumulator, part_path, save
@@ -84,7 +84,12 @@ def layer_groups(n_layers: int, per_layer: int, budget_gb: float | None) -> list
 
 
 def shard_blocks(
-    runner: HiddenStates, seqs, batches: list[np.ndarray], offset: int, token_range: tuple[int, int], union: np.ndarray
+    runner: HiddenStates,
+    seqs: Sequences,
+    batches: list[np.ndarray],
+    offset: int,
+    token_range: tuple[int, int],
+    union: np.ndarray,
 ) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
     """(hidden states (layers, n, d) on the model's device, token rows) of the selected tokens of a token range."""
     lengths = seqs.lengths()
@@ -108,7 +113,7 @@ def on_device(values: torch.Tensor) -> torch.Tensor | np.ndarray:
 
 def fused_shard(
     runner: HiddenStates,
-    seqs,
+    seqs: Sequences,
     feeds: Sequence[Feed],
     n_tokens: int,
     settings: dict,
