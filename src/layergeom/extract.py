@@ -90,8 +90,11 @@ class HiddenStates:
             )
         return out, mask
 
-    def __call__(self, seqs: Sequences, rows: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Hidden states (stored layers, tokens, d) of sequences ``rows`` as ``dtype``, tokens in row-major order."""
+    def __call__(
+        self, seqs: Sequences, rows: np.ndarray, dtype: torch.dtype = torch.float32, to_host: bool = True
+    ) -> torch.Tensor:
+        """Hidden states (stored layers, tokens, d) of sequences ``rows`` as ``dtype``, tokens in row-major order,
+        on the host, or left on the model's device with ``to_host=False`` (fused extraction)."""
         out, mask = self.forward(seqs, rows)
         with torch.inference_mode():
             hidden = list(out.hidden_states)
@@ -107,7 +110,7 @@ class HiddenStates:
             )
             for position, layer in enumerate(self.layers):
                 kept[position] = hidden[layer][mask]
-            return kept.cpu()
+            return kept.cpu() if to_host else kept
 
 
 def check_finite(values: torch.Tensor, names: list[str], offset: int) -> None:
@@ -173,6 +176,20 @@ def layers_to_store(settings: dict, n_blocks: int, model: str) -> list[int]:
     return list(layers)
 
 
+def model_attrs(loaded: LoadedModel, runner: HiddenStates, settings: dict, n_tokens: int) -> dict:
+    """Store attributes that describe the model's stored layers and the extraction."""
+    return {
+        "layer_names": runner.names,
+        "layers": runner.layers,
+        "n_layers": loaded.n_layers,
+        "d_model": loaded.d_model,
+        "kind": loaded.kind,
+        "dtype": settings["dtype"],
+        "n_tokens": n_tokens,
+        "versions": library_versions(),
+    }
+
+
 def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> bool:
     """Whether ``partial`` is a store of an earlier run with the same inputs (its regions resume); else remove it."""
     if not partial.exists():
@@ -214,17 +231,7 @@ class Extraction:
         self.table = token_table(seqs, order, loaded.tokenizer)
         layers = layers_to_store(settings, loaded.n_layers, attrs.get("model", "?"))
         self.runner = HiddenStates(loaded, residual, layers)
-        self.attrs = {
-            **attrs,
-            "layer_names": self.runner.names,
-            "layers": layers,
-            "n_layers": loaded.n_layers,
-            "d_model": loaded.d_model,
-            "kind": loaded.kind,
-            "dtype": settings["dtype"],
-            "n_tokens": self.table.height,
-            "versions": library_versions(),
-        }
+        self.attrs = {**attrs, **model_attrs(loaded, self.runner, settings, self.table.height)}
         self.shape = (len(layers), self.table.height, loaded.d_model)
 
     def prepare(self, states_path: str | os.PathLike, tokens_path: str | os.PathLike) -> None:
@@ -339,15 +346,29 @@ def extract_whole(job: Extraction, states_path: str | os.PathLike, tokens_path: 
 
 def load_extraction(spec: dict, model_name: str, corpus_name: str, documents, sentences, threads: int) -> Extraction:
     """Load the model of ``spec`` and build its sequences of the corpus."""
-    model, corpus, settings = spec["model"], spec["corpus"], spec["settings"]
+    loaded, seqs = load_job(spec, documents, sentences, threads)
+    attrs = job_attrs(spec, model_name, corpus_name)
+    return Extraction(loaded, seqs, spec["settings"], attrs, spec["model"]["residual_before_final_norm"])
+
+
+def load_job(
+    spec: dict, documents: str | os.PathLike, sentences: str | os.PathLike, threads: int
+) -> tuple[LoadedModel, Sequences]:
+    """The model of an extraction job's ``spec`` and its sequences of the corpus."""
     torch.set_num_threads(max(1, threads))
     limit_heap_retention()
-    loaded = load_model_entry(model, settings)
+    loaded = load_model_entry(spec["model"], spec["settings"])
     seqs = build_sequences(
-        loaded, corpus, pl.read_parquet(documents), pl.read_parquet(sentences), settings["max_length"]
+        loaded, spec["corpus"], pl.read_parquet(documents), pl.read_parquet(sentences), spec["settings"]["max_length"]
     )
+    return loaded, seqs
+
+
+def job_attrs(spec: dict, model_name: str, corpus_name: str) -> dict:
+    """Store attributes of an extraction job: model, corpus, sequence mode and the config hash."""
+    model, corpus = spec["model"], spec["corpus"]
     mode = corpus["sequences"]["mode"]
-    attrs = {
+    return {
         "model": model_name,
         "model_source": model["source"],
         "revision": model.get("revision"),
@@ -358,7 +379,6 @@ def load_extraction(spec: dict, model_name: str, corpus_name: str, documents, se
         "sequence_length": corpus["sequences"]["length"] if mode == "contexts" else None,
         "config_hash": entry_hash(store_spec(spec)),
     }
-    return Extraction(loaded, seqs, settings, attrs, model["residual_before_final_norm"])
 
 
 def store_spec(spec: dict) -> dict:

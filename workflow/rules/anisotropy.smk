@@ -28,12 +28,17 @@ def anisotropy_baselines(corpus):
     )
 
 
-register_stream("anisotropy", ANISO_SELECTION)
+def anisotropy_centered_parts(wc):
+    """Pass-2 shards of a stored pair; none in fused mode (the ID job's sample gives the centered cosine)."""
+    return [] if fused(wc.model) else shard_inputs(f"{ANISO_DIR}/parts/centered/{{shard}}")(wc)
+
+
+register_stream("anisotropy", ANISO_SELECTION, fused=ANISO["id"])
 
 
 rule anisotropy_spectrum:
     input:
-        states=f"{ANISO_HIDDEN}/states.zarr",
+        states=hidden_header,
         tokens=f"{ANISO_HIDDEN}/tokens.parquet",
         parts=stream_parts,
     output:
@@ -62,6 +67,8 @@ rule anisotropy_centered:
         "logs/anisotropy/{model}/{corpus}/centered_{shard}.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/centered_{shard}.tsv"
+    wildcard_constraints:
+        model=STORED_MODELS,
     conda:
         CONDA_ENV
     params:
@@ -81,6 +88,8 @@ rule anisotropy_id:
         "logs/anisotropy/{model}/{corpus}/id.log",
     benchmark:
         "benchmarks/out/anisotropy/{model}/{corpus}/id.tsv"
+    wildcard_constraints:
+        model=STORED_MODELS,
     conda:
         CONDA_ENV
     params:
@@ -91,11 +100,32 @@ rule anisotropy_id:
         "../scripts/anisotropy_id.py"
 
 
+# Fused mode: the sample came with the stream partials; its centered cosine stands in for pass 2.
+rule anisotropy_id_fused:
+    input:
+        parts=stream_parts,
+        means=f"{ANISO_DIR}/parts/means.npy",
+    output:
+        table=temp(f"{ANISO_DIR}/parts/id.parquet"),
+    log:
+        "logs/anisotropy/{model}/{corpus}/id.log",
+    benchmark:
+        "benchmarks/out/anisotropy/{model}/{corpus}/id.tsv"
+    wildcard_constraints:
+        model=FUSED_MODELS,
+    conda:
+        CONDA_ENV
+    params:
+        settings=ANISO["id"],
+    script:
+        "../scripts/anisotropy_id_fused.py"
+
+
 rule anisotropy_table:
     input:
-        states=f"{ANISO_HIDDEN}/states.zarr",
+        states=hidden_header,
         spectrum=f"{ANISO_DIR}/parts/spectrum.parquet",
-        centered=shard_inputs(f"{ANISO_DIR}/parts/centered/{{shard}}"),
+        centered=anisotropy_centered_parts,
         id=f"{ANISO_DIR}/parts/id.parquet",
     output:
         table=f"{ANISO_DIR}/layers.parquet",

@@ -24,7 +24,7 @@ rule attention:
         gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
     params:
         model=lambda wc: config["models"][wc.model],
-        settings=lambda wc: lgconfig.extraction_settings(config, wc.model),
+        settings=lambda wc: extraction_params(wc.model),
         selection=stage_selection("attention"),
     script:
         "../scripts/attention_heads.py"

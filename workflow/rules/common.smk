@@ -45,13 +45,43 @@ def corpus_mode(corpus):
     return config["corpora"][corpus]["sequences"]["mode"]
 
 
+def fused(model):
+    """Whether a model's extraction is fused (extraction.store: none): no store, partials from the forward pass."""
+    return lgconfig.extraction_settings(config, model)["store"] == "none"
+
+
+def model_pattern(models):
+    """Wildcard regex matching exactly the names `models` (and nothing when there are none)."""
+    return "|".join(map(re.escape, models)) if models else "(?!)"
+
+
+# Rules that read a store take the stored models; their fused counterparts the others (rules/fused.smk).
+STORED_MODELS = model_pattern([m for m in MODELS if not fused(m)])
+FUSED_MODELS = model_pattern([m for m in MODELS if fused(m)])
+
+
+def hidden_header(wc):
+    """What a merge reads the layer names and attributes from: the store, or in fused mode its header (no tokens)."""
+    return f"{RESULTS}/hidden/{wc.model}/{wc.corpus}/{'header' if fused(wc.model) else 'states'}.zarr"
+
+
 def extract_params(wc):
     """Everything extraction depends on; a change here reruns the job."""
     return {
         "model": {k: v for k, v in config["models"][wc.model].items() if k != "corpora"},
         "corpus": config["corpora"][wc.corpus],
-        "settings": lgconfig.extraction_settings(config, wc.model),
+        "settings": extraction_params(wc.model),
     }
+
+
+# Extraction keys that change no stored or accumulated number (the mode picks the rules; the budget only
+# groups layers), so they are no job's params: a store-mode extraction does not rerun when they are added.
+NOT_HASHED = ("store", "accumulator_budget_gb")
+
+
+def extraction_params(model):
+    """A model's extraction settings as job params: those that change numbers."""
+    return {k: v for k, v in lgconfig.extraction_settings(config, model).items() if k not in NOT_HASHED}
 
 
 def model_inputs(model):
@@ -77,9 +107,11 @@ STREAMED = {}
 SHARDS = shard_ids(config["stream"]["shards"])
 
 
-def register_stream(analysis, selection, pairs=None):
-    """Feed `analysis` (a package folder with accumulate.feeds) from the stream shards of `pairs` (default all)."""
-    STREAMED[analysis] = dict(selection=selection, pairs=PAIRS if pairs is None else pairs)
+def register_stream(analysis, selection, pairs=None, fused=None):
+    """Feed `analysis` (a package folder with accumulate.feeds) from the stream shards of `pairs` (default all).
+
+    `fused`: the settings of its accumulate.fused_feeds, what it also takes from a fused extraction."""
+    STREAMED[analysis] = dict(selection=selection, pairs=PAIRS if pairs is None else pairs, fused=fused)
 
 
 def stream_plans(wc):
@@ -87,9 +119,23 @@ def stream_plans(wc):
     return {name: spec["selection"] for name, spec in STREAMED.items() if (wc.model, wc.corpus) in spec["pairs"]}
 
 
+def fused_plans(wc):
+    """Params of a fused extraction job: every streamed analysis' selection and fused settings for its pair."""
+    return {
+        name: dict(selection=spec["selection"], fused=spec["fused"])
+        for name, spec in STREAMED.items()
+        if (wc.model, wc.corpus) in spec["pairs"]
+    }
+
+
+def pair_shards(model):
+    """Token shards of a model's stream partials: stream.shards, or in fused mode its extraction shards."""
+    return shard_ids(lgconfig.extraction_settings(config, model)["shards"]) if fused(model) else SHARDS
+
+
 def shard_inputs(pattern):
     """Input function: `pattern` for every token shard of the job's model and corpus."""
-    return lambda wc: expand(pattern, shard=SHARDS, model=wc.model, corpus=wc.corpus)
+    return lambda wc: expand(pattern, shard=pair_shards(wc.model), model=wc.model, corpus=wc.corpus)
 
 
 # The stream shard folders of a pair (rules/stream.smk), the input of every streamed analysis' merge.

@@ -80,6 +80,8 @@ rule extract:
         "logs/extract/{model}/{corpus}.log",
     benchmark:
         "benchmarks/out/extract/{model}/{corpus}.tsv"
+    wildcard_constraints:
+        model=STORED_MODELS,
     conda:
         CONDA_ENV
     threads: lambda wc: 8 if extraction_shards(wc.model) == 1 else 1

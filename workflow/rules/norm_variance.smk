@@ -34,7 +34,7 @@ register_stream("norm_variance", stage_selection("norm_variance"), NV_PAIRS)
 
 rule norm_variance_merge:
     input:
-        states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
+        states=hidden_header,
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
         parts=stream_parts,
     output:

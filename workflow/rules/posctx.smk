@@ -21,7 +21,7 @@ register_stream("posctx", stage_selection("posctx"), POSCTX_PAIRS)
 
 rule posctx_merge:
     input:
-        states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
+        states=hidden_header,
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
         parts=stream_parts,
     output:

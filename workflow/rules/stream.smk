@@ -13,6 +13,8 @@ rule stream:
         "logs/stream/{model}/{corpus}/{shard}.log",
     benchmark:
         "benchmarks/out/stream/{model}/{corpus}/{shard}.tsv"
+    wildcard_constraints:
+        model=STORED_MODELS,
     conda:
         CONDA_ENV
     params:

@@ -6,7 +6,7 @@ register_stream("summary", config["selection"])
 
 rule summary:
     input:
-        states=f"{RESULTS}/hidden/{{model}}/{{corpus}}/states.zarr",
+        states=hidden_header,
         parts=stream_parts,
     output:
         table=f"{RESULTS}/summary/{{model}}/{{corpus}}/layers.parquet",

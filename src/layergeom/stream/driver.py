@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
@@ -13,8 +14,12 @@ import zarr
 from layergeom.io.atomic import atomic_output
 from layergeom.io.store import iter_layer, prefetched
 from layergeom.joblog import Progress
+from layergeom.stream.device import finite_rows, take_rows
 from layergeom.stream.protocol import Accumulator, part_path, save
 from layergeom.stream.selection import mask_digest
+
+if TYPE_CHECKING:
+    from layergeom.stream.device import Values
 
 log = logging.getLogger("layergeom")
 
@@ -41,15 +46,46 @@ def unique_feeds(feeds: Sequence[Feed]) -> list[Feed]:
     return list(chosen.values())
 
 
-def check_finite(values: np.ndarray, rows: np.ndarray, where: str, layer: int) -> None:
+def check_finite(values: Values, rows: np.ndarray, where: str, layer: int) -> None:
     """Refuse non-finite hidden states, naming the store, the layer and the first token rows concerned."""
-    bad = ~np.isfinite(values).all(axis=1)
+    bad = ~finite_rows(values)
     if bad.any():
         found = rows[bad]
         raise ValueError(
             f"{where}: layer {layer} has non-finite hidden states in {found.size} token rows "
             f"(first: {found[:5].tolist()}); a float16 overflow at extraction? (extraction.dtype: float32)"
         )
+
+
+class FeedSet:
+    """The unique feeds of a token table grouped by mask: the one place blocks (read from a store or fresh
+    from a forward pass) are checked and handed to every feed's accumulator."""
+
+    def __init__(self, feeds: Sequence[Feed], n_tokens: int, where: str) -> None:
+        self.feeds = unique_feeds(feeds)
+        self.where = where
+        self.union = np.zeros(n_tokens, dtype=bool)
+        self.groups: dict[str, tuple[np.ndarray, list[str]]] = {}
+        for feed in self.feeds:
+            if feed.mask.shape != (n_tokens,):
+                raise ValueError(f"feed '{feed.name}': mask of shape {feed.mask.shape} for {n_tokens} tokens ({where})")
+            self.union |= feed.mask
+            self.groups.setdefault(mask_digest(feed.mask), (feed.mask, []))[1].append(feed.name)
+
+    def start(self, layer: int, d: int) -> dict[str, Accumulator]:
+        """Empty accumulators of one layer, by feed name."""
+        return {feed.name: feed.make(layer, d) for feed in self.feeds}
+
+    def feed(self, accumulators: dict[str, Accumulator], layer: int, values: Values, rows: np.ndarray) -> None:
+        """Check a block of one layer (numpy or torch, float64) and add its rows to every feed that selects them."""
+        check_finite(values, rows, self.where, layer)
+        for mask, names in self.groups.values():
+            local = mask[rows]
+            if not local.any():
+                continue
+            subset, sub_rows = (values, rows) if local.all() else (take_rows(values, local), rows[local])
+            for name in names:
+                accumulators[name].update(subset, sub_rows)
 
 
 def stream_layers(
@@ -60,32 +96,17 @@ def stream_layers(
     block_tokens: int | None = None,
 ) -> Iterator[tuple[int, dict[str, Accumulator]]]:
     """Yield (layer, accumulators by feed name) once every block of the layer in ``token_range`` is in."""
-    feeds = unique_feeds(feeds)
+    feed_set = FeedSet(feeds, array.shape[1], str(getattr(array.store, "root", array.store)))
     start, stop = token_range or (0, array.shape[1])
-    union = np.zeros(array.shape[1], dtype=bool)
-    groups: dict[str, tuple[np.ndarray, list[str]]] = {}
-    for feed in feeds:
-        if feed.mask.shape != (array.shape[1],):
-            raise ValueError(
-                f"feed '{feed.name}': mask of shape {feed.mask.shape} for a store of {array.shape[1]} tokens"
-            )
-        union |= feed.mask
-        groups.setdefault(mask_digest(feed.mask), (feed.mask, []))[1].append(feed.name)
+    union = feed_set.union.copy()
     union[:start] = False
     union[stop:] = False
     layers = list(range(array.shape[0]) if layers is None else layers)
-    d = array.shape[2]
-    where = str(getattr(array.store, "root", array.store))
     progress = Progress(len(layers) * int(union.sum()), "token-layers")
     for layer in layers:
-        accumulators = {feed.name: feed.make(layer, d) for feed in feeds}
+        accumulators = feed_set.start(layer, array.shape[2])
         for block in prefetched(iter_layer(array, layer, union, block_tokens)):
-            check_finite(block.values, block.rows, where, layer)
-            for mask, names in groups.values():
-                local = mask[block.rows]
-                values, rows = (block.values, block.rows) if local.all() else (block.values[local], block.rows[local])
-                for name in names:
-                    accumulators[name].update(values, rows)
+            feed_set.feed(accumulators, layer, block.values, block.rows)
             progress.update(len(block.rows))
         yield layer, accumulators
     progress.update(0, force=True)

@@ -22,6 +22,14 @@ def analysis_feeds(analysis: str, tokens: pl.DataFrame, selection: dict) -> list
     return module.feeds(tokens, selection)
 
 
+def fused_feeds(analysis: str, tokens: pl.DataFrame, selection: dict, settings: dict | None) -> list[Feed]:
+    """What an analysis also takes from a fused extraction (there is no store to read later): its module's
+    ``fused_feeds(tokens, selection, settings)``, none if it has no such function or ``settings`` is None."""
+    module = importlib.import_module(f"layergeom.analyses.{analysis}.accumulate")
+    hook = getattr(module, "fused_feeds", None)
+    return [] if hook is None or settings is None else hook(tokens, selection, settings)
+
+
 def stream_shard(
     states: str | os.PathLike,
     tokens: str | os.PathLike,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from layergeom.stream.device import is_tensor, like, row_sq_norms, to_numpy, zeros
 from layergeom.stream.protocol import register
 
 # Rows per step of the deviation pass: small enough that the step's temporaries stay in cache.
@@ -51,22 +52,33 @@ class Moments:
         return self.q / n, np.einsum("ij,ij->i", self.mean, self.mean), self.s / n
 
 
-def chunk_moments(x: np.ndarray, keys: np.ndarray) -> Moments:
-    """Exact two-pass moments of the rows of ``x`` (n, d) grouped by ``keys`` (n,), in float64."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
+def _grouping(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sort order, group starts in it, counts and the group index of every row, for host ``keys``."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    counts = np.diff(np.append(starts, len(keys)))
+    group = np.empty(len(keys), np.int64)
+    group[order] = np.repeat(np.arange(len(starts)), counts)
+    return order, starts, counts, group
+
+
+def chunk_moments(x, keys: np.ndarray) -> Moments:
+    """Exact two-pass moments of the rows of ``x`` (n, d) grouped by ``keys`` (n,), in float64.
+
+    A torch ``x`` stays on its device (mean, s, q are tensors there); a numpy ``x`` gives numpy moments.
+    """
     keys = np.asarray(keys, dtype=np.int64)
+    if is_tensor(x):
+        return _tensor_chunk_moments(x, keys)
+    x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 2 or keys.shape != (x.shape[0],):
         raise ValueError(f"need x of shape (n, d) and keys of shape (n,), got {x.shape}, {keys.shape}")
     rows = len(keys)
     if rows == 0:
         return Moments.empty(x.shape[1])
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
-    counts = np.diff(np.append(starts, rows))
+    order, starts, counts, group = _grouping(keys)
     k = len(starts)
-    group = np.empty(rows, np.int64)
-    group[order] = np.repeat(np.arange(k), counts)
     # Group sums as a sparse one-hot product: one pass over x, no gather of the rows.
     onehot = sp.csr_array((np.ones(rows), order, np.append(starts, rows)), shape=(k, rows))
     mean = onehot @ x
@@ -79,12 +91,25 @@ def chunk_moments(x: np.ndarray, keys: np.ndarray) -> Moments:
         np.subtract(x[lo:hi], dev, out=dev)
         row_s[lo:hi] = np.einsum("ij,ij->i", dev, dev)
     return Moments(
-        sorted_keys[starts],
+        keys[order][starts],
         counts.astype(np.int64),
         mean,
         np.bincount(group, row_s, k),
         np.bincount(group, row_q, k),
     )
+
+
+def _tensor_chunk_moments(x, keys: np.ndarray) -> Moments:
+    """:func:`chunk_moments` of a float64 torch ``x`` on its own device (the keys' grouping is done on the host)."""
+    if x.ndim != 2 or keys.shape != (x.shape[0],):
+        raise ValueError(f"need x of shape (n, d) and keys of shape (n,), got {tuple(x.shape)}, {keys.shape}")
+    order, starts, counts, group = _grouping(keys)
+    k, index = len(starts), like(group, x)
+    mean = zeros((k, x.shape[1]), x).index_add_(0, index, x) / like(counts, x)[:, None]
+    dev = x - mean[index]
+    s = zeros((k,), x).index_add_(0, index, row_sq_norms(dev))
+    q = zeros((k,), x).index_add_(0, index, row_sq_norms(x))
+    return Moments(keys[order][starts], counts.astype(np.int64), mean, s, q)
 
 
 @register
@@ -125,7 +150,13 @@ class GroupedMoments:
     def state(self) -> dict[str, np.ndarray]:
         """ids, n, mean, s and q of the groups seen."""
         moments = self.moments()
-        return {"ids": moments.ids, "n": moments.n, "mean": moments.mean, "s": moments.s, "q": moments.q}
+        return {
+            "ids": moments.ids,
+            "n": moments.n,
+            "mean": to_numpy(moments.mean),
+            "s": to_numpy(moments.s),
+            "q": to_numpy(moments.q),
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> GroupedMoments:
@@ -133,8 +164,8 @@ class GroupedMoments:
         return cls.from_moments(Moments(state["ids"], state["n"], state["mean"], state["s"], state["q"]))
 
     def finalize(self) -> Moments:
-        """The moments of every group seen, sorted by key."""
-        return self.moments()
+        """The moments of every group seen, sorted by key (host arrays)."""
+        return Moments(**self.state())
 
     def merge(self, other: Moments | GroupedMoments) -> None:
         """Merge another accumulator or saved moments into this one (Chan's pairwise rule)."""
@@ -144,23 +175,26 @@ class GroupedMoments:
             raise ValueError(f"cannot merge moments of dimension {other.d} into dimension {self.d}")
         if len(other) == 0:
             return
+        if is_tensor(other.mean) and not is_tensor(self._mean):
+            self._mean, self._s, self._q = (like(a, other.mean) for a in (self._mean, self._s, self._q))
         slots = self._slots_for(other.ids)
         na = self._n[slots].astype(np.float64)
         nb = other.n.astype(np.float64)
         total = na + nb
-        mean = self._mean[slots]
-        delta = np.subtract(other.mean, mean)
-        self._s[slots] += other.s + np.einsum("ij,ij->i", delta, delta) * (na * nb / total)
-        delta *= (nb / total)[:, None]
+        index = like(slots, self._mean)
+        mean = self._mean[index]
+        delta = like(other.mean, mean) - mean
+        self._s[index] += like(other.s, self._s) + row_sq_norms(delta) * like(na * nb / total, self._s)
+        delta *= like(nb / total, delta)[:, None]
         mean += delta
-        self._mean[slots] = mean
-        self._q[slots] += other.q
+        self._mean[index] = mean
+        self._q[index] += like(other.q, self._q)
         self._n[slots] += other.n
 
     def moments(self) -> Moments:
         """A compact copy of the moments of every group seen, sorted by key."""
-        slots = self._slots
-        return Moments(self._keys.copy(), self._n[slots], self._mean[slots], self._s[slots], self._q[slots])
+        slots, index = self._slots, like(self._slots, self._mean)
+        return Moments(self._keys.copy(), self._n[slots], self._mean[index], self._s[index], self._q[index])
 
     def _slots_for(self, keys: np.ndarray) -> np.ndarray:
         """Storage rows of sorted unique ``keys``, adding zeroed rows for keys not seen yet."""
@@ -186,6 +220,7 @@ class GroupedMoments:
         used = len(self._keys)
         for name in ("_n", "_mean", "_s", "_q"):
             old = getattr(self, name)
-            new = np.zeros((capacity, *old.shape[1:]), old.dtype)  # zero pages are mapped lazily
+            shape = (capacity, *old.shape[1:])
+            new = np.zeros(shape, old.dtype) if name == "_n" else zeros(shape, old)  # zero pages are mapped lazily
             new[:used] = old[:used]
             setattr(self, name, new)

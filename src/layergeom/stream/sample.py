@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layergeom.stream.device import is_tensor, to_numpy
 from layergeom.stream.protocol import register
 
 
@@ -11,14 +12,16 @@ from layergeom.stream.protocol import register
 class PointSample:
     """The vectors of the rows fed to it; merged samples are ordered by token row."""
 
+    ROW_BYTES_PER_D = 8  # it keeps every row fed: rows x d x 8 bytes (the fused job's memory budget counts it)
+
     def __init__(self, d: int) -> None:
         self._rows: list[np.ndarray] = []
-        self._values: list[np.ndarray] = [np.empty((0, d))]
+        self._values: list = [np.empty((0, d))]
 
-    def update(self, values: np.ndarray, rows: np.ndarray) -> None:
-        """Keep a block's rows (a copy)."""
+    def update(self, values, rows: np.ndarray) -> None:
+        """Keep a block's rows (a copy, on the values' device)."""
         self._rows.append(np.asarray(rows, dtype=np.int64).copy())
-        self._values.append(np.array(values, dtype=np.float64))
+        self._values.append(values.clone() if is_tensor(values) else np.array(values, dtype=np.float64))
 
     def merge(self, other: PointSample) -> None:
         """Add another shard's rows."""
@@ -28,7 +31,7 @@ class PointSample:
     def state(self) -> dict[str, np.ndarray]:
         """rows (sorted) and their vectors."""
         rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int64)
-        values = np.concatenate(self._values)
+        values = np.concatenate([to_numpy(v) for v in self._values])
         order = np.argsort(rows, kind="stable")
         return {"rows": rows[order], "values": values[order]}
 

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from layergeom.stream.device import is_tensor, like, row_sq_norms, to_numpy
 from layergeom.stream.protocol import register
 from layergeom.stream.selection import mask_digest
 
@@ -25,12 +26,14 @@ class UnitSum:
 
     def update(self, values: np.ndarray, rows: np.ndarray) -> None:
         """Add a block's rows (minus ``center`` if set) as unit vectors."""
-        x = values if self.center is None else values - self.center
-        norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+        x = values if self.center is None else values - like(self.center, values)
+        norms = row_sq_norms(x) ** 0.5
         nonzero = norms > 0
-        weights = np.divide(1.0, norms, out=np.zeros_like(norms), where=nonzero)
+        weights = 1.0 / (norms + ~nonzero)  # zero rows get weight 1 / 1 on a zero vector: no contribution
+        if is_tensor(x) and not is_tensor(self.total):
+            self.total = like(self.total, x)
         self.total += weights @ x
-        self.count += int(np.count_nonzero(nonzero))
+        self.count += int(nonzero.sum())
 
     def merge(self, other: UnitSum) -> None:
         """Add another shard's sum (same center)."""
@@ -39,12 +42,12 @@ class UnitSum:
         ):
             raise ValueError("cannot merge unit-vector sums taken about different centers")
         self.count += other.count
-        self.total += other.total
+        self.total += like(other.total, self.total)
 
     def state(self) -> dict[str, np.ndarray]:
         """count, total and the center (empty when uncentered)."""
         center = np.empty(0) if self.center is None else self.center
-        return {"count": np.int64(self.count), "total": self.total, "center": center}
+        return {"count": np.int64(self.count), "total": to_numpy(self.total), "center": to_numpy(center)}
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> UnitSum:
@@ -76,7 +79,7 @@ class Scatter:
         if len(values) == 0:
             return
         block = Scatter(values.shape[1])
-        block.count, block.mean = len(values), values.mean(axis=0)
+        block.count, block.mean = len(values), values.mean(0)
         centered = values - block.mean
         block.scatter = centered.T @ centered
         self.merge(block)
@@ -86,18 +89,18 @@ class Scatter:
         if other.count == 0:
             return
         if self.count == 0:
-            self.count, self.mean, self.scatter = other.count, other.mean.copy(), other.scatter.copy()
+            self.count, self.mean, self.scatter = other.count, other.mean * 1.0, other.scatter * 1.0
             return
         n = self.count + other.count
-        delta = other.mean - self.mean
+        delta = like(other.mean, self.mean) - self.mean
         weight = self.count * other.count / n
-        scatter = self.scatter + other.scatter
-        scatter += np.outer(delta * weight, delta)
+        scatter = self.scatter + like(other.scatter, self.scatter)
+        scatter += (delta * weight)[:, None] * delta[None, :]
         self.count, self.mean, self.scatter = n, self.mean + delta * (other.count / n), scatter
 
     def state(self) -> dict[str, np.ndarray]:
         """count, mean and scatter."""
-        return {"count": np.int64(self.count), "mean": self.mean, "scatter": self.scatter}
+        return {"count": np.int64(self.count), "mean": to_numpy(self.mean), "scatter": to_numpy(self.scatter)}
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> Scatter:
@@ -110,7 +113,7 @@ class Scatter:
         """Eigenvalues of the 1/N covariance, largest first, tiny negative rounding clipped to 0."""
         if self.count == 0:
             raise ValueError("no vectors were accumulated")
-        values = np.linalg.eigvalsh(self.scatter / self.count)[::-1]
+        values = np.linalg.eigvalsh(to_numpy(self.scatter) / self.count)[::-1]
         return np.clip(values, 0.0, None)
 
 

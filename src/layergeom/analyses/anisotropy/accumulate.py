@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from layergeom.analyses.anisotropy.intrinsic_dimension import subsample_rows
 from layergeom.stream.driver import Feed
 from layergeom.stream.sample import PointSample
 from layergeom.stream.scatter import Scatter, UnitSum, scatter_name
@@ -36,3 +37,11 @@ def sample_feeds(n_tokens: int, rows: np.ndarray) -> list[Feed]:
     mask = np.zeros(n_tokens, dtype=bool)
     mask[rows] = True
     return [Feed(SAMPLE, mask, lambda layer, d: PointSample(d))]
+
+
+def fused_feeds(tokens: pl.DataFrame, selection: dict, settings: dict) -> list[Feed]:
+    """Fused extraction: the rows of the intrinsic-dimension sample (``anisotropy.id`` ``settings``), chosen from
+    the token table exactly as the ID job chooses them from a store, so both modes use the same points."""
+    mask = token_mask(tokens, **selection)
+    rows = subsample_rows(tokens, mask, settings["n_points"], settings["sample"], settings["seed"])
+    return sample_feeds(tokens.height, rows)

@@ -2,7 +2,8 @@
 
 Pass 1 (the stream shards) accumulates unit-vector sums and the shared centered scatter; their merge
 gives the spectrum measures and each layer's mean; pass 2 (per shard) sums the unit vectors of the
-centered states; the ID job reads only a bounded subsample of each layer.
+centered states; the ID job reads only a bounded subsample of each layer. In fused mode (no store) the ID
+sample comes with the stream partials, and the centered cosine is taken on that sample.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from layergeom.joblog import tracked
 from layergeom.stream.driver import stream_layers
 from layergeom.stream.job import stream_shard
 from layergeom.stream.protocol import load_merged
-from layergeom.stream.scatter import scatter_name
+from layergeom.stream.scatter import UnitSum, scatter_name
 from layergeom.stream.selection import token_mask
 
 log = logging.getLogger("layergeom")
 
 TOP_SHARES = 10
+CENTERED_ON_ALL = "all_tokens"  # centered_method: exact, over every selected token (pass 2 over the store)
+CENTERED_ON_SAMPLE = "id_sample"  # fused mode: over the intrinsic-dimension sample, about the exact layer mean
 METADATA = {
     "model": pl.Utf8,
     "corpus": pl.Utf8,
@@ -115,9 +118,51 @@ def write_centered(
 
 
 def merge_centered(parts: Sequence[str | os.PathLike], n_layers: int) -> pl.DataFrame:
-    """Merge pass-2 shards: the centered mean pairwise cosine per layer."""
+    """Merge pass-2 shards: the centered mean pairwise cosine per layer, over every selected token."""
     values = [load_merged(parts, layer, CENTERED).finalize() for layer in tracked(range(n_layers), n_layers, "layers")]
-    return pl.DataFrame({"layer": np.arange(n_layers), "mean_cos_centered": values})
+    return pl.DataFrame({"layer": np.arange(n_layers), "mean_cos_centered": values, "centered_method": CENTERED_ON_ALL})
+
+
+def id_row(layer: int, sample: np.ndarray, settings: dict) -> dict:
+    """The intrinsic-dimension estimates of one layer's sample (rows of the table ``id.parquet``)."""
+    est = idim.estimate(
+        sample,
+        settings["discard_fraction"],
+        settings["k_neighbors"],
+        settings["bootstrap"],
+        settings["confidence"],
+        settings["seed"],
+        settings["block_points"],
+    )
+    log.info(
+        "layer %d: TwoNN %.2f [%.2f, %.2f], Levina-Bickel %.2f, %d of %d points used",
+        layer,
+        est.twonn,
+        est.twonn_lo,
+        est.twonn_hi,
+        est.levina_bickel,
+        est.n_used,
+        est.n_points,
+    )
+    return {
+        "layer": layer,
+        "twonn_id": est.twonn,
+        "twonn_lo": est.twonn_lo,
+        "twonn_hi": est.twonn_hi,
+        "twonn_mle": est.twonn_mle,
+        "twonn_mle_lo": est.twonn_mle_lo,
+        "twonn_mle_hi": est.twonn_mle_hi,
+        "levina_bickel_id": est.levina_bickel,
+        "id_points": est.n_points,
+        "n_used": est.n_used,
+        "n_duplicates": est.n_duplicates,
+    }
+
+
+def check_sample(n_points: int) -> None:
+    """The intrinsic dimension needs at least 3 points."""
+    if n_points < 3:
+        raise ValueError(f"only {n_points} tokens selected; the intrinsic dimension needs at least 3")
 
 
 def id_table(
@@ -125,46 +170,11 @@ def id_table(
 ) -> pl.DataFrame:
     """Intrinsic dimension of every layer on one subsample of tokens (the same rows at every layer)."""
     rows = idim.subsample_rows(tokens, mask, settings["n_points"], settings["sample"], settings["seed"])
-    if len(rows) < 3:
-        raise ValueError(f"only {len(rows)} tokens selected; the intrinsic dimension needs at least 3")
-    out = []
+    check_sample(len(rows))
     layers = stream_layers(array, sample_feeds(array.shape[1], rows), block_tokens=block_tokens)
-    for layer, accumulators in tracked(layers, array.shape[0], "layers"):
-        est = idim.estimate(
-            accumulators[SAMPLE].finalize(),
-            settings["discard_fraction"],
-            settings["k_neighbors"],
-            settings["bootstrap"],
-            settings["confidence"],
-            settings["seed"],
-            settings["block_points"],
-        )
-        log.info(
-            "layer %d: TwoNN %.2f [%.2f, %.2f], Levina-Bickel %.2f, %d of %d points used",
-            layer,
-            est.twonn,
-            est.twonn_lo,
-            est.twonn_hi,
-            est.levina_bickel,
-            est.n_used,
-            est.n_points,
-        )
-        out.append(
-            {
-                "layer": layer,
-                "twonn_id": est.twonn,
-                "twonn_lo": est.twonn_lo,
-                "twonn_hi": est.twonn_hi,
-                "twonn_mle": est.twonn_mle,
-                "twonn_mle_lo": est.twonn_mle_lo,
-                "twonn_mle_hi": est.twonn_mle_hi,
-                "levina_bickel_id": est.levina_bickel,
-                "id_points": est.n_points,
-                "n_used": est.n_used,
-                "n_duplicates": est.n_duplicates,
-            }
-        )
-    return pl.DataFrame(out)
+    return pl.DataFrame(
+        [id_row(layer, acc[SAMPLE].finalize(), settings) for layer, acc in tracked(layers, array.shape[0], "layers")]
+    )
 
 
 def write_id(
@@ -178,6 +188,22 @@ def write_id(
     """The intrinsic-dimension table of every layer on the configured sample."""
     table = read_tokens(tokens)
     write_parquet(id_table(open_hidden(states), table, token_mask(table, **selection), settings, block_tokens), out)
+
+
+def write_id_fused(
+    parts: Sequence[str | os.PathLike], means: str | os.PathLike, settings: dict, out: str | os.PathLike
+) -> None:
+    """Fused mode: the intrinsic dimension of the sample collected by the fused extraction, and the centered
+    mean cosine of that sample about the merged layer means (no store to make an exact second pass over)."""
+    centers = np.load(means)
+    rows = []
+    for layer in tracked(range(len(centers)), len(centers), "layers"):
+        sample = load_merged(parts, layer, SAMPLE).finalize()
+        check_sample(len(sample))
+        centered = UnitSum(sample.shape[1], centers[layer])
+        centered.update(sample, np.arange(len(sample)))
+        rows.append({**id_row(layer, sample, settings), "mean_cos_centered": centered.finalize()})
+    write_parquet(pl.DataFrame(rows).with_columns(pl.lit(CENTERED_ON_SAMPLE).alias("centered_method")), out)
 
 
 def layer_table(
@@ -213,11 +239,16 @@ def write_table(
     selection: dict,
     out: str | os.PathLike,
 ) -> pl.DataFrame:
-    """Join the spectrum, the merged centered cosines and the intrinsic dimension into the anisotropy table."""
+    """Join the spectrum, the centered cosines (merged pass-2 shards, or with none, fused mode, the ID job's
+    cosines of its sample) and the intrinsic dimension into the anisotropy table."""
     array = open_hidden(states)
-    table = layer_table(
-        array, pl.read_parquet(spectrum), merge_centered(centered, array.shape[0]), pl.read_parquet(ids), selection
-    )
+    id_columns = pl.read_parquet(ids)
+    if centered:
+        centered_columns = merge_centered(centered, array.shape[0])
+    else:
+        centered_columns = id_columns.select("layer", "mean_cos_centered", "centered_method")
+        id_columns = id_columns.drop("mean_cos_centered", "centered_method")
+    table = layer_table(array, pl.read_parquet(spectrum), centered_columns, id_columns, selection)
     log.info(
         "\n%s",
         table.select(

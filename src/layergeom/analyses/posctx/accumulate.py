@@ -9,6 +9,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from layergeom.analyses.posctx.design import Design, grid_design
+from layergeom.stream.device import is_tensor, like, to_numpy, zeros
 from layergeom.stream.driver import Feed
 from layergeom.stream.protocol import register
 from layergeom.stream.scatter import Scatter, scatter_name
@@ -16,8 +17,10 @@ from layergeom.stream.scatter import Scatter, scatter_name
 SUMS = "posctx/sums"
 
 
-def group_sum(values: np.ndarray, index: np.ndarray, n_groups: int) -> np.ndarray:
-    """Row sums of ``values`` grouped by ``index`` (0..n_groups-1), shape (n_groups, d)."""
+def group_sum(values, index: np.ndarray, n_groups: int):
+    """Row sums of ``values`` (numpy or torch) grouped by the host ``index`` (0..n_groups-1), shape (n_groups, d)."""
+    if is_tensor(values):
+        return zeros((n_groups, values.shape[1]), values).index_add_(0, like(index, values), values)
     n = index.size
     onehot = sp.csr_matrix((np.ones(n), (index, np.arange(n))), shape=(n_groups, n))
     return np.asarray(onehot @ values)
@@ -41,6 +44,8 @@ class PosCtxSums:
         if self.design is None:
             raise ValueError("these sums were loaded from a partial; they take merges, not blocks")
         ctx_index, pos_index = self.design.ctx_index[rows], self.design.pos_index[rows]
+        if is_tensor(values) and not is_tensor(self.pos_sum):
+            self.pos_sum, self.ctx_sum = like(self.pos_sum, values), like(self.ctx_sum, values)
         self.pos_sum += group_sum(values, pos_index, self.pos_sum.shape[0])
         self.ctx_sum += group_sum(values, ctx_index, self.ctx_sum.shape[0])
         self.pos_count += np.bincount(pos_index, minlength=self.pos_count.size)
@@ -48,16 +53,16 @@ class PosCtxSums:
 
     def merge(self, other: PosCtxSums) -> None:
         """Fold another shard's sums of the same grid in."""
-        self.pos_sum += other.pos_sum
-        self.ctx_sum += other.ctx_sum
+        self.pos_sum += like(other.pos_sum, self.pos_sum)
+        self.ctx_sum += like(other.ctx_sum, self.ctx_sum)
         self.pos_count += other.pos_count
         self.ctx_count += other.ctx_count
 
     def state(self) -> dict[str, np.ndarray]:
         """The four sums."""
         return {
-            "pos_sum": self.pos_sum,
-            "ctx_sum": self.ctx_sum,
+            "pos_sum": to_numpy(self.pos_sum),
+            "ctx_sum": to_numpy(self.ctx_sum),
             "pos_count": self.pos_count,
             "ctx_count": self.ctx_count,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from layergeom.stream.device import is_tensor, row_sq_norms, to_numpy
 from layergeom.stream.driver import Feed
 from layergeom.stream.protocol import register
 from layergeom.stream.selection import token_mask
@@ -21,10 +22,10 @@ class NormSums:
 
     def update(self, values: np.ndarray, rows: np.ndarray) -> None:
         """Add the norms of a block's rows."""
-        sq = np.einsum("ij,ij->i", values, values)
-        self.n += sq.size
-        self.norm_sum += float(np.sqrt(sq).sum())
-        self.sq_sum += float(sq.sum())
+        sq = row_sq_norms(values)
+        self.n += int(sq.shape[0])
+        self.norm_sum += sq.sqrt().sum() if is_tensor(sq) else float(np.sqrt(sq).sum())
+        self.sq_sum += sq.sum() if is_tensor(sq) else float(sq.sum())
 
     def merge(self, other: NormSums) -> None:
         """Add another shard's sums."""
@@ -34,7 +35,11 @@ class NormSums:
 
     def state(self) -> dict[str, np.ndarray]:
         """The three sums as arrays."""
-        return {"n": np.int64(self.n), "norm_sum": np.float64(self.norm_sum), "sq_sum": np.float64(self.sq_sum)}
+        return {
+            "n": np.int64(self.n),
+            "norm_sum": np.float64(to_numpy(self.norm_sum)),
+            "sq_sum": np.float64(to_numpy(self.sq_sum)),
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> NormSums:
@@ -43,11 +48,11 @@ class NormSums:
 
     def finalize(self) -> dict[str, float]:
         """n_tokens, mean_norm and mean_sq_norm (NaN when no token was seen)."""
-        n = self.n
+        n, state = self.n, self.state()
         return {
             "n_tokens": n,
-            "mean_norm": self.norm_sum / n if n else np.nan,
-            "mean_sq_norm": self.sq_sum / n if n else np.nan,
+            "mean_norm": float(state["norm_sum"]) / n if n else np.nan,
+            "mean_sq_norm": float(state["sq_sum"]) / n if n else np.nan,
         }
 
 

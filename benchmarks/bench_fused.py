@@ -1,0 +1,159 @@
+"""Fused extraction against store mode, every analysis on: time over the bare forward, bytes written per token.
+
+Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_fused.py [--model smollm2-135m] [--contexts 32] [--repeats 2]
+One run, interleaved (bare forward, fused, store + stream passes) so that load from other jobs hits all alike.
+On a machine with CUDA the fused run uses the GPU (accumulators there too); without one it says so and runs on CPU.
+Prints a Markdown section for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from layergeom.analyses.anisotropy.accumulate import SAMPLE, centered_feeds, sample_feeds
+from layergeom.analyses.anisotropy.intrinsic_dimension import subsample_rows
+from layergeom.corpus import build_corpus
+from layergeom.extract import HiddenStates, build_sequences, extract
+from layergeom.fused import fused_shard
+from layergeom.io.store import open_hidden, read_tokens
+from layergeom.memory import limit_heap_retention
+from layergeom.models import load_model
+from layergeom.sequences import plan_batches, token_table
+from layergeom.sources import resolve_source
+from layergeom.stream.driver import stream_layers
+from layergeom.stream.job import analysis_feeds, fused_feeds, stream_shard
+from layergeom.stream.protocol import load_merged
+from layergeom.stream.scatter import scatter_name
+from layergeom.stream.selection import token_mask
+
+SETTINGS = {"dtype": "float16", "chunk_tokens": 4096, "shard_tokens": None, "batch_tokens": 8192, "max_length": 512}
+SELECTION = {"include_special": False, "exclude_first_position": False}
+PLANS = {
+    "summary": SELECTION,
+    "norm_variance": SELECTION,
+    "anisotropy": SELECTION,
+    "posctx": {"include_special": False, "exclude_first_position": True},
+}
+ID = {"n_points": 4096, "sample": "first", "seed": 0}
+
+
+def prepare(model: str, contexts: int, device: str):
+    """Load the model and cut ``contexts`` BBC contexts of 128 tokens."""
+    torch.set_num_threads(2)
+    limit_heap_retention()
+    loaded = load_model(resolve_source(model), device=device)
+    entry = {"source": "bbc", "min_words": 3, "max_words": 64, "max_documents": None, "sample": {}}
+    docs, sents = build_corpus({**entry, "sample": {"n_sentences": None, "fraction": None, "seed": 0}})
+    spec = {"sequences": {"mode": "contexts", "length": 128, "count": contexts, "per_document": 1, "seed": 0}}
+    return loaded, build_sequences(loaded, spec, docs, sents, SETTINGS["max_length"])
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of the files under ``path`` (or of the file)."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bare_forward(loaded, seqs) -> float:
+    """Seconds for the forward pass over the extraction's batches, keeping nothing."""
+    runner = HiddenStates(loaded)
+    _, batches = plan_batches(seqs.lengths(), SETTINGS["batch_tokens"])
+    start = time.perf_counter()
+    for rows in batches:
+        runner.forward(seqs, rows)
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def all_feeds(table, fused: bool):
+    """The feeds of every analysis; fused mode adds the intrinsic-dimension sample."""
+    return [
+        feed
+        for analysis, selection in PLANS.items()
+        for feed in analysis_feeds(analysis, table, selection)
+        + (fused_feeds(analysis, table, selection, ID) if fused else [])
+    ]
+
+
+def fused_run(loaded, seqs, tmp: Path) -> tuple[float, int]:
+    """Seconds and bytes written of a fused extraction: token table, then the forward pass into the accumulators."""
+    start = time.perf_counter()
+    order, _ = plan_batches(seqs.lengths(), SETTINGS["batch_tokens"])
+    table = token_table(seqs, order, loaded.tokenizer)
+    table.write_parquet(tmp / "tokens.parquet")
+    fused_shard(HiddenStates(loaded), seqs, all_feeds(table, True), table.height, SETTINGS, "0-of-1", tmp / "parts")
+    seconds = time.perf_counter() - start
+    return seconds, folder_bytes(tmp / "tokens.parquet") + folder_bytes(tmp / "parts")
+
+
+def store_run(loaded, seqs, tmp: Path) -> tuple[float, float, int]:
+    """Seconds of extraction, seconds of the store's streaming passes (stream shard, centered pass, ID sample
+    read) and bytes written by all of them."""
+    states, tokens = tmp / "states.zarr", tmp / "tokens.parquet"
+    start = time.perf_counter()
+    extract(loaded, seqs, states, tokens, SETTINGS, {"config_hash": "bench"})
+    extracted = time.perf_counter()
+    stream_shard(states, tokens, tmp / "parts", "0-of-1", lambda table: all_feeds(table, False))
+    table = read_tokens(tokens)
+    mask = token_mask(table, **SELECTION)
+    n_layers = open_hidden(states).shape[0]
+    means = np.stack([load_merged([tmp / "parts"], layer, scatter_name(mask)).mean for layer in range(n_layers)])
+    stream_shard(states, tokens, tmp / "centered", "0-of-1", lambda t: centered_feeds(t, SELECTION, means))
+    rows = subsample_rows(table, mask, ID["n_points"], ID["sample"], ID["seed"])
+    for _layer, accumulators in stream_layers(open_hidden(states), sample_feeds(table.height, rows)):
+        accumulators[SAMPLE].finalize()
+    streamed = time.perf_counter()
+    written = sum(folder_bytes(tmp / name) for name in ("states.zarr", "tokens.parquet", "parts", "centered"))
+    return extracted - start, streamed - extracted, written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--contexts", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        print("No CUDA device here: the CUDA path (forward and float64 accumulators on the GPU) is skipped; CPU run.\n")
+    loaded, seqs = prepare(args.model, args.contexts, device)
+    tokens = int(seqs.lengths().sum())
+    bare_forward(loaded, seqs)  # warm-up
+    rows = []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            bare = bare_forward(loaded, seqs)
+            fused, fused_bytes = fused_run(loaded, seqs, Path(a))
+            extracted, streamed, store_bytes = store_run(loaded, seqs, Path(b))
+        rows.append((bare, fused, extracted, streamed, fused_bytes, store_bytes))
+    print(
+        f"Model `{args.model}` ({loaded.n_layers + 1} hidden states, d = {loaded.d_model}) on {device}, "
+        f"{args.contexts} BBC contexts of 128 tokens ({tokens} tokens), batch_tokens={SETTINGS['batch_tokens']}, "
+        f"2 threads; analyses {', '.join(PLANS)}; store mode with a {SETTINGS['dtype']} store; "
+        f"{args.repeats} interleaved rounds (bare, fused, store).\n"
+    )
+    print("| round | bare forward s | fused s | fused / bare | store extract s | store streams s | store / bare |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for i, (bare, fused, extracted, streamed, _, _) in enumerate(rows, 1):
+        print(
+            f"| {i} | {bare:.2f} | {fused:.2f} | {fused / bare:.2f} | {extracted:.2f} | {streamed:.2f} | "
+            f"{(extracted + streamed) / bare:.2f} |"
+        )
+    fused_bytes, store_bytes = rows[-1][4], rows[-1][5]
+    table = token_table(seqs, plan_batches(seqs.lengths(), SETTINGS["batch_tokens"])[0], loaded.tokenizer)
+    sample = len(subsample_rows(table, token_mask(table, **SELECTION), ID["n_points"], ID["sample"], ID["seed"]))
+    sample_bytes = sample * (loaded.n_layers + 1) * loaded.d_model * 8
+    print(
+        f"\nBytes written per token: fused {fused_bytes / tokens:,.0f} (of which the intrinsic-dimension sample of "
+        f"{sample} points, float64, {sample_bytes / tokens:,.0f}), store {store_bytes / tokens:,.0f}."
+    )
+
+
+if __name__ == "__main__":
+    main()

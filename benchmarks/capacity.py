@@ -1,0 +1,115 @@
+"""Capacity plan (docs/capacity.md): GPU-hours, jobs, disk and memory per job from formulas and stated assumptions.
+
+Run: python benchmarks/capacity.py [--cpu-forward-s 6.55 --cpu-fused-s 14.67 --cpu-tokens 4096]
+(the defaults are the bench_fused.py round on the 2-core machine, BENCHMARKS.md). Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+GB = 1e9
+# Assumed GPU: NVIDIA H100 SXM, dense peak 989 TFLOP/s bf16 and 67 TFLOP/s float64 (tensor cores).
+BF16_PEAK, FP64_PEAK = 989e12, 67e12
+FORWARD_UTILISATION, FP64_UTILISATION = 0.40, 0.50
+GPU_MEMORY_GB = 80
+WRITE_GBPS = 2.0  # assumed sustained write (and read) of a parallel file system per job, GB/s
+N_POINTS = 4096  # anisotropy.id.n_points
+BATCH_TOKENS = 8192
+TOKEN_TABLE_BYTES = 40  # bytes per token of tokens.parquet, upper bound (seq, doc, position, id, flags, topic)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A model on a corpus; ``params`` counts every weight, ``hidden`` the hidden states (embeddings + blocks)."""
+
+    name: str
+    params: float
+    hidden: int
+    d: int
+    vocab: int
+    tokens: float
+    shards: int
+
+
+PLANS = [
+    Plan("Pythia-12B", 11_846_072_320, 37, 5120, 50_688, 10e6, 4),
+    Plan("GPT-2 (124M)", 124_439_808, 13, 768, 50_257, 12e6, 1),
+]
+
+
+def layer_bytes(p: Plan) -> dict[str, float]:
+    """Accumulator bytes of one layer (config/README.md, Memory of a fused job), types T = 2 x vocab (the bound)."""
+    types = 2 * p.vocab
+    return {
+        "per-type moments": types * (p.d + 3) * 8,
+        "scatter": p.d * p.d * 8 + p.d * 8,
+        "unit sum": p.d * 8 + 24,
+        "ID sample": N_POINTS * p.d * 8,
+    }
+
+
+def plan_rows(p: Plan) -> dict[str, str]:
+    """Every planned quantity of one model, as formatted strings."""
+    acc = sum(layer_bytes(p).values())
+    weights = 2 * p.params  # bf16
+    forward_mem = BATCH_TOKENS * p.hidden * p.d * 4 * 2  # kept float32 states and the model's own outputs
+    budget = GPU_MEMORY_GB * GB - weights - forward_mem - 8 * GB  # 8 GB left for activations and the allocator
+    per_pass = max(1, int(budget // acc))
+    passes = math.ceil(p.hidden / per_pass)
+    forward_s = 2 * p.params * p.tokens / (BF16_PEAK * FORWARD_UTILISATION)
+    scatter_s = 2 * p.d * p.d * p.hidden * p.tokens / (FP64_PEAK * FP64_UTILISATION)
+    store_bytes = p.tokens * p.hidden * p.d * 2  # float16 store
+    write_s = store_bytes / (WRITE_GBPS * GB)
+    partial = p.hidden * (acc - layer_bytes(p)["ID sample"])  # per shard, without the sample
+    fused_disk = p.tokens * TOKEN_TABLE_BYTES + p.shards * partial + p.hidden * N_POINTS * p.d * 8
+    store_disk = store_bytes + p.tokens * TOKEN_TABLE_BYTES + p.shards * partial
+    return {
+        "hidden states x d": f"{p.hidden} x {p.d}",
+        "tokens": f"{p.tokens:,.0f}",
+        "forward FLOP (2 x params x tokens)": f"{2 * p.params * p.tokens:.3g}",
+        "forward s (at 40% of 989 TFLOP/s)": f"{forward_s:,.0f}",
+        "float64 scatter FLOP (2 d^2 x layers x tokens)": f"{2 * p.d * p.d * p.hidden * p.tokens:.3g}",
+        "scatter s (at 50% of 67 TFLOP/s)": f"{scatter_s:,.0f}",
+        "accumulators per layer A (GB)": f"{acc / GB:.2f}",
+        "all layers' accumulators (GB)": f"{p.hidden * acc / GB:.1f}",
+        "budget = 80 GB - weights - forward - 8 GB (GB)": f"{budget / GB:.1f}",
+        "layers per pass, passes": f"{min(per_pass, p.hidden)}, {passes}",
+        "fused GPU-hours (passes x forward + scatter)": f"{(passes * forward_s + scatter_s) / 3600:.3f}",
+        "store GPU-hours (forward + write at 2 GB/s)": f"{(forward_s + write_s) / 3600:.3f}",
+        "store mode: CPU stream passes read (TB)": f"{2 * store_bytes / 1e12:.2f}",
+        "jobs (token shards K)": f"{p.shards}",
+        "fused disk (TB)": f"{fused_disk / 1e12:.3f}",
+        "store disk (TB)": f"{store_disk / 1e12:.3f}",
+        "memory per fused job on the GPU (GB)": (f"{(weights + forward_mem + min(per_pass, p.hidden) * acc) / GB:.1f}"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cpu-forward-s", type=float, default=6.55)
+    parser.add_argument("--cpu-fused-s", type=float, default=14.67)
+    parser.add_argument("--cpu-tokens", type=int, default=4096)
+    args = parser.parse_args()
+    rows = {p.name: plan_rows(p) for p in PLANS}
+    print("| quantity | " + " | ".join(rows) + " |")
+    print("|---|" + "---:|" * len(rows))
+    for key in next(iter(rows.values())):
+        print(f"| {key} | " + " | ".join(r[key] for r in rows.values()) + " |")
+    for p in PLANS:
+        print(f"\nPer layer, {p.name}: " + ", ".join(f"{k} {v / GB:.3f} GB" for k, v in layer_bytes(p).items()))
+    smol = 2 * 134_515_008  # SmolLM2-135M forward FLOP per token
+    rate = smol * args.cpu_tokens / args.cpu_forward_s
+    print(
+        f"\nMeasured here (bench_fused.py, SmolLM2-135M, 31 x 576, 2 CPU cores): forward "
+        f"{1e3 * args.cpu_forward_s / args.cpu_tokens:.2f} ms/token = {rate / 1e9:.0f} GFLOP/s; fused "
+        f"{1e3 * args.cpu_fused_s / args.cpu_tokens:.2f} ms/token. At that rate the forward alone of GPT-2 on "
+        f"12M tokens takes {2 * PLANS[1].params * PLANS[1].tokens / rate / 3600:.1f} CPU-hours (2 cores) and of "
+        f"Pythia-12B on 10M tokens {2 * PLANS[0].params * PLANS[0].tokens / rate / 3600:,.0f}."
+    )
+
+
+if __name__ == "__main__":
+    main()

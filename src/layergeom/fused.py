@@ -1,0 +1,198 @@
+"""Fused extraction (``extraction.store: none``): the forward pass feeds every planned analysis' accumulators.
+
+The token table and a header store (layer names and attributes, no tokens) are written first; each fused
+job then runs the model over one token shard ``k-of-n`` and writes the same partial accumulators as the
+stream rule, so the merges make the same tables. No hidden state reaches the disk or, on a GPU, the host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from layergeom.extract import HiddenStates, job_attrs, layers_to_store, load_job, model_attrs
+from layergeom.io import atomic, store
+from layergeom.joblog import Progress
+from layergeom.memory import limit_heap_retention
+from layergeom.sequences import Sequences, batches_in_range, plan_batches, token_table
+from layergeom.stream.driver import Feed, FeedSet
+from layergeom.stream.job import analysis_feeds, fused_feeds
+from layergeom.stream.protocol import Accumulator, part_path, save
+from layergeom.stream.shards import parse_shard, shard_range
+
+log = logging.getLogger("layergeom")
+
+
+def run_fused_tokens(
+    spec: dict,
+    model_name: str,
+    corpus_name: str,
+    documents: str | os.PathLike,
+    sentences: str | os.PathLike,
+    header_path: str | os.PathLike,
+    tokens_path: str | os.PathLike,
+    threads: int,
+) -> None:
+    """Write the token table and the header store (the store's attributes, no tokens) of a fused pair."""
+    limit_heap_retention()
+    loaded, seqs = load_job(spec, documents, sentences, threads)
+    order, _ = plan_batches(seqs.lengths(), spec["settings"]["batch_tokens"])
+    table = token_table(seqs, order, loaded.tokenizer)
+    runner = fused_runner(loaded, spec, model_name)
+    runner(seqs, order[-1:])  # one short sequence tells whether the last hidden state is after the final norm
+    final_flag = bool(runner.last_after_final_norm and not runner.residual_before_final_norm)
+    attrs = {
+        **job_attrs(spec, model_name, corpus_name),
+        **model_attrs(loaded, runner, spec["settings"], table.height),
+        "complete": True,
+        "hidden_states_stored": False,
+        "last_layer_after_final_norm": final_flag,
+    }
+    with atomic.atomic_output(header_path) as tmp:
+        store.create_store(tmp, len(runner.layers), 0, loaded.d_model, "float32", 1, None, attrs)
+    atomic.write_parquet(table, tokens_path)
+    log.info("%d tokens in %d sequences; wrote %s and %s", table.height, len(order), tokens_path, header_path)
+
+
+def fused_runner(loaded, spec: dict, model_name: str) -> HiddenStates:
+    """The forward pass of a fused job, returning the layers of ``extraction.layers``."""
+    layers = layers_to_store(spec["settings"], loaded.n_layers, model_name)
+    return HiddenStates(loaded, spec["model"]["residual_before_final_norm"], layers)
+
+
+def layer_bytes(feed_set: FeedSet, d: int) -> int:
+    """Bytes one layer's accumulators hold at most: their own arrays, plus d x 8 per row for growing samples."""
+    first, second = feed_set.start(0, d), feed_set.start(1, d)
+    shared = {id(v) for acc in second.values() for v in vars(acc).values()}
+    total = 0
+    for feed in feed_set.feeds:
+        acc = first[feed.name]
+        total += sum(v.nbytes for v in vars(acc).values() if isinstance(v, np.ndarray) and id(v) not in shared)
+        total += getattr(acc, "ROW_BYTES_PER_D", 0) * d * int(feed.mask.sum())
+    return total
+
+
+def layer_groups(n_layers: int, per_layer: int, budget_gb: float | None) -> list[list[int]]:
+    """Consecutive layers in groups whose accumulators fit ``budget_gb`` (None: one group of every layer)."""
+    if budget_gb is None:
+        return [list(range(n_layers))]
+    per_group = int(budget_gb * 1e9 // max(per_layer, 1))
+    if per_group < 1:
+        raise ValueError(
+            f"extraction.accumulator_budget_gb = {budget_gb} is below one layer's accumulators "
+            f"({per_layer:,} bytes); raise it"
+        )
+    return [list(range(lo, min(lo + per_group, n_layers))) for lo in range(0, n_layers, per_group)]
+
+
+def shard_blocks(
+    runner: HiddenStates,
+    seqs: Sequences,
+    batches: list[np.ndarray],
+    offset: int,
+    token_range: tuple[int, int],
+    union: np.ndarray,
+) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    """(hidden states (layers, n, d) on the model's device, token rows) of the selected tokens of a token range."""
+    lengths = seqs.lengths()
+    start, stop = token_range
+    for rows in batches:
+        n = int(lengths[rows].sum())
+        keep = np.flatnonzero(union[offset : offset + n])
+        keep = keep[(keep >= start - offset) & (keep < stop - offset)]
+        if keep.size:
+            hidden = runner(seqs, rows, torch.float32, to_host=False)
+            yield hidden[:, torch.as_tensor(keep, device=hidden.device)], offset + keep
+        offset += n
+
+
+def on_device(values: torch.Tensor) -> torch.Tensor | np.ndarray:
+    """A block as float64 where the forward ran: a tensor on a GPU; on the CPU a numpy view, since the numpy
+    accumulators are faster there than torch's (scatter-add of float64 rows)."""
+    values = values.double()
+    return values.numpy() if values.device.type == "cpu" else values
+
+
+def fused_shard(
+    runner: HiddenStates,
+    seqs: Sequences,
+    feeds: Sequence[Feed],
+    n_tokens: int,
+    settings: dict,
+    shard: str,
+    out_dir: str | os.PathLike,
+    budget_gb: float | None = None,
+) -> None:
+    """Run the model over shard ``k-of-n`` once per group of layers whose accumulators fit ``budget_gb``,
+    and save every layer's accumulators."""
+    lengths = seqs.lengths()
+    _, batches = plan_batches(lengths, settings["batch_tokens"])
+    token_range = shard_range(n_tokens, settings["chunk_tokens"], *parse_shard(shard))
+    chosen, offset = batches_in_range(lengths, batches, *token_range)
+    feed_set = FeedSet(feeds, n_tokens, f"forward pass of shard {shard}")
+    n_layers, d = len(runner.names), runner.loaded.d_model
+    per_layer = layer_bytes(feed_set, d)
+    groups = layer_groups(n_layers, per_layer, budget_gb)
+    selected = int(feed_set.union[token_range[0] : token_range[1]].sum())
+    log.info(
+        "shard %s: tokens %d..%d of %d (%d selected), %d batches, %d layers in %d pass(es), "
+        "accumulators %d bytes per layer, %s",
+        shard,
+        *token_range,
+        n_tokens,
+        selected,
+        len(chosen),
+        n_layers,
+        len(groups),
+        per_layer,
+        sorted(f.name for f in feed_set.feeds),
+    )
+    progress = Progress(selected * len(groups), "tokens")
+    with atomic.atomic_output(out_dir) as tmp:
+        tmp.mkdir()
+        for group in groups:
+            accumulators: dict[int, dict[str, Accumulator]] = {layer: feed_set.start(layer, d) for layer in group}
+            for hidden, rows in shard_blocks(runner, seqs, chosen, offset, token_range, feed_set.union):
+                for layer in group:
+                    feed_set.feed(accumulators[layer], layer, on_device(hidden[layer]), rows)
+                progress.update(len(rows))
+            for layer in group:
+                save(part_path(tmp, layer), accumulators.pop(layer))
+    progress.update(0, force=True)
+
+
+def run_fused_shard(
+    spec: dict,
+    model_name: str,
+    documents: str | os.PathLike,
+    sentences: str | os.PathLike,
+    tokens: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    shard: str,
+    plans: dict[str, dict],
+    budget_gb: float | None,
+    threads: int,
+) -> None:
+    """The fused extract rule: shard ``k-of-n`` of a pair from the forward pass into every planned analysis.
+
+    ``plans`` maps each analysis to its ``selection`` and its ``fused`` settings (or None).
+    """
+    limit_heap_retention()
+    loaded, seqs = load_job(spec, documents, sentences, threads)
+    table = store.read_tokens(tokens)
+    order, _ = plan_batches(seqs.lengths(), spec["settings"]["batch_tokens"])
+    expected = token_table(seqs, order, loaded.tokenizer)
+    if not expected["token_id"].equals(table["token_id"]):
+        raise ValueError(f"{tokens} is not the token table of these sequences; rerun the fused tokens job")
+    feeds = [
+        feed
+        for analysis, plan in plans.items()
+        for feed in analysis_feeds(analysis, table, plan["selection"])
+        + fused_feeds(analysis, table, plan["selection"], plan["fused"])
+    ]
+    runner = fused_runner(loaded, spec, model_name)
+    fused_shard(runner, seqs, feeds, table.height, spec["settings"], shard, out_dir, budget_gb)

@@ -1,0 +1,60 @@
+"""Arrays on the values' device: accumulators keep float64 numpy arrays, or float64 torch tensors on the
+device of the torch blocks they are fed (the GPU that ran the forward pass), and save as numpy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    Values = np.ndarray | torch.Tensor
+
+
+def is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (without importing torch for numpy work)."""
+    return type(x).__module__.startswith("torch")
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A host numpy array of ``x`` (a tensor is copied off its device)."""
+    return x.detach().cpu().numpy() if is_tensor(x) else np.asarray(x)
+
+
+def like(x: Any, ref: Any) -> Any:
+    """``x`` as an array of the same kind and device as ``ref`` (numpy stays numpy; tensors keep their dtype)."""
+    if not is_tensor(ref):
+        return to_numpy(x)
+    import torch
+
+    return torch.as_tensor(x, device=ref.device)
+
+
+def zeros(shape: tuple[int, ...], ref: Any = None) -> Any:
+    """float64 zeros, a tensor on ``ref``'s device when ``ref`` is a tensor."""
+    if not is_tensor(ref):
+        return np.zeros(shape)
+    import torch
+
+    return torch.zeros(shape, dtype=torch.float64, device=ref.device)
+
+
+def take_rows(values: Values, keep: np.ndarray) -> Values:
+    """Rows of ``values`` where the host boolean ``keep`` holds."""
+    return values[like(keep, values)] if is_tensor(values) else values[keep]
+
+
+def row_sq_norms(values: Values) -> Values:
+    """Squared norm of every row."""
+    return (values * values).sum(1) if is_tensor(values) else np.einsum("ij,ij->i", values, values)
+
+
+def finite_rows(values: Values) -> np.ndarray:
+    """Host boolean: which rows are all finite."""
+    if is_tensor(values):
+        import torch
+
+        return to_numpy(torch.isfinite(values).all(dim=1))
+    return np.isfinite(values).all(axis=1)

@@ -1,0 +1,90 @@
+"""Fused extraction (extraction.store: none) makes the tables of store mode (float32) from the forward pass."""
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from runs import snakemake
+from test_workflow import tiny_config
+
+TABLES = [
+    "summary/{m}/{c}/layers.parquet",
+    "norm_variance/{m}/{c}/token_types.parquet",
+    "norm_variance/{m}/{c}/layers.parquet",
+    "norm_variance/{m}/{c}/top_q.parquet",
+    "anisotropy/{m}/{c}/layers.parquet",
+]
+# Not the same number by construction: which method gave the centered cosine, and the library versions.
+METHOD_COLUMNS = {"centered_method"}
+
+
+def run(workdir, config):
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(workdir, "--notemp")
+    assert done.returncode == 0, done.stderr[-4000:]
+    return workdir / "results"
+
+
+@pytest.fixture(scope="module")
+def both_modes(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
+    config = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
+    config["extraction"]["dtype"] = "float32"
+    config["models"]["bert"]["extraction"] = {"dtype": "float32", "layers": [0, 2]}  # a layer subset in both modes
+    stored = run(tmp_path_factory.mktemp("stored"), config)
+    config["extraction"]["store"] = "none"
+    config["extraction"]["shards"] = 2  # two fused jobs per pair, cut inside forward batches, merged as one
+
+    # gpt: 170 kB hold two of its three layers' accumulators (59-83 kB each), so its fused jobs make two passes.
+    config["models"]["gpt"]["extraction"]["accumulator_budget_gb"] = 1.7e-4
+    fused = run(tmp_path_factory.mktemp("fused"), config)
+    return stored, fused
+
+
+def assert_same_table(a: pl.DataFrame, b: pl.DataFrame, where: str) -> None:
+    """Every column equal: numbers to 1e-9 relative, the rest exactly."""
+    assert a.columns == b.columns and a.height == b.height, where
+    for column in a.columns:
+        if column in METHOD_COLUMNS:
+            continue
+        x, y = a[column], b[column]
+        if x.dtype.is_float():
+            np.testing.assert_allclose(y.to_numpy(), x.to_numpy(), rtol=1e-9, atol=1e-12, err_msg=f"{where}:{column}")
+        elif x.dtype == pl.List(pl.Float64):
+            np.testing.assert_allclose(
+                np.concatenate(y.to_list()), np.concatenate(x.to_list()), rtol=1e-9, atol=1e-12, err_msg=where
+            )
+        else:
+            assert x.to_list() == y.to_list(), f"{where}:{column}"
+
+
+def test_fused_mode_writes_no_store_and_the_same_tables(both_modes):
+    """Store mode in one stream shard, fused mode in two: every table the same."""
+    stored, fused = both_modes
+    for model in ("bert", "gpt"):
+        for corpus in ("docs", "ctx"):
+            hidden = fused / "hidden" / model / corpus
+            assert not (hidden / "states.zarr").exists() and (hidden / "header.zarr").is_dir()
+            assert (stored / "hidden" / model / corpus / "states.zarr").is_dir()
+            for pattern in TABLES:
+                path = pattern.format(m=model, c=corpus)
+                assert_same_table(pl.read_parquet(stored / path), pl.read_parquet(fused / path), path)
+            methods = pl.read_parquet(fused / f"anisotropy/{model}/{corpus}/layers.parquet")["centered_method"]
+            assert set(methods) == {"id_sample"}
+        path = f"posctx/{model}/ctx/layers.parquet"
+        assert_same_table(pl.read_parquet(stored / path), pl.read_parquet(fused / path), path)
+
+
+def test_fused_centered_cosine_is_exact_when_the_sample_is_every_token(both_modes):
+    """The tiny corpora have fewer tokens than id.n_points: the sample is every selected token."""
+    stored, fused = both_modes
+    a = pl.read_parquet(stored / "anisotropy/gpt/docs/layers.parquet")
+    b = pl.read_parquet(fused / "anisotropy/gpt/docs/layers.parquet")
+    assert set(a["centered_method"]) == {"all_tokens"}
+    np.testing.assert_allclose(b["mean_cos_centered"], a["mean_cos_centered"], rtol=1e-9)
+
+
+def test_fused_jobs_split_layers_under_the_budget(both_modes):
+    _, fused = both_modes
+    log = (fused.parent / "logs/fused/gpt/docs/1-of-2.log").read_text()
+    assert " 2 pass(es)" in log, log[-2000:]
+    assert "tokens/s" in log
