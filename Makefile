@@ -17,7 +17,8 @@ setup: .venv/.installed
 
 run: setup
 	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
-	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default --report results/report.html
+	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default --report results/.report.tmp.html
+	mv -f results/.report.tmp.html results/report.html
 	@echo "The report: $(CURDIR)/results/report.html (one self-contained HTML file; open it in a browser)"
 	@echo "Tables: $(CURDIR)/results/tables/  Figures: $(CURDIR)/results/figures/  Job logs: $(CURDIR)/logs/"
 

@@ -19,11 +19,14 @@ import torch
 import zarr
 
 from layergeom import __version__
+from layergeom.checks import check_inputs
 from layergeom.config import entry_hash
+from layergeom.fingerprint import differences, fingerprint
 from layergeom.io import atomic, store
 from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
 from layergeom.models import LoadedModel, find_final_norm, load_model_entry
+from layergeom.sources import resolve_source
 from layergeom.sequences import Sequences, context_sequences, plan_batches, sentence_sequences, token_table
 
 log = logging.getLogger(__name__)
@@ -150,8 +153,10 @@ def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> in
         return 0
     try:
         array = store.open_hidden(partial, mode="r")
-        same = array.attrs.get("config_hash") == attrs["config_hash"] and tuple(array.shape) == shape
-        done = int(array.attrs.get("completed_tokens", 0)) if same else 0
+        changed = differences(dict(array.attrs), attrs) + ([] if tuple(array.shape) == shape else ["shape"])
+        if changed:
+            log.warning("starting over: %s was computed from other inputs (%s)", partial, ", ".join(changed))
+        done = 0 if changed else int(array.attrs.get("completed_tokens", 0))
     except Exception:  # an unreadable partial store is simply started again
         done = 0
     if done == 0:
@@ -269,6 +274,7 @@ def run_extract_job(
     seqs = build_sequences(
         loaded, corpus, pl.read_parquet(documents), pl.read_parquet(sentences), settings["max_length"]
     )
+    check_inputs(loaded, seqs, model_name, corpus_name, spec)
     mode = corpus["sequences"]["mode"]
     attrs = {
         "model": model_name,
@@ -280,5 +286,6 @@ def run_extract_job(
         "mode": mode,
         "sequence_length": corpus["sequences"]["length"] if mode == "contexts" else None,
         "config_hash": entry_hash(spec),
+        "fingerprint": fingerprint(resolve_source(model["source"], model.get("gguf_file")), model.get("revision"), seqs),
     }
     extract(loaded, seqs, states_path, tokens_path, settings, attrs, model["residual_before_final_norm"])

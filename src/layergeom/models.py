@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -73,6 +74,18 @@ def _load_kwargs(source: ModelSource, revision: str | None) -> dict:
     return kwargs
 
 
+def load_error(source: ModelSource, where: str, err: Exception) -> str:
+    """Why a model did not load: its local files, named, are damaged; or the hub id cannot be reached."""
+    folder = Path(source.name_or_path)
+    if not folder.is_dir():
+        return f"could not load model '{where}': not a local folder with model files and not reachable on the Hugging Face hub from here ({err})"
+    files = [source.gguf_file] if source.gguf_file else sorted(p.name for p in folder.iterdir() if p.is_file())
+    return (
+        f"could not load model from the local folder {folder} (files: {', '.join(files)}): "
+        f"{type(err).__name__}: {err}; a file is truncated or damaged? copy the model again"
+    )
+
+
 def load_model(
     source: ModelSource,
     revision: str | None = None,
@@ -96,11 +109,8 @@ def load_model(
             model = AutoModel.from_config(config, dtype=dtype)
         else:
             model = AutoModel.from_pretrained(source.name_or_path, dtype=dtype, **kwargs)
-    except OSError as err:
-        raise OSError(
-            f"could not load model '{where}': not a local folder with model files and not "
-            f"reachable on the Hugging Face hub from here ({err})"
-        ) from err
+    except Exception as err:  # transformers and safetensors raise many kinds; say which files were read
+        raise OSError(load_error(source, where, err)) from err
     dev = select_device(device)
     model.eval().to(dev)
     config = model.config

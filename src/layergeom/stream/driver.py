@@ -11,6 +11,7 @@ import numpy as np
 import zarr
 
 from layergeom.io.atomic import atomic_output
+from layergeom.io.integrity import chunks_of
 from layergeom.io.store import iter_layer, prefetched
 from layergeom.joblog import Progress
 from layergeom.stream.protocol import Accumulator, part_path, save
@@ -48,7 +49,7 @@ def check_finite(values: np.ndarray, rows: np.ndarray, where: str, layer: int) -
         found = rows[bad]
         raise ValueError(
             f"{where}: layer {layer} has non-finite hidden states in {found.size} token rows "
-            f"(first: {found[:5].tolist()}); a float16 overflow at extraction? (extraction.dtype: float32)"
+            f"(first: {found[:5].tolist()}); a missing chunk reads as NaN: check the store with `snakemake verify`"
         )
 
 
@@ -80,7 +81,7 @@ def stream_layers(
     for layer in layers:
         accumulators = {feed.name: feed.make(layer, d) for feed in feeds}
         for block in prefetched(iter_layer(array, layer, union, block_tokens)):
-            check_finite(block.values, block.rows, where, layer)
+            check_finite(block.values, block.rows, f"{where} ({chunks_of(array, layer, block.start, block.stop)})", layer)
             for mask, names in groups.values():
                 local = mask[block.rows]
                 values, rows = (block.values, block.rows) if local.all() else (block.values[local], block.rows[local])

@@ -18,6 +18,7 @@ from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, decompose
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.atomic import atomic_output, write_parquet
+from layergeom.io.integrity import checksummed
 from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, write_layer_coords
 from layergeom.joblog import tracked
 from layergeom.stream.protocol import load_merged
@@ -43,7 +44,15 @@ _STORE_ATTRS = (
 
 def per_layer_array(group: zarr.Group, name: str, shape: tuple, dims: tuple, coordinates: str) -> zarr.Array:
     """A float64 array, one chunk per layer, named dimensions, ``layer_name`` + ``coordinates`` as coordinates."""
-    array = group.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=np.float64, dimension_names=dims)
+    array = group.create_array(
+        name,
+        shape=shape,
+        chunks=(1, *shape[1:]),
+        dtype=np.float64,
+        fill_value=np.nan,
+        compressors=checksummed(),
+        dimension_names=dims,
+    )
     array.attrs["coordinates"] = f"layer_name {coordinates}".strip()
     return array
 
@@ -85,9 +94,15 @@ def run_merge(
         ctx_arr = per_layer_array(group, "ctx", (n_layers, n_ctx, d), ("layer", "context", "d"), "context_ids topic")
         mean_arr = per_layer_array(group, "mean", (n_layers, d), ("layer", "d"), "")
         write_layer_coords(group, names)
-        group.create_array("positions", data=design.positions, dimension_names=("position",))
-        group.create_array("context_ids", data=design.context_ids, dimension_names=("context",))
-        topic = group.create_array("topic", shape=(n_ctx,), dtype=str, dimension_names=("context",))  # "" = no topic
+        group.create_array(
+            "positions", data=design.positions, compressors=checksummed(), dimension_names=("position",)
+        )
+        group.create_array(
+            "context_ids", data=design.context_ids, compressors=checksummed(), dimension_names=("context",)
+        )
+        topic = group.create_array(  # "" = no topic
+            "topic", shape=(n_ctx,), dtype=str, compressors=checksummed(), dimension_names=("context",)
+        )
         topic[:] = np.array([t or "" for t in design.topics], dtype=object)
         for layer in tracked(range(n_layers), n_layers, "layers"):
             dec = merge_layer(part_paths, layer, design.mask)

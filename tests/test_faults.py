@@ -1,0 +1,233 @@
+"""Fault injection: real Snakemake runs of the tiny config with damaged stores, swapped weights, bad inputs.
+
+Each case breaks one thing the way a user or a file system would, then checks what the user sees (a refusal
+naming the file, field, layer or chunk, or a rebuild) and that nothing wrong is written. docs/reliability.md
+is the table of these cases.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+import zarr
+from runs import snakemake
+from test_workflow import tiny_config
+
+from layergeom.analyses.anisotropy.accumulate import centered_feeds
+from layergeom.analyses.anisotropy.metrics import write_id
+from layergeom.io.integrity import StoreError, verify_store
+from layergeom.io.store import open_hidden
+from layergeom.stream.job import stream_shard
+
+STATES = "results/hidden/bert/docs/states.zarr"
+TOKENS = "results/hidden/bert/docs/tokens.parquet"
+STREAM = "results/parts/bert/docs/stream/0-of-1"
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def output(done) -> str:
+    """Everything a run printed, with the logs of its failed jobs."""
+    return done.stdout + done.stderr
+
+
+def job_log(workdir: Path, stage: str, name: str) -> str:
+    return (workdir / "logs" / stage / f"{name}.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2) -> Path:
+    """The bert/docs store of the tiny config, extracted once; tests work on copies."""
+    workdir = tmp_path_factory.mktemp("faults")
+    config = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
+    config["models"]["bert"]["source"] = "./bert"  # relative: copies of the workdir have the same config
+    shutil.copytree(tiny_bert, workdir / "bert")
+    write_config(workdir, config)
+    done = snakemake(workdir, STATES, TOKENS)
+    assert done.returncode == 0, output(done)[-3000:]
+    return workdir
+
+
+@pytest.fixture
+def work(extracted, tmp_path) -> Path:
+    """A copy of the extracted workdir (time stamps kept, so nothing is out of date)."""
+    workdir = tmp_path / "w"
+    shutil.copytree(extracted, workdir, symlinks=True)
+    return workdir
+
+
+def chunk_file(workdir: Path, layer: int, chunk: int) -> Path:
+    return workdir / STATES / "hidden" / "c" / str(layer) / str(chunk) / "0"
+
+
+def test_damaged_chunks_are_errors_named_by_verify(work):
+    assert verify_store(work / STATES) > 0
+    chunk_file(work, 1, 0).unlink()  # a chunk lost in a copy
+    flipped = chunk_file(work, 2, 1)
+    data = bytearray(flipped.read_bytes())
+    data[10] ^= 0xFF  # one flipped byte
+    flipped.write_bytes(bytes(data))
+    truncated = chunk_file(work, 0, 2)
+    truncated.write_bytes(truncated.read_bytes()[:17])  # an interrupted copy
+    with pytest.raises(StoreError) as err:
+        verify_store(work / STATES)
+    message = str(err.value)
+    assert "missing chunk hidden/c/1/0/0" in message
+    assert "unreadable chunk hidden/c/2/1/0" in message and "checksum" in message
+    assert "unreadable chunk hidden/c/0/2/0" in message
+    done = snakemake(work, "results/verify/bert/docs.txt")
+    assert done.returncode != 0
+    assert "missing chunk hidden/c/1/0/0" in job_log(work, "verify/bert", "docs")
+
+
+def test_missing_chunk_stops_the_statistics_with_the_chunk_named(work):
+    chunk_file(work, 1, 0).unlink()
+    done = snakemake(work, STREAM)
+    assert done.returncode != 0
+    log = job_log(work, "stream/bert/docs", "0-of-1")
+    assert "layer 1 has non-finite hidden states" in log and "hidden/c/1/0/0" in log
+    assert not (work / STREAM).exists()
+
+
+def test_flipped_byte_stops_the_statistics_with_the_chunk_named(work):
+    flipped = chunk_file(work, 2, 0)
+    data = bytearray(flipped.read_bytes())
+    data[3] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    done = snakemake(work, STREAM)
+    assert done.returncode != 0
+    log = job_log(work, "stream/bert/docs", "0-of-1")
+    assert "layer 2, tokens 0..32 cannot be read from chunk hidden/c/2/0/0" in log and "checksum" in log
+
+
+def test_new_weights_restart_a_partial_store(work, tiny_gpt2):
+    """A killed extraction (its partial store) followed by new weights in the same folder: started over, not mixed."""
+    states = work / STATES
+    clean_old = open_hidden(states)[:]
+    partial = states.with_name(".states.zarr.partial")
+    states.rename(partial)
+    array = open_hidden(partial, mode="r+")
+    array.attrs.update({"complete": False, "completed_tokens": 64})
+    weights = work / "bert" / "model.safetensors"
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(weights)
+    save_file({k: (v * 1.5 if v.ndim == 2 else v) for k, v in tensors.items()}, weights, metadata={"format": "pt"})
+    done = snakemake(work, STATES)
+    assert done.returncode == 0, output(done)[-3000:]
+    assert "starting over" in job_log(work, "extract/bert", "docs")
+    assert "fingerprint.model" in job_log(work, "extract/bert", "docs")
+    fresh = open_hidden(states)[:]
+    assert not np.array_equal(fresh[:, :64], clean_old[:, :64])  # the first tokens are from the new weights too
+
+
+def test_model_folder_without_tokenizer_is_refused(work):
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (work / "bert" / name).unlink(missing_ok=True)
+    done = snakemake(work, STATES, "--forcerun", "extract")
+    assert done.returncode != 0
+    log = job_log(work, "extract/bert", "docs")
+    assert "models.bert: the tokenizer loaded from" in log and "tokenizer files" in log
+    assert not (work / STATES).exists()
+
+
+@pytest.mark.slow
+def test_binary_text_file_is_refused(work):
+    topic = Path(yaml.safe_load((work / "config.yaml").read_text())["corpora"]["docs"]["path"])
+    corpus = work / "corpus"
+    shutil.copytree(topic, corpus)
+    (corpus / "tech" / "blob.txt").write_bytes(bytes(range(256)) * 8)
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    config["corpora"]["docs"]["path"] = str(corpus)
+    write_config(work, config)
+    done = snakemake(work, "results/corpus/docs/sentences.parquet")
+    assert done.returncode != 0
+    assert "1 of 8 .txt files" in job_log(work, "corpus", "docs") and "blob.txt" in job_log(work, "corpus", "docs")
+
+
+@pytest.mark.slow
+def test_corpus_file_edits_rerun_the_corpus(work):
+    corpus = work / "corpus"
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    shutil.copytree(config["corpora"]["docs"]["path"], corpus)
+    config["corpora"]["docs"]["path"] = str(corpus)
+    write_config(work, config)
+    assert snakemake(work, STATES).returncode == 0
+    (corpus / "sport" / "000.txt").unlink()
+    dry = snakemake(work, STATES, "-n")
+    assert dry.returncode == 0 and "corpus" in dry.stdout and "extract" in dry.stdout
+
+
+@pytest.mark.slow
+def test_contexts_longer_than_the_positions_are_refused(work):
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    config["corpora"]["ctx"]["sequences"].update(length=200, count=1)
+    config["extraction"]["max_length"] = 256
+    write_config(work, config)
+    done = snakemake(work, "results/hidden/gpt/ctx/states.zarr")
+    assert done.returncode != 0
+    log = job_log(work, "extract/gpt", "ctx")
+    assert "corpora.ctx.sequences.length=200" in log and "128 positions of model 'gpt'" in log
+
+
+@pytest.mark.slow
+def test_deleted_intermediates_are_rebuilt(work):
+    (work / TOKENS).unlink()
+    dry = snakemake(work, "-n")
+    assert dry.returncode == 0 and "extract" in dry.stdout
+
+
+def test_temporaries_of_killed_jobs_are_removed(work):
+    stale = work / "results" / "corpus" / "docs" / ".documents.parquet.tmp99999"
+    stale.mkdir()
+    (stale / "part").write_bytes(b"x" * 1000)
+    done = snakemake(work, TOKENS, "--forcerun", "corpus")
+    assert done.returncode == 0, output(done)[-3000:]
+    assert not stale.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, keep", [("config.json", 40), ("model.safetensors", 1000)])
+def test_damaged_model_files_are_named(work, name, keep):
+    damaged = work / "bert" / name
+    damaged.write_bytes(damaged.read_bytes()[:keep])  # a truncated copy; a model file is an input: extract reruns
+    done = snakemake(work, STATES)
+    log = job_log(work, "extract/bert", "docs")
+    assert done.returncode != 0 and "local folder bert" in log and name in log
+    assert "Hugging Face hub" not in log
+
+
+ID_SETTINGS = {
+    "n_points": 4096,
+    "sample": "first",
+    "seed": 0,
+    "discard_fraction": 0.1,
+    "bootstrap": 10,
+    "confidence": 0.95,
+    "k_neighbors": 5,
+    "block_points": 1024,
+}
+
+
+def test_non_finite_values_are_refused_by_every_stage(work, tmp_path):
+    array = open_hidden(work / STATES, mode="r+")
+    block = array[1, 32:64]
+    block[5, 3] = np.nan
+    array[1, 32:64] = block
+    done = snakemake(work, STREAM)
+    assert done.returncode != 0
+    expected = "layer 1 has non-finite hidden states in 1 token rows (first: [37])"
+    assert expected in job_log(work, "stream/bert/docs", "0-of-1")
+    selection = {"include_special": True, "exclude_first_position": False}
+    with pytest.raises(ValueError, match=re.escape(expected)):  # the intrinsic-dimension job
+        write_id(work / STATES, work / TOKENS, selection, ID_SETTINGS, None, tmp_path / "id.parquet")
+    means = np.zeros((3, 32))
+    with pytest.raises(ValueError, match=re.escape(expected)):  # anisotropy's centered pass
+        stream_shard(work / STATES, work / TOKENS, tmp_path / "c", "0-of-1", lambda t: centered_feeds(t, selection, means))
