@@ -168,6 +168,9 @@ def test_corpus_file_edits_rerun_the_corpus(work):
 @pytest.mark.slow
 def test_contexts_longer_than_the_positions_are_refused(work):
     config = yaml.safe_load((work / "config.yaml").read_text())
+    (work / "long").mkdir()
+    (work / "long" / "doc.txt").write_text(" ".join(["The team won the match after a late goal."] * 60))
+    config["corpora"]["ctx"]["path"] = str(work / "long")
     config["corpora"]["ctx"]["sequences"].update(length=200, count=1)
     config["extraction"]["max_length"] = 256
     write_config(work, config)
@@ -200,7 +203,7 @@ def test_damaged_model_files_are_named(work, name, keep):
     damaged.write_bytes(damaged.read_bytes()[:keep])  # a truncated copy; a model file is an input: extract reruns
     done = snakemake(work, STATES)
     log = job_log(work, "extract/bert", "docs")
-    assert done.returncode != 0 and "local folder bert" in log and name in log
+    assert done.returncode != 0 and f"local folder {(work / 'bert').resolve()} (damaged: {name})" in log
     assert "Hugging Face hub" not in log
 
 

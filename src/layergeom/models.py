@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,10 +81,27 @@ def load_error(source: ModelSource, where: str, err: Exception) -> str:
     if not folder.is_dir():
         return f"could not load model '{where}': not a local folder with model files and not reachable on the Hugging Face hub from here ({err})"
     files = [source.gguf_file] if source.gguf_file else sorted(p.name for p in folder.iterdir() if p.is_file())
+    bad = [name for name in files if not readable(folder / name)]
+    which = f"damaged: {', '.join(bad)}" if bad else f"files: {', '.join(files)}"
     return (
-        f"could not load model from the local folder {folder} (files: {', '.join(files)}): "
-        f"{type(err).__name__}: {err}; a file is truncated or damaged? copy the model again"
+        f"could not load model from the local folder {folder} ({which}): {type(err).__name__}: {err}; "
+        "a file is truncated or damaged? copy the model again"
     )
+
+
+def readable(path: Path) -> bool:
+    """Whether a JSON or safetensors file of a model folder parses (other files are not checked)."""
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(path, "pt") as handle:
+                handle.keys()
+    except Exception:  # json and safetensors raise several kinds; any means the file is damaged
+        return False
+    return True
 
 
 def load_model(
