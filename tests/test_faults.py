@@ -149,7 +149,12 @@ def test_binary_text_file_is_refused(work):
     write_config(work, config)
     done = snakemake(work, "results/corpus/docs/sentences.parquet")
     assert done.returncode != 0
-    assert "1 of 8 .txt files" in job_log(work, "corpus", "docs") and "blob.txt" in job_log(work, "corpus", "docs")
+    assert "1 of 8 .txt files under" in job_log(work, "corpus", "docs")
+    assert "are binary, not text: tech/blob.txt" in job_log(work, "corpus", "docs")
+    (corpus / "tech" / "blob.txt").write_bytes("Le caf\u00e9 du coin a ferm\u00e9 ses portes hier.".encode("latin-1"))
+    done = snakemake(work, "results/corpus/docs/sentences.parquet")
+    assert done.returncode == 0, output(done)[-3000:]
+    assert "1 of 8 files are not UTF-8, read as Latin-1: tech/blob.txt" in job_log(work, "corpus", "docs")
 
 
 @pytest.mark.slow

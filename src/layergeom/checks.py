@@ -13,20 +13,28 @@ if TYPE_CHECKING:  # not imported at run time: the corpus job reads text without
 
 MAX_UNK_SHARE = 0.1  # more unknown tokens than this means a missing or wrong tokenizer
 MIN_VOCAB = 32  # a vocabulary smaller than this is a placeholder, not a tokenizer
+CONTROL_BYTES = bytes([*range(0, 9), 14, 15, *range(16, 32), 127])  # C0 controls but tab, newlines, form feed
 
 
 class InputError(ValueError):
     """An input that would give meaningless hidden states."""
 
 
-def read_utf8(path: Path) -> str | None:
-    """The text of a file, or None if it is not UTF-8 text (undecodable bytes or NUL bytes)."""
+def is_binary(raw: bytes) -> bool:
+    """Whether file contents are not text: a NUL byte, or more than 1% control bytes other than whitespace."""
+    controls = sum(raw.count(bytes([b])) for b in CONTROL_BYTES)
+    return b"\0" in raw or controls > 0.01 * max(len(raw), 1)
+
+
+def read_text(path: Path) -> tuple[str | None, bool]:
+    """The text of a file (None if it is binary) and whether it was UTF-8 (else it is read as Latin-1)."""
     raw = path.read_bytes()
+    if is_binary(raw):
+        return None, False
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8"), True
     except UnicodeDecodeError:
-        return None
-    return None if "\0" in text else text
+        return raw.decode("latin-1"), False
 
 
 def unk_share(tokenizer, seqs: Sequences) -> float:

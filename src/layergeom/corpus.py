@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from layergeom.checks import read_utf8
+from layergeom.checks import read_text
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ def text_files(path: Path) -> list[Path]:
     return [path] if path.is_file() else sorted(path.rglob("*.txt"))
 
 
+def listing(names: list[str], shown: int = 5) -> str:
+    """The first ``shown`` names, comma-separated, and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def source_files(entry: dict) -> list[str]:
     """The local files a corpus entry is read from (none for ``bbc`` and ``hf``): the corpus rule's inputs."""
     if entry["source"] == "text":
@@ -48,19 +54,20 @@ def read_text_files(path: Path, topic: str | None = None) -> pl.DataFrame:
     files = text_files(path)
     if not files:
         raise CorpusError(f"no .txt files under {path}")
-    rows, bad = [], []
+    rows, binary, latin1 = [], [], []
     for file in files:
         rel = file.relative_to(path) if path.is_dir() else Path(file.name)
         folder_topic = rel.parts[0] if len(rel.parts) > 1 else None
-        text = read_utf8(file)
-        if text is None:
-            bad.append(str(file))
+        text, utf8 = read_text(file)
+        (binary if text is None else latin1 if not utf8 else []).append(str(rel))
         rows.append({"topic": topic or folder_topic, "source": str(rel), "text": text})
-    if bad:
+    if binary:
         raise CorpusError(
-            f"{len(bad)} of {len(files)} .txt files under {path} are not UTF-8 text (binary, or another encoding): "
-            f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; convert them (iconv -t utf-8) or remove them"
+            f"{len(binary)} of {len(files)} .txt files under {path} are binary, not text: {listing(binary)}; "
+            "remove them from the corpus folder"
         )
+    if latin1:
+        log.warning("%d of %d files are not UTF-8, read as Latin-1: %s", len(latin1), len(files), listing(latin1))
     return pl.DataFrame(rows, schema={"topic": pl.Utf8, "source": pl.Utf8, "text": pl.Utf8})
 
 
