@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import yaml
-import zarr
 from runs import snakemake
+from safetensors.numpy import load_file, save_file
 from test_workflow import tiny_config
 
 from layergeom.analyses.anisotropy.accumulate import centered_feeds
 from layergeom.analyses.anisotropy.metrics import write_id
+from layergeom.io.atomic import write_parquet
 from layergeom.io.integrity import StoreError, verify_store
 from layergeom.io.store import open_hidden
+from layergeom.plotting import plt, save
 from layergeom.stream.job import stream_shard
 
 STATES = "results/hidden/bert/docs/states.zarr"
@@ -87,6 +91,7 @@ def test_damaged_chunks_are_errors_named_by_verify(work):
     assert "missing chunk hidden/c/1/0/0" in job_log(work, "verify/bert", "docs")
 
 
+@pytest.mark.slow
 def test_missing_chunk_stops_the_statistics_with_the_chunk_named(work):
     chunk_file(work, 1, 0).unlink()
     done = snakemake(work, STREAM)
@@ -96,6 +101,7 @@ def test_missing_chunk_stops_the_statistics_with_the_chunk_named(work):
     assert not (work / STREAM).exists()
 
 
+@pytest.mark.slow
 def test_flipped_byte_stops_the_statistics_with_the_chunk_named(work):
     flipped = chunk_file(work, 2, 0)
     data = bytearray(flipped.read_bytes())
@@ -107,7 +113,7 @@ def test_flipped_byte_stops_the_statistics_with_the_chunk_named(work):
     assert "layer 2, tokens 0..32 cannot be read from chunk hidden/c/2/0/0" in log and "checksum" in log
 
 
-def test_new_weights_restart_a_partial_store(work, tiny_gpt2):
+def test_new_weights_restart_a_partial_store(work):
     """A killed extraction (its partial store) followed by new weights in the same folder: started over, not mixed."""
     states = work / STATES
     clean_old = open_hidden(states)[:]
@@ -116,8 +122,6 @@ def test_new_weights_restart_a_partial_store(work, tiny_gpt2):
     array = open_hidden(partial, mode="r+")
     array.attrs.update({"complete": False, "completed_tokens": 64})
     weights = work / "bert" / "model.safetensors"
-    from safetensors.numpy import load_file, save_file
-
     tensors = load_file(weights)
     save_file({k: (v * 1.5 if v.ndim == 2 else v) for k, v in tensors.items()}, weights, metadata={"format": "pt"})
     done = snakemake(work, STATES)
@@ -128,6 +132,7 @@ def test_new_weights_restart_a_partial_store(work, tiny_gpt2):
     assert not np.array_equal(fresh[:, :64], clean_old[:, :64])  # the first tokens are from the new weights too
 
 
+@pytest.mark.slow
 def test_model_folder_without_tokenizer_is_refused(work):
     for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         (work / "bert" / name).unlink(missing_ok=True)
@@ -186,12 +191,15 @@ def test_contexts_longer_than_the_positions_are_refused(work):
 
 
 @pytest.mark.slow
-def test_deleted_intermediates_are_rebuilt(work):
-    (work / TOKENS).unlink()
-    dry = snakemake(work, "-n")
-    assert dry.returncode == 0 and "extract" in dry.stdout
+@pytest.mark.parametrize("deleted", [TOKENS, STATES])
+def test_deleted_intermediates_are_rebuilt(work, deleted):
+    shutil.rmtree(work / deleted) if deleted == STATES else (work / deleted).unlink()
+    done = snakemake(work, "-n")
+    assert done.returncode == 0
+    assert "Missing output files: results/hidden/bert/docs/" in done.stdout
 
 
+@pytest.mark.slow
 def test_temporaries_of_killed_jobs_are_removed(work):
     stale = work / "results" / "corpus" / "docs" / ".documents.parquet.tmp99999"
     stale.mkdir()
@@ -238,4 +246,27 @@ def test_non_finite_values_are_refused_by_every_stage(work, tmp_path):
         write_id(work / STATES, work / TOKENS, selection, ID_SETTINGS, None, tmp_path / "id.parquet")
     means = np.zeros((3, 32))
     with pytest.raises(ValueError, match=re.escape(expected)):  # anisotropy's centered pass
-        stream_shard(work / STATES, work / TOKENS, tmp_path / "c", "0-of-1", lambda t: centered_feeds(t, selection, means))
+        stream_shard(
+            work / STATES, work / TOKENS, tmp_path / "c", "0-of-1", lambda t: centered_feeds(t, selection, means)
+        )
+
+
+@pytest.mark.slow
+def test_full_disk_names_the_output(tmp_path):
+    """A 256 kB tmpfs (needs permission to mount; skipped without): the error names the file and the free space."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with pytest.raises(Exception) as err:
+            write_parquet(pl.DataFrame({"x": np.random.default_rng(0).random(200_000)}), disk / "t.parquet")
+        assert f"while writing {disk / 't.parquet'}; only" in "\n".join(err.value.__notes__)
+        figure = plt.figure(figsize=(40, 40))
+        figure.gca().imshow(np.random.default_rng(0).random((2000, 2000)))
+        with pytest.raises(Exception) as err:
+            save(figure, disk / "f.png")
+        assert f"while writing {disk / 'f.png'}; only" in "\n".join(err.value.__notes__)
+        assert not list(disk.iterdir())  # no partial file left
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

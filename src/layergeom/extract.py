@@ -26,8 +26,8 @@ from layergeom.io import atomic, store
 from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
 from layergeom.models import LoadedModel, find_final_norm, load_model_entry
-from layergeom.sources import resolve_source
 from layergeom.sequences import Sequences, context_sequences, plan_batches, sentence_sequences, token_table
+from layergeom.sources import resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +286,8 @@ def run_extract_job(
         "mode": mode,
         "sequence_length": corpus["sequences"]["length"] if mode == "contexts" else None,
         "config_hash": entry_hash(spec),
-        "fingerprint": fingerprint(resolve_source(model["source"], model.get("gguf_file")), model.get("revision"), seqs),
+        "fingerprint": fingerprint(
+            resolve_source(model["source"], model.get("gguf_file")), model.get("revision"), seqs
+        ),
     }
     extract(loaded, seqs, states_path, tokens_path, settings, attrs, model["residual_before_final_norm"])

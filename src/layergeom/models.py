@@ -79,7 +79,10 @@ def load_error(source: ModelSource, where: str, err: Exception) -> str:
     """Why a model did not load: its local files, named, are damaged; or the hub id cannot be reached."""
     folder = Path(source.name_or_path)
     if not folder.is_dir():
-        return f"could not load model '{where}': not a local folder with model files and not reachable on the Hugging Face hub from here ({err})"
+        return (
+            f"could not load model '{where}': not a local folder with model files and not "
+            f"reachable on the Hugging Face hub from here ({err})"
+        )
     files = [source.gguf_file] if source.gguf_file else sorted(p.name for p in folder.iterdir() if p.is_file())
     bad = [name for name in files if not readable(folder / name)]
     which = f"damaged: {', '.join(bad)}" if bad else f"files: {', '.join(files)}"

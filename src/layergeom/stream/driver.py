@@ -81,7 +81,9 @@ def stream_layers(
     for layer in layers:
         accumulators = {feed.name: feed.make(layer, d) for feed in feeds}
         for block in prefetched(iter_layer(array, layer, union, block_tokens)):
-            check_finite(block.values, block.rows, f"{where} ({chunks_of(array, layer, block.start, block.stop)})", layer)
+            check_finite(
+                block.values, block.rows, f"{where} ({chunks_of(array, layer, block.start, block.stop)})", layer
+            )
             for mask, names in groups.values():
                 local = mask[block.rows]
                 values, rows = (block.values, block.rows) if local.all() else (block.values[local], block.rows[local])

@@ -94,9 +94,7 @@ def run_merge(
         ctx_arr = per_layer_array(group, "ctx", (n_layers, n_ctx, d), ("layer", "context", "d"), "context_ids topic")
         mean_arr = per_layer_array(group, "mean", (n_layers, d), ("layer", "d"), "")
         write_layer_coords(group, names)
-        group.create_array(
-            "positions", data=design.positions, compressors=checksummed(), dimension_names=("position",)
-        )
+        group.create_array("positions", data=design.positions, compressors=checksummed(), dimension_names=("position",))
         group.create_array(
             "context_ids", data=design.context_ids, compressors=checksummed(), dimension_names=("context",)
         )
