@@ -7,16 +7,19 @@ is the table of these cases.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import yaml
-from runs import snakemake
+from runs import snakemake, snakemake_command
 from safetensors.numpy import load_file, save_file
 from test_workflow import tiny_config
 
@@ -270,3 +273,32 @@ def test_full_disk_names_the_output(tmp_path):
         assert not list(disk.iterdir())  # no partial file left
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def store_bytes(path: Path) -> dict[str, bytes]:
+    """Every file of a store by relative name (Snakemake's time stamp left out)."""
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != ".snakemake_timestamp"
+    }
+
+
+@pytest.mark.slow
+def test_sigkill_during_extraction_then_rerun_is_byte_identical(extracted, work):
+    """Killed as soon as the partial store exists, unlocked, rerun in another folder: the same bytes."""
+    shutil.rmtree(work / STATES)
+    (work / TOKENS).unlink()
+    command = snakemake_command(work, "--cores", "2", STATES, TOKENS)
+    run = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = work / STATES.replace("states.zarr", ".states.zarr.partial")
+    deadline = time.monotonic() + 300
+    while not partial.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert snakemake(work, "--unlock").returncode == 0
+    done = snakemake(work, STATES, TOKENS)
+    assert done.returncode == 0, output(done)[-3000:]
+    assert store_bytes(work / STATES) == store_bytes(extracted / STATES)
+    assert (work / TOKENS).read_bytes() == (extracted / TOKENS).read_bytes()
