@@ -19,14 +19,16 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+import zarr
 from runs import snakemake, snakemake_command
 from safetensors.numpy import load_file, save_file
 from test_workflow import tiny_config
 
 from layergeom.analyses.anisotropy.accumulate import centered_feeds
 from layergeom.analyses.anisotropy.metrics import write_id
+from layergeom.analyses.posctx.components import per_layer_array
 from layergeom.io.atomic import write_parquet
-from layergeom.io.integrity import StoreError, verify_store
+from layergeom.io.integrity import StoreError, read_array, verify_store
 from layergeom.io.store import open_hidden
 from layergeom.plotting import plt, save
 from layergeom.stream.job import stream_shard
@@ -72,6 +74,15 @@ def work(extracted, tmp_path) -> Path:
 
 def chunk_file(workdir: Path, layer: int, chunk: int) -> Path:
     return workdir / STATES / "hidden" / "c" / str(layer) / str(chunk) / "0"
+
+
+def test_a_missing_components_chunk_is_named(tmp_path):
+    path = tmp_path / "components.zarr"
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    per_layer_array(group, "pos", (2, 3, 4), ("layer", "position", "d"), "positions")[:] = 1.0
+    (path / "pos" / "c" / "1" / "0" / "0").unlink()
+    with pytest.raises(StoreError, match="missing chunk pos/c/1/0/0"):
+        read_array(group, "pos", path)
 
 
 def test_damaged_chunks_are_errors_named_by_verify(work):

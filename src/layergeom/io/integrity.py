@@ -86,6 +86,18 @@ def verify_array(array: zarr.Array) -> list[str]:
     return problems
 
 
+def read_array(group: zarr.Group, name: str, where: str | os.PathLike) -> np.ndarray:
+    """All of array ``name`` of a store; a damaged or missing chunk is a StoreError naming it."""
+    array = group[name]
+    try:
+        values = np.asarray(array[...])
+    except Exception as err:  # codecs raise ValueError, reshape errors, ...: name the chunks
+        raise StoreError(f"{where}: {'; '.join(verify_array(array)) or err}") from err
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        raise StoreError(f"{where}: {'; '.join(verify_array(array)) or f'non-finite values in {name}'}")
+    return values
+
+
 def verify_store(path: str | os.PathLike) -> int:
     """Check every chunk of every array of a store; raise StoreError listing the problems, else count the chunks."""
     group = zarr.open_group(str(path), mode="r", zarr_format=3)

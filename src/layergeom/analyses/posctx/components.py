@@ -18,7 +18,7 @@ from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, decompose
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.atomic import atomic_output, write_parquet
-from layergeom.io.integrity import checksummed
+from layergeom.io.integrity import checksummed, read_array
 from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, write_layer_coords
 from layergeom.joblog import tracked
 from layergeom.stream.protocol import load_merged
@@ -122,7 +122,7 @@ def run_merge(
 def read_components(path: str | os.PathLike) -> dict:
     """pos, ctx (all layers), positions, context ids, topics and attrs of a components store."""
     group = zarr.open_group(str(path), mode="r", zarr_format=3)
-    out = {name: np.asarray(group[name][...]) for name in ("pos", "ctx", "mean", "positions", "context_ids")}
-    out["topics"] = [t or None for t in np.asarray(group["topic"][...]).tolist()]
+    out = {name: read_array(group, name, path) for name in ("pos", "ctx", "mean", "positions", "context_ids")}
+    out["topics"] = [t or None for t in read_array(group, "topic", path).tolist()]
     out["attrs"] = dict(group.attrs)
     return out
