@@ -100,9 +100,14 @@ def test_damaged_chunks_are_errors_named_by_verify(work):
     assert "missing chunk hidden/c/1/0/0" in message
     assert "unreadable chunk hidden/c/2/1/0" in message and "checksum" in message
     assert "unreadable chunk hidden/c/0/2/0" in message
-    done = snakemake(work, "results/verify/bert/docs.txt")
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    write_config(
+        work, {**config, "models": {"bert": config["models"]["bert"]}, "corpora": {"docs": config["corpora"]["docs"]}}
+    )
+    done = snakemake(work, "verify")
     assert done.returncode != 0
-    assert "missing chunk hidden/c/1/0/0" in job_log(work, "verify/bert", "docs")
+    assert "1 of 1 stores are damaged" in (work / "logs" / "verify.log").read_text()
+    assert "missing chunk hidden/c/1/0/0" in (work / "logs" / "verify.log").read_text()
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import sys
@@ -17,6 +18,8 @@ import numpy as np
 import polars as pl
 import zarr
 from zarr.core.sync import sync
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(ValueError):
@@ -128,6 +131,19 @@ def verify_pair(states: str | os.PathLike, tokens: str | os.PathLike) -> str:
     if rows != n_tokens:
         raise StoreError(f"{tokens} has {rows} rows but {states} stores {n_tokens} tokens; delete both and run again")
     return f"{states}: ok, {checked} chunks verified; {tokens}: ok, {rows} rows"
+
+
+def verify_pairs(states: list[str], tokens: list[str]) -> None:
+    """Verify every store and token table, logging one line each; raise one StoreError listing every damaged one."""
+    damaged = []
+    for store, table in zip(states, tokens, strict=True):
+        try:
+            log.info(verify_pair(store, table))
+        except StoreError as err:
+            log.error("%s", err)
+            damaged.append(str(err))
+    if damaged:
+        raise StoreError(f"{len(damaged)} of {len(states)} stores are damaged:\n" + "\n".join(damaged))
 
 
 def main(paths: list[str]) -> int:
