@@ -15,6 +15,7 @@ CORES ?= 2
 
 setup: .venv/.installed
 
+# The report is built under a temporary name and renamed, so a killed --report leaves no partial report.html.
 run: setup
 	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default --report results/.report.tmp.html
