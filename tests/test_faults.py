@@ -27,10 +27,14 @@ from test_workflow import tiny_config
 from layergeom.analyses.anisotropy.accumulate import centered_feeds
 from layergeom.analyses.anisotropy.metrics import write_id
 from layergeom.analyses.posctx.components import per_layer_array
+from layergeom.checks import InputError, check_positions
 from layergeom.io.atomic import write_parquet
 from layergeom.io.integrity import StoreError, read_array, verify_store
 from layergeom.io.store import open_hidden
+from layergeom.models import load_model
 from layergeom.plotting import plt, save
+from layergeom.sequences import sentence_sequences
+from layergeom.sources import resolve_source
 from layergeom.stream.job import stream_shard
 
 STATES = "results/hidden/bert/docs/states.zarr"
@@ -207,6 +211,17 @@ def test_contexts_longer_than_the_positions_are_refused(work):
     assert done.returncode != 0
     log = job_log(work, "extract/gpt", "ctx")
     assert "corpora.ctx.sequences.length=200" in log and "128 positions of model 'gpt'" in log
+
+
+def test_sentences_longer_than_the_positions_are_refused(tiny_gpt2):
+    """A sentence of 300 words with extraction.max_length 512 on the 128-position GPT-2 (no Snakemake run)."""
+    loaded = load_model(resolve_source(str(tiny_gpt2)))
+    text = " ".join(["team"] * 300)
+    sentences = pl.DataFrame({"doc_id": [0], "topic": ["sport"], "sent_id": [0], "text": [text], "n_words": [300]})
+    seqs = sentence_sequences(loaded.tokenizer, sentences, 512)
+    spec = {"corpus": {"sequences": {"mode": "sentences"}}, "settings": {"max_length": 512}}
+    with pytest.raises(InputError, match=r"extraction.max_length=512 \(model gpt\): 1 sequences .* 128 positions"):
+        check_positions(loaded, seqs, "gpt", "docs", spec)
 
 
 @pytest.mark.slow
