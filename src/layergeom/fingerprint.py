@@ -15,14 +15,19 @@ from layergeom.sequences import Sequences
 from layergeom.sources import ModelSource
 
 
+NOT_MODEL_SUFFIXES = (".pt",)  # optimizer and RNG state of a workflow-trained checkpoint: never loaded
+
+
 def model_files(source: ModelSource) -> list[Path]:
-    """The local files a model is loaded from: its GGUF file, or every file of its folder; none for a hub id."""
+    """The local files a model is loaded from: its GGUF file, or the files of its folder; none for a hub id."""
     folder = Path(source.name_or_path)
     if not folder.is_dir():
         return []
     if source.gguf_file:
         return [folder / source.gguf_file]
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix not in NOT_MODEL_SUFFIXES
+    )
 
 
 def files_digest(files: list[Path]) -> str:
