@@ -14,7 +14,6 @@ import numpy as np
 from layergeom.sequences import Sequences
 from layergeom.sources import ModelSource
 
-
 NOT_MODEL_SUFFIXES = (".pt",)  # optimizer and RNG state of a workflow-trained checkpoint: never loaded
 
 
