@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # not imported at run time: the corpus job reads text without
 
 MAX_UNK_SHARE = 0.1  # more unknown tokens than this means a missing or wrong tokenizer
 MIN_VOCAB = 32  # a vocabulary smaller than this is a placeholder, not a tokenizer
-CONTROL_BYTES = bytes([*range(0, 9), 14, 15, *range(16, 32), 127])  # C0 controls but tab, newlines, form feed
+CONTROL_BYTES = bytes([*range(0, 9), *range(14, 32), 127])  # C0 controls but tab, newlines, form feed
 
 
 class InputError(ValueError):

@@ -59,7 +59,10 @@ def read_text_files(path: Path, topic: str | None = None) -> pl.DataFrame:
         rel = file.relative_to(path) if path.is_dir() else Path(file.name)
         folder_topic = rel.parts[0] if len(rel.parts) > 1 else None
         text, utf8 = read_text(file)
-        (binary if text is None else latin1 if not utf8 else []).append(str(rel))
+        if text is None:
+            binary.append(str(rel))
+        elif not utf8:
+            latin1.append(str(rel))
         rows.append({"topic": topic or folder_topic, "source": str(rel), "text": text})
     if binary:
         raise CorpusError(

@@ -85,11 +85,10 @@ def load_error(source: ModelSource, where: str, err: Exception) -> str:
         )
     files = [source.gguf_file] if source.gguf_file else sorted(p.name for p in folder.iterdir() if p.is_file())
     bad = [name for name in files if not readable(folder / name)]
-    which = f"damaged: {', '.join(bad)}" if bad else f"files: {', '.join(files)}"
-    return (
-        f"could not load model from the local folder {folder} ({which}): {type(err).__name__}: {err}; "
-        "a file is truncated or damaged? copy the model again"
-    )
+    found = f"could not load model from the local folder {folder}"
+    if not bad:
+        return f"{found} (files: {', '.join(files)}): {type(err).__name__}: {err}"
+    return f"{found} (damaged: {', '.join(bad)}): {type(err).__name__}: {err}; copy the model files again"
 
 
 def readable(path: Path) -> bool:
