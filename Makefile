@@ -15,9 +15,11 @@ CORES ?= 2
 
 setup: .venv/.installed
 
+# The report is built under a temporary name and renamed, so a killed --report leaves no partial report.html.
 run: setup
 	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
-	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default --report results/report.html
+	$(PY) -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/default --report results/.report.tmp.html
+	mv -f results/.report.tmp.html results/report.html
 	@echo "The report: $(CURDIR)/results/report.html (one self-contained HTML file; open it in a browser)"
 	@echo "Tables: $(CURDIR)/results/tables/  Figures: $(CURDIR)/results/figures/  Job logs: $(CURDIR)/logs/"
 

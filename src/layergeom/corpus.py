@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from layergeom.checks import read_text
+
 log = logging.getLogger(__name__)
 
 DOC_SCHEMA = {"doc_id": pl.Int64, "topic": pl.Utf8, "source": pl.Utf8, "text": pl.Utf8, "n_words": pl.Int64}
@@ -27,25 +29,48 @@ def bbc_folder() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "bbcnews" / "data"
 
 
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+def text_files(path: Path) -> list[Path]:
+    """The .txt files of a text corpus: the file itself, or every .txt file under the folder."""
+    path = Path(path)
+    return [path] if path.is_file() else sorted(path.rglob("*.txt"))
+
+
+def listing(names: list[str], shown: int = 5) -> str:
+    """The first ``shown`` names, comma-separated, and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def source_files(entry: dict) -> list[str]:
+    """The local files a corpus entry is read from (none for ``bbc`` and ``hf``): the corpus rule's inputs."""
+    if entry["source"] == "text":
+        return [str(p) for p in text_files(Path(entry["path"]))]
+    return [entry["path"]] if entry["source"] in ("jsonl", "parquet") else []
 
 
 def read_text_files(path: Path, topic: str | None = None) -> pl.DataFrame:
     """One document per .txt file; topic is the sub-folder name unless ``topic`` is given."""
     path = Path(path)
-    files = [path] if path.is_file() else sorted(path.rglob("*.txt"))
+    files = text_files(path)
     if not files:
         raise CorpusError(f"no .txt files under {path}")
-    rows = []
+    rows, binary, latin1 = [], [], []
     for file in files:
         rel = file.relative_to(path) if path.is_dir() else Path(file.name)
         folder_topic = rel.parts[0] if len(rel.parts) > 1 else None
-        rows.append({"topic": topic or folder_topic, "source": str(rel), "text": _read_text(file)})
+        text, utf8 = read_text(file)
+        if text is None:
+            binary.append(str(rel))
+        elif not utf8:
+            latin1.append(str(rel))
+        rows.append({"topic": topic or folder_topic, "source": str(rel), "text": text})
+    if binary:
+        raise CorpusError(
+            f"{len(binary)} of {len(files)} .txt files under {path} are binary, not text: {listing(binary)}; "
+            "remove them from the corpus folder"
+        )
+    if latin1:
+        log.warning("%d of %d files are not UTF-8, read as Latin-1: %s", len(latin1), len(files), listing(latin1))
     return pl.DataFrame(rows, schema={"topic": pl.Utf8, "source": pl.Utf8, "text": pl.Utf8})
 
 

@@ -21,7 +21,9 @@ import torch
 import zarr
 
 from layergeom import __version__
+from layergeom.checks import check_inputs
 from layergeom.config import ConfigError, entry_hash
+from layergeom.fingerprint import differences, fingerprint
 from layergeom.io import atomic, regions, store
 from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
@@ -34,6 +36,7 @@ from layergeom.sequences import (
     sentence_sequences,
     token_table,
 )
+from layergeom.sources import resolve_source
 from layergeom.stream.shards import shard_ids
 
 log = logging.getLogger(__name__)
@@ -196,7 +199,10 @@ def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> bo
         return False
     try:
         array = store.open_hidden(partial, mode="r")
-        same = array.attrs.get("config_hash") == attrs["config_hash"] and tuple(array.shape) == shape
+        changed = differences(dict(array.attrs), attrs) + ([] if tuple(array.shape) == shape else ["shape"])
+        if changed:
+            log.warning("starting over: %s was computed from other inputs (%s)", partial, ", ".join(changed))
+        same = not changed
     except Exception:  # an unreadable partial store is simply started again
         same = False
     if not same:
@@ -265,8 +271,11 @@ class Extraction:
     def write_region(self, states_path: str | os.PathLike, shard: str) -> None:
         """Compute and write shard ``k-of-K``'s token region of the partial store, resuming after a kill."""
         array = store.open_hidden(atomic.temp_sibling(states_path, "partial"), mode="r+")
-        if array.attrs.get("config_hash") != self.attrs["config_hash"] or tuple(array.shape) != self.shape:
-            raise RuntimeError(f"{atomic.temp_sibling(states_path, 'partial')}: prepared for other inputs")
+        changed = differences(dict(array.attrs), self.attrs) + ([] if tuple(array.shape) == self.shape else ["shape"])
+        if changed:
+            raise RuntimeError(
+                f"{atomic.temp_sibling(states_path, 'partial')}: prepared for other inputs ({', '.join(changed)})"
+            )
         start, stop = regions.region(self.table.height, store.write_block_size(array), shard)
         path = regions.progress_path(states_path, shard)
         record = {"config_hash": self.attrs["config_hash"], "start": start, "stop": stop}
@@ -347,7 +356,8 @@ def extract_whole(job: Extraction, states_path: str | os.PathLike, tokens_path: 
 def load_extraction(spec: dict, model_name: str, corpus_name: str, documents, sentences, threads: int) -> Extraction:
     """Load the model of ``spec`` and build its sequences of the corpus."""
     loaded, seqs = load_job(spec, documents, sentences, threads)
-    attrs = job_attrs(spec, model_name, corpus_name)
+    check_inputs(loaded, seqs, model_name, corpus_name, spec)
+    attrs = job_attrs(spec, model_name, corpus_name, seqs)
     return Extraction(loaded, seqs, spec["settings"], attrs, spec["model"]["residual_before_final_norm"])
 
 
@@ -364,8 +374,8 @@ def load_job(
     return loaded, seqs
 
 
-def job_attrs(spec: dict, model_name: str, corpus_name: str) -> dict:
-    """Store attributes of an extraction job: model, corpus, sequence mode and the config hash."""
+def job_attrs(spec: dict, model_name: str, corpus_name: str, seqs: Sequences) -> dict:
+    """Store attributes of an extraction job: model, corpus, sequence mode, the config hash and the fingerprint."""
     model, corpus = spec["model"], spec["corpus"]
     mode = corpus["sequences"]["mode"]
     return {
@@ -378,6 +388,7 @@ def job_attrs(spec: dict, model_name: str, corpus_name: str) -> dict:
         "mode": mode,
         "sequence_length": corpus["sequences"]["length"] if mode == "contexts" else None,
         "config_hash": entry_hash(store_spec(spec)),
+        "fingerprint": fingerprint(resolve_source(model["source"], model.get("gguf_file")), model.get("revision"), seqs),
     }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from layergeom.checks import check_inputs
 from layergeom.extract import HiddenStates, job_attrs, layers_to_store, load_job, model_attrs
 from layergeom.io import atomic, store
 from layergeom.joblog import Progress
@@ -40,13 +41,14 @@ def run_fused_tokens(
     """Write the token table and the header store (the store's attributes, no tokens) of a fused pair."""
     limit_heap_retention()
     loaded, seqs = load_job(spec, documents, sentences, threads)
+    check_inputs(loaded, seqs, model_name, corpus_name, spec)
     order, _ = plan_batches(seqs.lengths(), spec["settings"]["batch_tokens"])
     table = token_table(seqs, order, loaded.tokenizer)
     runner = fused_runner(loaded, spec, model_name)
     runner(seqs, order[-1:])  # one short sequence tells whether the last hidden state is after the final norm
     final_flag = bool(runner.last_after_final_norm and not runner.residual_before_final_norm)
     attrs = {
-        **job_attrs(spec, model_name, corpus_name),
+        **job_attrs(spec, model_name, corpus_name, seqs),
         **model_attrs(loaded, runner, spec["settings"], table.height),
         "complete": True,
         "hidden_states_stored": False,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -73,6 +75,37 @@ def _load_kwargs(source: ModelSource, revision: str | None) -> dict:
     return kwargs
 
 
+def load_error(source: ModelSource, where: str, err: Exception) -> str:
+    """Why a model did not load: its local files, named, are damaged; or the hub id cannot be reached."""
+    folder = Path(source.name_or_path)
+    if not folder.is_dir():
+        return (
+            f"could not load model '{where}': not a local folder with model files and not "
+            f"reachable on the Hugging Face hub from here ({err})"
+        )
+    files = [source.gguf_file] if source.gguf_file else sorted(p.name for p in folder.iterdir() if p.is_file())
+    bad = [name for name in files if not readable(folder / name)]
+    found = f"could not load model from the local folder {folder}"
+    if not bad:
+        return f"{found} (files: {', '.join(files)}): {type(err).__name__}: {err}"
+    return f"{found} (damaged: {', '.join(bad)}): {type(err).__name__}: {err}; copy the model files again"
+
+
+def readable(path: Path) -> bool:
+    """Whether a JSON or safetensors file of a model folder parses (other files are not checked)."""
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(path, "pt") as handle:
+                handle.keys()
+    except Exception:  # json and safetensors raise several kinds; any means the file is damaged
+        return False
+    return True
+
+
 def load_model(
     source: ModelSource,
     revision: str | None = None,
@@ -96,11 +129,8 @@ def load_model(
             model = AutoModel.from_config(config, dtype=dtype)
         else:
             model = AutoModel.from_pretrained(source.name_or_path, dtype=dtype, **kwargs)
-    except OSError as err:
-        raise OSError(
-            f"could not load model '{where}': not a local folder with model files and not "
-            f"reachable on the Hugging Face hub from here ({err})"
-        ) from err
+    except Exception as err:  # transformers and safetensors raise many kinds; say which files were read
+        raise OSError(load_error(source, where, err)) from err
     dev = select_device(device)
     model.eval().to(dev)
     config = model.config

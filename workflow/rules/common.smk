@@ -3,6 +3,7 @@
 import os
 import re
 import sys
+from pathlib import Path
 
 from snakemake.sourcecache import LocalSourceFile
 from snakemake.utils import validate
@@ -17,6 +18,8 @@ if isinstance(HERE, LocalSourceFile):
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
 from layergeom import config as lgconfig
+from layergeom.fingerprint import model_files
+from layergeom.sources import resolve_source
 from layergeom.stream.shards import SHARD_PATTERN, shard_ids
 
 for warning in lgconfig.apply_deprecations(config):
@@ -85,9 +88,13 @@ def extraction_params(model):
 
 
 def model_inputs(model):
-    """Workflow outputs a model is loaded from: its training run's checkpoints, if it is one."""
-    run = (config["models"][model].get("checkpoint") or {}).get("run")
-    return [f"{RESULTS}/train/{run}/checkpoints"] if run else []
+    """Files a model is loaded from: its training run's checkpoints, or its local files (edits rerun extraction)."""
+    entry = config["models"][model]
+    run = (entry.get("checkpoint") or {}).get("run")
+    if run:
+        return [f"{RESULTS}/train/{run}/checkpoints"]
+    files = model_files(resolve_source(entry["source"], entry.get("gguf_file")))
+    return [str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p) for p in files]
 
 
 def stage_selection(section):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+LOW_SPACE = 64 << 20  # bytes: below this, a failed write is reported as a probable full disk
 
 
 def temp_sibling(path: str | os.PathLike, tag: str = "partial") -> Path:
@@ -24,15 +27,32 @@ def remove(path: str | os.PathLike) -> None:
         path.unlink()
 
 
+def remove_stale(path: Path) -> None:
+    """Delete the temporaries of ``path`` left by killed jobs (the Snakemake lock lets one job write an output)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+        remove(stale)
+
+
+def explain(err: BaseException, path: Path) -> None:
+    """Name the output being written in the error, and the free space when its disk is (nearly) full."""
+    free = shutil.disk_usage(path.parent).free
+    low = f"; only {free} bytes are free on its disk: free space and run again" if free < LOW_SPACE else ""
+    err.add_note(f"while writing {path}{low}")
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path; on success rename it to ``path``, on failure delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path, f"tmp{os.getpid()}")
-    remove(tmp)
+    remove_stale(path)
     try:
         yield tmp
+    except Exception as err:
+        explain(err, path)
+        remove(tmp)
+        raise
     except BaseException:
         remove(tmp)
         raise

@@ -2,6 +2,8 @@
 
 Writers and readers of ``results/hidden/{model}/{corpus}/states.zarr`` go through this module;
 readers stream one layer in chunk-aligned blocks so memory depends on chunk size and d only.
+Every chunk carries a crc32c checksum and ``hidden``'s fill value is NaN, so a damaged or missing chunk
+is an error naming the store, layer and chunk (``io/integrity.py``), never data.
 Arrays carry Zarr v3 ``dimension_names`` and the group holds coordinate arrays (``layer``,
 ``layer_name``, ``token``), so ``xarray.open_zarr`` reads a store as a Dataset.
 """
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import zarr
+
+from layergeom.io.integrity import checksummed, read_error
 
 ARRAY = "hidden"
 DIMS = ("layer", "token", "d")
@@ -51,8 +55,8 @@ def create_store(
         chunks=(1, chunk, d),
         shards=shards,
         dtype=dtype,
-        fill_value=0,
-        compressors=COMPRESSORS[compression](),
+        fill_value=np.nan,
+        compressors=checksummed(COMPRESSORS[compression]()),
         dimension_names=DIMS,
     )
     array.attrs.update(attrs)
@@ -65,6 +69,7 @@ def create_store(
         shape=(n_tokens,),
         chunks=(max(1, min(n_tokens, COORD_BLOCK)),),
         dtype=np.int64,
+        compressors=checksummed(),
         dimension_names=("token",),
     )
     for start in range(0, n_tokens, COORD_BLOCK):
@@ -75,8 +80,10 @@ def create_store(
 def write_layer_coords(group: zarr.Group, names: Sequence[str], indices: Sequence[int] | None = None) -> None:
     """Coordinate arrays of the ``layer`` dimension: ``layer`` (the model's index, default 0..) and ``layer_name``."""
     layer = np.arange(len(names)) if indices is None else np.asarray(indices)
-    group.create_array("layer", data=layer.astype(np.int64), dimension_names=("layer",))
-    layer_name = group.create_array("layer_name", shape=(len(names),), dtype=str, dimension_names=("layer",))
+    group.create_array("layer", data=layer.astype(np.int64), compressors=checksummed(), dimension_names=("layer",))
+    layer_name = group.create_array(
+        "layer_name", shape=(len(names),), dtype=str, compressors=checksummed(), dimension_names=("layer",)
+    )
     layer_name[:] = np.array(list(names), dtype=object)
 
 
@@ -127,7 +134,10 @@ def iter_layer(
         keep = None if mask is None else np.flatnonzero(mask[start:stop])
         if keep is not None and keep.size == 0:
             continue
-        values = np.asarray(array[layer, start:stop], dtype=dtype)
+        try:
+            values = np.asarray(array[layer, start:stop], dtype=dtype)
+        except Exception as err:  # a bad checksum or a truncated chunk: name where
+            raise read_error(array, layer, start, stop, err) from err
         rows = np.arange(start, stop)
         if keep is not None and keep.size < stop - start:
             values, rows = values[keep], rows[keep]

@@ -12,6 +12,7 @@ import numpy as np
 import zarr
 
 from layergeom.io.atomic import atomic_output
+from layergeom.io.integrity import chunks_of
 from layergeom.io.store import iter_layer, prefetched
 from layergeom.joblog import Progress
 from layergeom.stream.device import finite_rows, take_rows
@@ -53,7 +54,7 @@ def check_finite(values: Values, rows: np.ndarray, where: str, layer: int) -> No
         found = rows[bad]
         raise ValueError(
             f"{where}: layer {layer} has non-finite hidden states in {found.size} token rows "
-            f"(first: {found[:5].tolist()}); a float16 overflow at extraction? (extraction.dtype: float32)"
+            f"(first: {found[:5].tolist()}); a missing chunk reads as NaN: check the store with `snakemake verify`"
         )
 
 
@@ -76,9 +77,12 @@ class FeedSet:
         """Empty accumulators of one layer, by feed name."""
         return {feed.name: feed.make(layer, d) for feed in self.feeds}
 
-    def feed(self, accumulators: dict[str, Accumulator], layer: int, values: Values, rows: np.ndarray) -> None:
-        """Check a block of one layer (numpy or torch, float64) and add its rows to every feed that selects them."""
-        check_finite(values, rows, self.where, layer)
+    def feed(
+        self, accumulators: dict[str, Accumulator], layer: int, values: Values, rows: np.ndarray, where: str = ""
+    ) -> None:
+        """Check a block of one layer (numpy or torch, float64; ``where``: its chunks) and add its rows to every
+        feed that selects them."""
+        check_finite(values, rows, where or self.where, layer)
         for mask, names in self.groups.values():
             local = mask[rows]
             if not local.any():
@@ -106,7 +110,8 @@ def stream_layers(
     for layer in layers:
         accumulators = feed_set.start(layer, array.shape[2])
         for block in prefetched(iter_layer(array, layer, union, block_tokens)):
-            feed_set.feed(accumulators, layer, block.values, block.rows)
+            where = f"{feed_set.where} ({chunks_of(array, layer, block.start, block.stop)})"
+            feed_set.feed(accumulators, layer, block.values, block.rows, where)
             progress.update(len(block.rows))
         yield layer, accumulators
     progress.update(0, force=True)

@@ -18,6 +18,7 @@ from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, decompose
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.atomic import atomic_output, write_parquet
+from layergeom.io.integrity import checksummed, read_array
 from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, stored_layers, write_layer_coords
 from layergeom.joblog import tracked
 from layergeom.stream.protocol import load_merged
@@ -43,7 +44,15 @@ _STORE_ATTRS = (
 
 def per_layer_array(group: zarr.Group, name: str, shape: tuple, dims: tuple, coordinates: str) -> zarr.Array:
     """A float64 array, one chunk per layer, named dimensions, ``layer_name`` + ``coordinates`` as coordinates."""
-    array = group.create_array(name, shape=shape, chunks=(1, *shape[1:]), dtype=np.float64, dimension_names=dims)
+    array = group.create_array(
+        name,
+        shape=shape,
+        chunks=(1, *shape[1:]),
+        dtype=np.float64,
+        fill_value=np.nan,
+        compressors=checksummed(),
+        dimension_names=dims,
+    )
     array.attrs["coordinates"] = f"layer_name {coordinates}".strip()
     return array
 
@@ -86,9 +95,13 @@ def run_merge(
         ctx_arr = per_layer_array(group, "ctx", (n_layers, n_ctx, d), ("layer", "context", "d"), "context_ids topic")
         mean_arr = per_layer_array(group, "mean", (n_layers, d), ("layer", "d"), "")
         write_layer_coords(group, names, layers)
-        group.create_array("positions", data=design.positions, dimension_names=("position",))
-        group.create_array("context_ids", data=design.context_ids, dimension_names=("context",))
-        topic = group.create_array("topic", shape=(n_ctx,), dtype=str, dimension_names=("context",))  # "" = no topic
+        group.create_array("positions", data=design.positions, compressors=checksummed(), dimension_names=("position",))
+        group.create_array(
+            "context_ids", data=design.context_ids, compressors=checksummed(), dimension_names=("context",)
+        )
+        topic = group.create_array(  # "" = no topic
+            "topic", shape=(n_ctx,), dtype=str, compressors=checksummed(), dimension_names=("context",)
+        )
         topic[:] = np.array([t or "" for t in design.topics], dtype=object)
         for position, layer in tracked(enumerate(layers), n_layers, "layers"):
             dec = merge_layer(part_paths, position, design.mask)
@@ -110,7 +123,7 @@ def run_merge(
 def read_components(path: str | os.PathLike) -> dict:
     """pos, ctx (all layers), positions, context ids, topics and attrs of a components store."""
     group = zarr.open_group(str(path), mode="r", zarr_format=3)
-    out = {name: np.asarray(group[name][...]) for name in ("pos", "ctx", "mean", "positions", "context_ids")}
-    out["topics"] = [t or None for t in np.asarray(group["topic"][...]).tolist()]
+    out = {name: read_array(group, name, path) for name in ("pos", "ctx", "mean", "positions", "context_ids")}
+    out["topics"] = [t or None for t in read_array(group, "topic", path).tolist()]
     out["attrs"] = dict(group.attrs)
     return out
