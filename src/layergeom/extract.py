@@ -388,7 +388,9 @@ def job_attrs(spec: dict, model_name: str, corpus_name: str, seqs: Sequences) ->
         "mode": mode,
         "sequence_length": corpus["sequences"]["length"] if mode == "contexts" else None,
         "config_hash": entry_hash(store_spec(spec)),
-        "fingerprint": fingerprint(resolve_source(model["source"], model.get("gguf_file")), model.get("revision"), seqs),
+        "fingerprint": fingerprint(
+            resolve_source(model["source"], model.get("gguf_file")), model.get("revision"), seqs
+        ),
     }
 
 
