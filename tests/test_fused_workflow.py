@@ -7,6 +7,8 @@ import yaml
 from runs import snakemake
 from test_workflow import tiny_config
 
+pytestmark = pytest.mark.slow  # two whole runs of the tiny config (make test-slow, CI)
+
 TABLES = [
     "summary/{m}/{c}/layers.parquet",
     "norm_variance/{m}/{c}/token_types.parquet",
