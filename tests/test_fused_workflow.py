@@ -1,10 +1,9 @@
 """Fused extraction (extraction.store: none) makes the tables of store mode (float32) from the forward pass."""
 
-import numpy as np
 import polars as pl
 import pytest
 import yaml
-from runs import snakemake
+from runs import assert_tables_match, snakemake
 from test_workflow import tiny_config
 
 pytestmark = pytest.mark.slow  # two whole runs of the tiny config (make test-slow, CI)
@@ -43,20 +42,8 @@ def both_modes(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
 
 
 def assert_same_table(a: pl.DataFrame, b: pl.DataFrame, where: str) -> None:
-    """Every column equal: numbers to 1e-9 relative, the rest exactly."""
-    assert a.columns == b.columns and a.height == b.height, where
-    for column in a.columns:
-        if column in METHOD_COLUMNS:
-            continue
-        x, y = a[column], b[column]
-        if x.dtype.is_float():
-            np.testing.assert_allclose(y.to_numpy(), x.to_numpy(), rtol=1e-9, atol=1e-12, err_msg=f"{where}:{column}")
-        elif x.dtype == pl.List(pl.Float64):
-            np.testing.assert_allclose(
-                np.concatenate(y.to_list()), np.concatenate(x.to_list()), rtol=1e-9, atol=1e-12, err_msg=where
-            )
-        else:
-            assert x.to_list() == y.to_list(), f"{where}:{column}"
+    """Every column equal but the method columns: numbers to 1e-9 relative, the rest exactly."""
+    assert_tables_match(a, b, where, 1e-9, METHOD_COLUMNS)
 
 
 def test_fused_mode_writes_no_store_and_the_same_tables(both_modes):
@@ -82,7 +69,7 @@ def test_fused_centered_cosine_is_exact_when_the_sample_is_every_token(both_mode
     a = pl.read_parquet(stored / "anisotropy/gpt/docs/layers.parquet")
     b = pl.read_parquet(fused / "anisotropy/gpt/docs/layers.parquet")
     assert set(a["centered_method"]) == {"all_tokens"}
-    np.testing.assert_allclose(b["mean_cos_centered"], a["mean_cos_centered"], rtol=1e-9)
+    assert_tables_match(a.select("mean_cos_centered"), b.select("mean_cos_centered"), "anisotropy/gpt/docs")
 
 
 def test_fused_jobs_split_layers_under_the_budget(both_modes):

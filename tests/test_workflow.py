@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from runs import snakemake
+from runs import assert_tables_match, snakemake
 
 from layergeom.io.store import open_hidden, read_tokens
 
@@ -193,9 +193,4 @@ def test_layer_subset_rows_equal_the_full_run(workflow_run, sharded_run):
             continue
         assert set(subset["layer"]) <= {0, 2}, relative
         want = full.filter(pl.col("layer").is_in([0, 2]))
-        assert subset.columns == want.columns and subset.height == want.height, relative
-        for column in want.columns:
-            if want[column].dtype.is_float():
-                np.testing.assert_allclose(subset[column], want[column], rtol=1e-12, atol=1e-12, err_msg=str(relative))
-            else:
-                assert subset[column].to_list() == want[column].to_list(), (relative, column)
+        assert_tables_match(want, subset, str(relative), 1e-12)

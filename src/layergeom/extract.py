@@ -248,15 +248,16 @@ class Extraction:
         else:
             atomic.remove(regions.regions_dir(states_path))
             settings = self.settings
-            store.create_store(
-                partial,
-                *self.shape,
-                settings["dtype"],
-                settings["chunk_tokens"],
-                settings.get("shard_tokens"),
-                {**self.attrs, "complete": False},
-                settings.get("compression", "none"),
-            )
+            with atomic.atomic_output(partial) as tmp:  # a kill while creating leaves no partial store to resume
+                store.create_store(
+                    tmp,
+                    *self.shape,
+                    settings["dtype"],
+                    settings["chunk_tokens"],
+                    settings.get("shard_tokens"),
+                    {**self.attrs, "complete": False},
+                    settings.get("compression", "none"),
+                )
         atomic.write_parquet(self.table, atomic.temp_sibling(tokens_path, "partial"))
         log.info(
             "%d sequences, %d tokens, %d batches; layers=%s d=%d dtype=%s",
