@@ -50,6 +50,8 @@ def bare_forward(loaded, seqs) -> float:
     start = time.perf_counter()
     for rows in batches:
         runner.forward(seqs, rows)
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_extract import SETTINGS, bare_forward
 
 from layergeom.analyses.anisotropy.accumulate import SAMPLE, centered_feeds, sample_feeds
 from layergeom.analyses.anisotropy.intrinsic_dimension import subsample_rows
@@ -32,7 +33,6 @@ from layergeom.stream.protocol import load_merged
 from layergeom.stream.scatter import scatter_name
 from layergeom.stream.selection import token_mask
 
-SETTINGS = {"dtype": "float16", "chunk_tokens": 4096, "shard_tokens": None, "batch_tokens": 8192, "max_length": 512}
 SELECTION = {"include_special": False, "exclude_first_position": False}
 PLANS = {
     "summary": SELECTION,
@@ -57,18 +57,6 @@ def prepare(model: str, contexts: int, device: str):
 def folder_bytes(path: Path) -> int:
     """Bytes of the files under ``path`` (or of the file)."""
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def bare_forward(loaded, seqs) -> float:
-    """Seconds for the forward pass over the extraction's batches, keeping nothing."""
-    runner = HiddenStates(loaded)
-    _, batches = plan_batches(seqs.lengths(), SETTINGS["batch_tokens"])
-    start = time.perf_counter()
-    for rows in batches:
-        runner.forward(seqs, rows)
-    if loaded.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def all_feeds(table, fused: bool):

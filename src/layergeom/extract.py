@@ -193,13 +193,18 @@ def model_attrs(loaded: LoadedModel, runner: HiddenStates, settings: dict, n_tok
     }
 
 
+def changed_inputs(array: zarr.Array, attrs: dict, shape: tuple[int, int, int]) -> list[str]:
+    """What differs between a partial store and this run's inputs: config hash, fingerprint parts, shape."""
+    return differences(dict(array.attrs), attrs) + ([] if tuple(array.shape) == shape else ["shape"])
+
+
 def _resume_point(partial: Path, attrs: dict, shape: tuple[int, int, int]) -> bool:
     """Whether ``partial`` is a store of an earlier run with the same inputs (its regions resume); else remove it."""
     if not partial.exists():
         return False
     try:
         array = store.open_hidden(partial, mode="r")
-        changed = differences(dict(array.attrs), attrs) + ([] if tuple(array.shape) == shape else ["shape"])
+        changed = changed_inputs(array, attrs, shape)
         if changed:
             log.warning("starting over: %s was computed from other inputs (%s)", partial, ", ".join(changed))
         same = not changed
@@ -272,7 +277,7 @@ class Extraction:
     def write_region(self, states_path: str | os.PathLike, shard: str) -> None:
         """Compute and write shard ``k-of-K``'s token region of the partial store, resuming after a kill."""
         array = store.open_hidden(atomic.temp_sibling(states_path, "partial"), mode="r+")
-        changed = differences(dict(array.attrs), self.attrs) + ([] if tuple(array.shape) == self.shape else ["shape"])
+        changed = changed_inputs(array, self.attrs, self.shape)
         if changed:
             raise RuntimeError(
                 f"{atomic.temp_sibling(states_path, 'partial')}: prepared for other inputs ({', '.join(changed)})"

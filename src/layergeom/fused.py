@@ -19,7 +19,7 @@ from layergeom.extract import HiddenStates, job_attrs, layers_to_store, load_job
 from layergeom.io import atomic, store
 from layergeom.joblog import Progress
 from layergeom.memory import limit_heap_retention
-from layergeom.sequences import Sequences, batches_in_range, plan_batches, token_table
+from layergeom.sequences import Sequences, batches_in_range, ordered_ids, plan_batches, token_table
 from layergeom.stream.driver import Feed, FeedSet
 from layergeom.stream.job import analysis_feeds, fused_feeds
 from layergeom.stream.protocol import Accumulator, part_path, save
@@ -187,8 +187,7 @@ def run_fused_shard(
     loaded, seqs = load_job(spec, documents, sentences, threads)
     table = store.read_tokens(tokens)
     order, _ = plan_batches(seqs.lengths(), spec["settings"]["batch_tokens"])
-    expected = token_table(seqs, order, loaded.tokenizer)
-    if not expected["token_id"].equals(table["token_id"]):
+    if not np.array_equal(ordered_ids(seqs, order), table["token_id"].to_numpy()):
         raise ValueError(f"{tokens} is not the token table of these sequences; rerun the fused tokens job")
     feeds = [
         feed

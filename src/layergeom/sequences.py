@@ -107,11 +107,16 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int) -> tuple[np.ndarray, li
     return order, batches
 
 
+def ordered_ids(seqs: Sequences, order: np.ndarray) -> np.ndarray:
+    """Token ids of the sequences in ``order``, concatenated: the stored token order."""
+    return np.concatenate([seqs.ids[i] for i in order]) if len(order) else np.zeros(0, np.int64)
+
+
 def token_table(seqs: Sequences, order: np.ndarray, tokenizer) -> pl.DataFrame:
     """One row per stored token, sequences in ``order``, positions consecutive within a sequence."""
     lengths = seqs.lengths()[order]
     repeat = lambda values: np.repeat(np.asarray(values)[order], lengths)  # noqa: E731
-    ids = np.concatenate([seqs.ids[i] for i in order]) if len(order) else np.zeros(0, np.int64)
+    ids = ordered_ids(seqs, order)
     starts = np.cumsum(lengths) - lengths
     position = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
     topics = np.asarray(seqs.topic, dtype=object)

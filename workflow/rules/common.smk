@@ -63,9 +63,14 @@ STORED_MODELS = model_pattern([m for m in MODELS if not fused(m)])
 FUSED_MODELS = model_pattern([m for m in MODELS if fused(m)])
 
 
+def store_path(model, corpus):
+    """A pair's store: states.zarr, or in fused mode its header.zarr (layer names and attributes, no tokens)."""
+    return f"{RESULTS}/hidden/{model}/{corpus}/{'header' if fused(model) else 'states'}.zarr"
+
+
 def hidden_header(wc):
-    """What a merge reads the layer names and attributes from: the store, or in fused mode its header (no tokens)."""
-    return f"{RESULTS}/hidden/{wc.model}/{wc.corpus}/{'header' if fused(wc.model) else 'states'}.zarr"
+    """What a merge reads the layer names and attributes from: the pair's store or header."""
+    return store_path(wc.model, wc.corpus)
 
 
 def extract_params(wc):

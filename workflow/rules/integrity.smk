@@ -2,8 +2,7 @@
 # `snakemake verify` checks every chunk of every store (checksum, presence, finite values) each time it is asked.
 
 HIDDEN = [f"{RESULTS}/hidden/{m}/{c}" for m, c in PAIRS]
-# In fused mode (extraction.store: none) the store is the header: layer names and attributes, no tokens.
-STORES = [f"{RESULTS}/hidden/{m}/{c}/{'header' if fused(m) else 'states'}.zarr" for m, c in PAIRS]
+STORES = [store_path(m, c) for m, c in PAIRS]
 TARGETS += STORES + [f"{folder}/tokens.parquet" for folder in HIDDEN]
 
 
