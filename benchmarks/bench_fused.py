@@ -1,7 +1,8 @@
 """Fused extraction against store mode, every analysis on: time over the bare forward, bytes written per token.
 
-Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_fused.py [--model smollm2-135m] [--contexts 32] [--repeats 2]
-One run, interleaved (bare forward, fused, store + stream passes) so that load from other jobs hits all alike.
+Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_fused.py [--model smollm2-135m] [--contexts 32 128] [--repeats 2]
+Each measurement (bare forward, fused, store + stream passes) runs in a fresh process, as a job would, so that
+one run's heap does not speed up or slow down the next; the three are interleaved so that load hits all alike.
 On a machine with CUDA the fused run uses the GPU (accumulators there too); without one it says so and runs on CPU.
 Prints a Markdown section for BENCHMARKS.md.
 """
@@ -9,6 +10,9 @@ Prints a Markdown section for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -101,46 +105,71 @@ def store_run(loaded, seqs, tmp: Path) -> tuple[float, float, int]:
     return extracted - start, streamed - extracted, written
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--contexts", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        print("No CUDA device here: the CUDA path (forward and float64 accumulators on the GPU) is skipped; CPU run.\n")
-    loaded, seqs = prepare(args.model, args.contexts, device)
-    tokens = int(seqs.lengths().sum())
+def measure(what: str, model: str, contexts: int, device: str) -> dict:
+    """One measurement in this process: seconds (and bytes written) of ``what`` after a warm-up forward."""
+    loaded, seqs = prepare(model, contexts, device)
     bare_forward(loaded, seqs)  # warm-up
-    rows = []
-    for _ in range(args.repeats):
-        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            bare = bare_forward(loaded, seqs)
-            fused, fused_bytes = fused_run(loaded, seqs, Path(a))
-            extracted, streamed, store_bytes = store_run(loaded, seqs, Path(b))
-        rows.append((bare, fused, extracted, streamed, fused_bytes, store_bytes))
+    with tempfile.TemporaryDirectory() as tmp:
+        if what == "bare":
+            return {"seconds": bare_forward(loaded, seqs)}
+        if what == "fused":
+            seconds, written = fused_run(loaded, seqs, Path(tmp))
+            return {"seconds": seconds, "bytes": written}
+        extracted, streamed, written = store_run(loaded, seqs, Path(tmp))
+        return {"seconds": extracted + streamed, "extract": extracted, "streams": streamed, "bytes": written}
+
+
+def fresh(what: str, model: str, contexts: int) -> dict:
+    """:func:`measure` in a fresh process."""
+    command = [sys.executable, __file__, "--one", what, "--model", model, "--contexts", str(contexts)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(model: str, contexts: int, rounds: list[dict], device: str) -> None:
+    """The Markdown table of one corpus size."""
+    loaded, seqs = prepare(model, contexts, device)
+    tokens = int(seqs.lengths().sum())
     print(
-        f"Model `{args.model}` ({loaded.n_layers + 1} hidden states, d = {loaded.d_model}) on {device}, "
-        f"{args.contexts} BBC contexts of 128 tokens ({tokens} tokens), batch_tokens={SETTINGS['batch_tokens']}, "
-        f"2 threads; analyses {', '.join(PLANS)}; store mode with a {SETTINGS['dtype']} store; "
-        f"{args.repeats} interleaved rounds (bare, fused, store).\n"
+        f"\n**{contexts} contexts of 128 tokens ({tokens} tokens)**, model `{model}` ({loaded.n_layers + 1} hidden "
+        f"states, d = {loaded.d_model}) on {device}, batch_tokens={SETTINGS['batch_tokens']}, 2 threads; analyses "
+        f"{', '.join(PLANS)}; store mode with a {SETTINGS['dtype']} store.\n"
     )
     print("| round | bare forward s | fused s | fused / bare | store extract s | store streams s | store / bare |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    for i, (bare, fused, extracted, streamed, _, _) in enumerate(rows, 1):
+    for i, r in enumerate(rounds, 1):
+        bare, fused, store = r["bare"]["seconds"], r["fused"]["seconds"], r["store"]
         print(
-            f"| {i} | {bare:.2f} | {fused:.2f} | {fused / bare:.2f} | {extracted:.2f} | {streamed:.2f} | "
-            f"{(extracted + streamed) / bare:.2f} |"
+            f"| {i} | {bare:.2f} | {fused:.2f} | {fused / bare:.2f} | {store['extract']:.2f} | "
+            f"{store['streams']:.2f} | {store['seconds'] / bare:.2f} |"
         )
-    fused_bytes, store_bytes = rows[-1][4], rows[-1][5]
     table = token_table(seqs, plan_batches(seqs.lengths(), SETTINGS["batch_tokens"])[0], loaded.tokenizer)
     sample = len(subsample_rows(table, token_mask(table, **SELECTION), ID["n_points"], ID["sample"], ID["seed"]))
-    sample_bytes = sample * (loaded.n_layers + 1) * loaded.d_model * 8
+    sample_bytes = sample * (loaded.n_layers + 1) * loaded.d_model * 4
     print(
-        f"\nBytes written per token: fused {fused_bytes / tokens:,.0f} (of which the intrinsic-dimension sample of "
-        f"{sample} points, float64, {sample_bytes / tokens:,.0f}), store {store_bytes / tokens:,.0f}."
+        f"\nBytes written per token: fused {rounds[-1]['fused']['bytes'] / tokens:,.0f} (of which the "
+        f"intrinsic-dimension sample of {sample} points, float32, {sample_bytes / tokens:,.0f}), "
+        f"store {rounds[-1]['store']['bytes'] / tokens:,.0f}."
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--contexts", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--one", choices=["bare", "fused", "store"])
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.one:
+        print(json.dumps(measure(args.one, args.model, args.contexts[0], device)))
+        return
+    if device == "cpu":
+        print("No CUDA device here: the CUDA path (forward and float64 accumulators on the GPU) is skipped; CPU run.")
+    for contexts in args.contexts:
+        runs = ("bare", "fused", "store")
+        rounds = [{what: fresh(what, args.model, contexts) for what in runs} for _ in range(args.repeats)]
+        report(args.model, contexts, rounds, device)
 
 
 if __name__ == "__main__":

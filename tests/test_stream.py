@@ -24,7 +24,7 @@ from layergeom.stream.job import run_stream_shard
 from layergeom.stream.moments import GroupedMoments
 from layergeom.stream.protocol import KINDS, Accumulator, load, load_merged, merged, part_path, save
 from layergeom.stream.sample import PointSample
-from layergeom.stream.scatter import Scatter, UnitSum, scatter_name
+from layergeom.stream.scatter import Scatter, UnitSum, scatter_feed, scatter_name
 from layergeom.stream.selection import token_mask
 from layergeom.stream.shards import SHARD_PATTERN, parse_shard, shard_ids, shard_range
 
@@ -267,6 +267,30 @@ def test_one_read_per_block_for_all_feeds_and_one_shared_scatter(tmp_path, monke
             np.mean(np.sum(selected**2, axis=1)), rel=RTOL
         )
         assert acc[norm_variance.NAME].finalize().n.sum() == mask.sum()
+
+
+def test_overlapping_scatters_compute_each_cell_of_tokens_once(tmp_path, monkeypatch):
+    rng = np.random.default_rng(8)
+    data = states(rng, 2, 96, 5)
+    array = make_store(tmp_path / "s.zarr", data, 16)
+    masks = [rng.random(96) < 0.8, rng.random(96) < 0.6]  # three cells: in both, in the first only, the second only
+    seen: list[int] = []
+    block = Scatter.of
+
+    def counted(values):
+        seen.append(len(values))
+        return block(values)
+
+    monkeypatch.setattr(Scatter, "of", counted)
+    out = dict(stream_layers(array, [scatter_feed(mask) for mask in masks], block_tokens=32))
+    assert sum(seen) == 2 * (masks[0] | masks[1]).sum()  # every token of either scatter once per layer
+    for layer in range(2):
+        for mask in masks:
+            x = data[layer].astype(np.float64)[mask]
+            acc = out[layer][scatter_name(mask)]
+            assert acc.count == mask.sum()
+            assert_close(acc.mean, x.mean(axis=0))
+            assert_close(acc.scatter, (x - x.mean(axis=0)).T @ (x - x.mean(axis=0)))
 
 
 def test_one_name_for_two_token_sets_is_refused(tmp_path):

@@ -18,7 +18,7 @@ from layergeom.checks import check_inputs
 from layergeom.extract import HiddenStates, job_attrs, layers_to_store, load_job, model_attrs
 from layergeom.io import atomic, store
 from layergeom.joblog import Progress
-from layergeom.memory import limit_heap_retention
+from layergeom.memory import limit_heap_retention, reuse_heap
 from layergeom.sequences import Sequences, batches_in_range, ordered_ids, plan_batches, token_table
 from layergeom.stream.driver import Feed, FeedSet
 from layergeom.stream.job import analysis_feeds, fused_feeds
@@ -108,7 +108,9 @@ def shard_blocks(
         keep = keep[(keep >= start - offset) & (keep < stop - offset)]
         if keep.size:
             hidden = runner(seqs, rows, torch.float32, to_host=False)
-            yield hidden[:, torch.as_tensor(keep, device=hidden.device)], offset + keep
+            if keep.size < n:
+                hidden = hidden[:, torch.as_tensor(keep, device=hidden.device)]
+            yield hidden, offset + keep
         offset += n
 
 
@@ -159,8 +161,9 @@ def fused_shard(
         for group in groups:
             accumulators: dict[int, dict[str, Accumulator]] = {layer: feed_set.start(layer, d) for layer in group}
             for hidden, rows in shard_blocks(runner, seqs, chosen, offset, token_range, feed_set.union):
-                for layer in group:
-                    feed_set.feed(accumulators[layer], layer, on_device(hidden[layer]), rows)
+                with reuse_heap():
+                    for layer in group:
+                        feed_set.feed(accumulators[layer], layer, on_device(hidden[layer]), rows)
                 progress.update(len(rows))
             for layer in group:
                 save(part_path(tmp, layer), accumulators.pop(layer))

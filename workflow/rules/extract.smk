@@ -1,6 +1,7 @@
 # Extraction stage: every layer's hidden states of one model on one corpus into a Zarr store.
 # With extraction.shards K > 1: extract_plan prepares the partial store and token table, K extract_shard jobs
-# write their token regions, and extract checks every region and renames the store into place.
+# write their token regions, and extract checks every region and renames the store into place. extract's
+# resources are set here, not in the cluster profile, because they depend on K: with K > 1 it needs no model.
 
 
 def extraction_shards(model):
@@ -87,6 +88,9 @@ rule extract:
     threads: lambda wc: 8 if extraction_shards(wc.model) == 1 else 1
     resources:
         gpu=lambda wc: extract_gpu(wc) if extraction_shards(wc.model) == 1 else 0,
+        cpus_per_task=lambda wc: 8 if extraction_shards(wc.model) == 1 else 1,
+        mem_mb=lambda wc, attempt: (16000 if extraction_shards(wc.model) == 1 else 2000) * attempt,
+        runtime=lambda wc, attempt: (240 if extraction_shards(wc.model) == 1 else 30) * attempt,
     params:
         spec=extract_params,
     script:

@@ -30,11 +30,14 @@ class Feed:
     """One accumulator per layer, named ``name``, fed the rows of every block where ``mask`` holds.
 
     Feeds of the same name are one accumulator (a shared scatter, say), so they must select the same tokens.
+    With ``block``, the accumulator is fed by merges of ``block(values)``, computed once per cell of tokens that
+    the same feeds of that ``block`` select, so overlapping selections share the work.
     """
 
     name: str
     mask: np.ndarray  # (tokens,) bool over the token table
     make: Callable[[int, int], Accumulator]  # (layer, d) -> empty accumulator
+    block: Callable[[Values], Accumulator] | None = None  # rows -> their own accumulator, to merge
 
 
 def unique_feeds(feeds: Sequence[Feed]) -> list[Feed]:
@@ -45,6 +48,23 @@ def unique_feeds(feeds: Sequence[Feed]) -> list[Feed]:
         if seen is not feed and not np.array_equal(seen.mask, feed.mask):
             raise ValueError(f"two feeds named '{feed.name}' select different tokens")
     return list(chosen.values())
+
+
+def token_cells(feeds: Sequence[Feed], n_tokens: int) -> list[tuple[np.ndarray, Callable, list[str]]]:
+    """(cell mask, block, feed names): the tokens split into cells that the same feeds of one ``block`` select."""
+    kinds: dict[Callable, list[Feed]] = {}
+    for feed in feeds:
+        kinds.setdefault(feed.block, []).append(feed)
+    cells = []
+    for block, kind in kinds.items():
+        if len(kind) > 62:
+            raise ValueError(f"{len(kind)} feeds share one block kind; at most 62 can be split into cells")
+        code = np.zeros(n_tokens, np.int64)
+        for bit, feed in enumerate(kind):
+            code |= feed.mask.astype(np.int64) << bit
+        for value in np.unique(code[code > 0]):
+            cells.append((code == value, block, [feed.name for bit, feed in enumerate(kind) if value >> bit & 1]))
+    return cells
 
 
 def check_finite(values: Values, rows: np.ndarray, where: str, layer: int) -> None:
@@ -71,7 +91,9 @@ class FeedSet:
             if feed.mask.shape != (n_tokens,):
                 raise ValueError(f"feed '{feed.name}': mask of shape {feed.mask.shape} for {n_tokens} tokens ({where})")
             self.union |= feed.mask
-            self.groups.setdefault(mask_digest(feed.mask), (feed.mask, []))[1].append(feed.name)
+            if feed.block is None:
+                self.groups.setdefault(mask_digest(feed.mask), (feed.mask, []))[1].append(feed.name)
+        self.cells = token_cells([feed for feed in self.feeds if feed.block is not None], n_tokens)
 
     def start(self, layer: int, d: int) -> dict[str, Accumulator]:
         """Empty accumulators of one layer, by feed name."""
@@ -81,15 +103,30 @@ class FeedSet:
         self, accumulators: dict[str, Accumulator], layer: int, values: Values, rows: np.ndarray, where: str = ""
     ) -> None:
         """Check a block of one layer (numpy or torch, float64; ``where``: its chunks) and add its rows to every
-        feed that selects them."""
+        feed that selects them; each distinct subset of rows is taken once."""
         check_finite(values, rows, where or self.where, layer)
-        for mask, names in self.groups.values():
+        subsets: dict[bytes, tuple[Values, np.ndarray]] = {}
+
+        def picked(mask: np.ndarray) -> tuple[Values, np.ndarray] | None:
             local = mask[rows]
             if not local.any():
-                continue
-            subset, sub_rows = (values, rows) if local.all() else (take_rows(values, local), rows[local])
-            for name in names:
-                accumulators[name].update(subset, sub_rows)
+                return None
+            if local.all():
+                return values, rows
+            key = np.packbits(local).tobytes()
+            if key not in subsets:
+                subsets[key] = take_rows(values, local), rows[local]
+            return subsets[key]
+
+        for mask, names in self.groups.values():
+            if (subset := picked(mask)) is not None:
+                for name in names:
+                    accumulators[name].update(*subset)
+        for mask, block, names in self.cells:
+            if (subset := picked(mask)) is not None:
+                part = block(subset[0])
+                for name in names:
+                    accumulators[name].merge(part)
 
 
 def stream_layers(

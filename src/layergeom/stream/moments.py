@@ -85,9 +85,10 @@ def chunk_moments(x, keys: np.ndarray) -> Moments:
     mean /= counts[:, None]
     row_q = np.einsum("ij,ij->i", x, x)
     row_s = np.empty(rows)
+    work = np.empty((min(rows, _DEVIATION_ROWS), x.shape[1]))
     for lo in range(0, rows, _DEVIATION_ROWS):
         hi = min(lo + _DEVIATION_ROWS, rows)
-        dev = mean[group[lo:hi]]
+        dev = np.take(mean, group[lo:hi], axis=0, out=work[: hi - lo])
         np.subtract(x[lo:hi], dev, out=dev)
         row_s[lo:hi] = np.einsum("ij,ij->i", dev, dev)
     return Moments(
@@ -177,6 +178,9 @@ class GroupedMoments:
             return
         if is_tensor(other.mean) and not is_tensor(self._mean):
             self._mean, self._s, self._q = (like(a, other.mean) for a in (self._mean, self._s, self._q))
+        if len(self) == 0:
+            self._adopt(other)
+            return
         slots = self._slots_for(other.ids)
         na = self._n[slots].astype(np.float64)
         nb = other.n.astype(np.float64)
@@ -190,6 +194,15 @@ class GroupedMoments:
         self._mean[index] = mean
         self._q[index] += like(other.q, self._q)
         self._n[slots] += other.n
+
+    def _adopt(self, other: Moments) -> None:
+        """Start from ``other``'s groups (this accumulator has none yet)."""
+        k = len(other)
+        self._reserve(k)
+        self._keys, self._slots = other.ids.copy(), np.arange(k)
+        self._n[:k] = other.n
+        for name, value in (("_mean", other.mean), ("_s", other.s), ("_q", other.q)):
+            getattr(self, name)[:k] = like(value, self._mean)
 
     def moments(self) -> Moments:
         """A compact copy of the moments of every group seen, sorted by key."""

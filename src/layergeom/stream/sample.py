@@ -14,14 +14,16 @@ class PointSample:
 
     ROW_BYTES_PER_D = 8  # it keeps every row fed: rows x d x 8 bytes (the fused job's memory budget counts it)
 
-    def __init__(self, d: int) -> None:
+    def __init__(self, d: int, dtype: np.dtype | type = np.float64) -> None:
+        """An empty sample of d-vectors, kept and saved as ``dtype`` (float32 only where the values are float32)."""
+        self.dtype = np.dtype(dtype)
         self._rows: list[np.ndarray] = []
-        self._values: list = [np.empty((0, d))]
+        self._values: list = [np.empty((0, d), self.dtype)]
 
     def update(self, values, rows: np.ndarray) -> None:
         """Keep a block's rows (a copy, on the values' device)."""
         self._rows.append(np.asarray(rows, dtype=np.int64).copy())
-        self._values.append(values.clone() if is_tensor(values) else np.array(values, dtype=np.float64))
+        self._values.append(values.clone() if is_tensor(values) else np.array(values, dtype=self.dtype))
 
     def merge(self, other: PointSample) -> None:
         """Add another shard's rows."""
@@ -31,17 +33,19 @@ class PointSample:
     def state(self) -> dict[str, np.ndarray]:
         """rows (sorted) and their vectors."""
         rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int64)
-        values = np.concatenate([to_numpy(v) for v in self._values])
+        values = np.concatenate([to_numpy(v).astype(self.dtype, copy=False) for v in self._values])
+        if np.all(rows[1:] > rows[:-1]):
+            return {"rows": rows, "values": values}
         order = np.argsort(rows, kind="stable")
         return {"rows": rows[order], "values": values[order]}
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> PointSample:
         """Rebuild from :meth:`state`."""
-        acc = cls(state["values"].shape[1])
+        acc = cls(state["values"].shape[1], state["values"].dtype)
         acc.update(state["values"], state["rows"])
         return acc
 
     def finalize(self) -> np.ndarray:
-        """The vectors, ordered by token row."""
-        return self.state()["values"]
+        """The vectors as float64, ordered by token row."""
+        return self.state()["values"].astype(np.float64, copy=False)

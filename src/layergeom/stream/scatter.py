@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from layergeom.stream.device import is_tensor, like, row_sq_norms, to_numpy
+from layergeom.stream.driver import Feed
 from layergeom.stream.protocol import register
 from layergeom.stream.selection import mask_digest
 
@@ -74,15 +75,19 @@ class Scatter:
         self.mean = np.zeros(d)
         self.scatter = np.zeros((d, d))
 
-    def update(self, values: np.ndarray, rows: np.ndarray) -> None:
-        """Add a block: center it on its own mean, then merge."""
-        if len(values) == 0:
-            return
-        block = Scatter(values.shape[1])
+    @classmethod
+    def of(cls, values: np.ndarray) -> Scatter:
+        """The scatter of one block (n >= 1 rows), centered on its own mean."""
+        block = cls(values.shape[1])
         block.count, block.mean = len(values), values.mean(0)
         centered = values - block.mean
         block.scatter = centered.T @ centered
-        self.merge(block)
+        return block
+
+    def update(self, values: np.ndarray, rows: np.ndarray) -> None:
+        """Add a block."""
+        if len(values):
+            self.merge(Scatter.of(values))
 
     def merge(self, other: Scatter) -> None:
         """Fold another scatter in (Chan's pairwise rule)."""
@@ -120,3 +125,9 @@ class Scatter:
 def scatter_name(mask: np.ndarray) -> str:
     """Feed name of the shared scatter over the tokens of ``mask``: analyses selecting the same tokens share it."""
     return f"scatter/{mask_digest(mask)}"
+
+
+def scatter_feed(mask: np.ndarray) -> Feed:
+    """The scatter over the tokens of ``mask``, shared by name, its blocks computed once per cell of tokens that
+    the same scatters select (anisotropy's and posctx's overlap in all but the first position)."""
+    return Feed(scatter_name(mask), mask, lambda layer, d: Scatter(d), Scatter.of)

@@ -9,7 +9,7 @@ import polars as pl
 from layergeom.analyses.anisotropy.intrinsic_dimension import subsample_rows
 from layergeom.stream.driver import Feed
 from layergeom.stream.sample import PointSample
-from layergeom.stream.scatter import Scatter, UnitSum, scatter_name
+from layergeom.stream.scatter import UnitSum, scatter_feed
 from layergeom.stream.selection import token_mask
 
 UNITS = "anisotropy/units"
@@ -22,7 +22,7 @@ def feeds(tokens: pl.DataFrame, selection: dict) -> list[Feed]:
     mask = token_mask(tokens, **selection)
     return [
         Feed(UNITS, mask, lambda layer, d: UnitSum(d)),
-        Feed(scatter_name(mask), mask, lambda layer, d: Scatter(d)),
+        scatter_feed(mask),
     ]
 
 
@@ -32,16 +32,17 @@ def centered_feeds(tokens: pl.DataFrame, selection: dict, means: np.ndarray) -> 
     return [Feed(CENTERED, mask, lambda layer, d: UnitSum(d, means[layer]))]
 
 
-def sample_feeds(n_tokens: int, rows: np.ndarray) -> list[Feed]:
-    """The vectors of the intrinsic-dimension sample's rows."""
+def sample_feeds(n_tokens: int, rows: np.ndarray, dtype: np.dtype | type = np.float64) -> list[Feed]:
+    """The vectors of the intrinsic-dimension sample's rows, kept as ``dtype``."""
     mask = np.zeros(n_tokens, dtype=bool)
     mask[rows] = True
-    return [Feed(SAMPLE, mask, lambda layer, d: PointSample(d))]
+    return [Feed(SAMPLE, mask, lambda layer, d: PointSample(d, dtype))]
 
 
 def fused_feeds(tokens: pl.DataFrame, selection: dict, settings: dict) -> list[Feed]:
     """Fused extraction: the rows of the intrinsic-dimension sample (``anisotropy.id`` ``settings``), chosen from
-    the token table exactly as the ID job chooses them from a store, so both modes use the same points."""
+    the token table exactly as the ID job chooses them from a store, so both modes use the same points. They are
+    kept as float32, which holds the fused forward pass's float32 hidden states exactly."""
     mask = token_mask(tokens, **selection)
     rows = subsample_rows(tokens, mask, settings["n_points"], settings["sample"], settings["seed"])
-    return sample_feeds(tokens.height, rows)
+    return sample_feeds(tokens.height, rows, np.float32)

@@ -12,7 +12,7 @@ from layergeom.analyses.posctx.design import Design, grid_design
 from layergeom.stream.device import is_tensor, like, to_numpy, zeros
 from layergeom.stream.driver import Feed
 from layergeom.stream.protocol import register
-from layergeom.stream.scatter import Scatter, scatter_name
+from layergeom.stream.scatter import Scatter, scatter_feed
 
 SUMS = "posctx/sums"
 
@@ -115,5 +115,5 @@ def feeds(tokens: pl.DataFrame, selection: dict) -> list[Feed]:
     n_ctx, n_pos = design.shape
     return [
         Feed(SUMS, design.mask, lambda layer, d: PosCtxSums(n_ctx, n_pos, d, design)),
-        Feed(scatter_name(design.mask), design.mask, lambda layer, d: Scatter(d)),
+        scatter_feed(design.mask),
     ]
