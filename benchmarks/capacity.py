@@ -64,7 +64,7 @@ def plan_rows(p: Plan) -> dict[str, str]:
     store_bytes = p.tokens * p.hidden * p.d * 2  # float16 store
     write_s = store_bytes / (WRITE_GBPS * GB)
     partial = p.hidden * (acc - layer_bytes(p)["ID sample"])  # per shard, without the sample
-    fused_disk = p.tokens * TOKEN_TABLE_BYTES + p.shards * partial + p.hidden * N_POINTS * p.d * 8
+    fused_disk = p.tokens * TOKEN_TABLE_BYTES + p.shards * partial + p.hidden * N_POINTS * p.d * 4  # float32 on disk
     store_disk = store_bytes + p.tokens * TOKEN_TABLE_BYTES + p.shards * partial
     return {
         "hidden states x d": f"{p.hidden} x {p.d}",

@@ -93,27 +93,37 @@ class HiddenStates:
             )
         return out, mask
 
-    def __call__(
-        self, seqs: Sequences, rows: np.ndarray, dtype: torch.dtype = torch.float32, to_host: bool = True
-    ) -> torch.Tensor:
-        """Hidden states (stored layers, tokens, d) of sequences ``rows`` as ``dtype``, tokens in row-major order,
-        on the host, or left on the model's device with ``to_host=False`` (fused extraction)."""
+    def _hidden(self, seqs: Sequences, rows: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The stored layers' hidden states (sequences, width, d) of sequences ``rows`` and the padding mask."""
         out, mask = self.forward(seqs, rows)
+        hidden = list(out.hidden_states)
+        if len(hidden) != self.loaded.n_layers + 1:
+            raise RuntimeError(f"model returned {len(hidden)} hidden states, expected {self.loaded.n_layers + 1}")
+        if self.norm is not None:
+            if self.last_after_final_norm is None:
+                self.last_after_final_norm = bool(torch.equal(hidden[-1], self._seen["output"]))
+            if self.residual_before_final_norm and self.last_after_final_norm:
+                hidden[-1] = self._seen["input"]
+        return [hidden[layer] for layer in self.layers], mask
+
+    def __call__(self, seqs: Sequences, rows: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Hidden states (stored layers, tokens, d) of sequences ``rows`` as ``dtype`` on the host, tokens in
+        row-major order."""
+        hidden, mask = self._hidden(seqs, rows)
         with torch.inference_mode():
-            hidden = list(out.hidden_states)
-            if len(hidden) != self.loaded.n_layers + 1:
-                raise RuntimeError(f"model returned {len(hidden)} hidden states, expected {self.loaded.n_layers + 1}")
-            if self.norm is not None:
-                if self.last_after_final_norm is None:
-                    self.last_after_final_norm = bool(torch.equal(hidden[-1], self._seen["output"]))
-                if self.residual_before_final_norm and self.last_after_final_norm:
-                    hidden[-1] = self._seen["input"]
-            kept = torch.empty(
-                (len(self.layers), int(mask.sum()), hidden[0].shape[-1]), dtype=dtype, device=mask.device
-            )
-            for position, layer in enumerate(self.layers):
-                kept[position] = hidden[layer][mask]
-            return kept.cpu() if to_host else kept
+            kept = torch.empty((len(hidden), int(mask.sum()), hidden[0].shape[-1]), dtype=dtype, device=mask.device)
+            for position, states in enumerate(hidden):
+                kept[position] = states[mask]
+            return kept.cpu()
+
+    def layer_states(self, seqs: Sequences, rows: np.ndarray) -> list[torch.Tensor]:
+        """Each stored layer's hidden states (tokens, d) of sequences ``rows``, left on the model's device in its
+        dtype (fused extraction): views of the model's outputs when no sequence is padded."""
+        hidden, mask = self._hidden(seqs, rows)
+        with torch.inference_mode():
+            if bool(mask.all()):
+                return [states.reshape(-1, states.shape[-1]) for states in hidden]
+            return [states[mask] for states in hidden]
 
 
 def check_finite(values: torch.Tensor, names: list[str], offset: int) -> None:

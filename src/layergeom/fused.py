@@ -98,8 +98,9 @@ def shard_blocks(
     offset: int,
     token_range: tuple[int, int],
     union: np.ndarray,
-) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
-    """(hidden states (layers, n, d) on the model's device, token rows) of the selected tokens of a token range."""
+) -> Iterator[tuple[list[torch.Tensor], np.ndarray]]:
+    """(each stored layer's hidden states (n, d) on the model's device, token rows) of the selected tokens of a
+    token range."""
     lengths = seqs.lengths()
     start, stop = token_range
     for rows in batches:
@@ -107,16 +108,17 @@ def shard_blocks(
         keep = np.flatnonzero(union[offset : offset + n])
         keep = keep[(keep >= start - offset) & (keep < stop - offset)]
         if keep.size:
-            hidden = runner(seqs, rows, torch.float32, to_host=False)
+            hidden = runner.layer_states(seqs, rows)
             if keep.size < n:
-                hidden = hidden[:, torch.as_tensor(keep, device=hidden.device)]
+                index = torch.as_tensor(keep, device=hidden[0].device)
+                hidden = [states[index] for states in hidden]
             yield hidden, offset + keep
         offset += n
 
 
 def on_device(values: torch.Tensor) -> torch.Tensor | np.ndarray:
-    """A block as float64 where the forward ran: a tensor on a GPU; on the CPU a numpy view, since the numpy
-    accumulators are faster there than torch's (scatter-add of float64 rows)."""
+    """A block as float64 (exact: the model computes in float32 or narrower) where the forward ran: a tensor on a
+    GPU; on the CPU a numpy view, since the numpy accumulators are faster there than torch's."""
     values = values.double()
     return values.numpy() if values.device.type == "cpu" else values
 
