@@ -1,7 +1,7 @@
 """Capacity plan (docs/capacity.md): GPU-hours, jobs, disk and memory per job from formulas and stated assumptions.
 
-Run: python benchmarks/capacity.py [--cpu-forward-s 6.55 --cpu-fused-s 14.67 --cpu-tokens 4096]
-(the defaults are the bench_fused.py round on the 2-core machine, BENCHMARKS.md). Prints Markdown.
+Run: python benchmarks/capacity.py [--cpu-forward-s 21.25 --cpu-fused-s 31.02 --cpu-tokens 16384]
+(the defaults are bench_fused.py's first round of 16384 tokens on the 2-core machine, BENCHMARKS.md). Prints Markdown.
 """
 
 from __future__ import annotations
@@ -89,9 +89,9 @@ def plan_rows(p: Plan) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cpu-forward-s", type=float, default=6.55)
-    parser.add_argument("--cpu-fused-s", type=float, default=14.67)
-    parser.add_argument("--cpu-tokens", type=int, default=4096)
+    parser.add_argument("--cpu-forward-s", type=float, default=21.25)
+    parser.add_argument("--cpu-fused-s", type=float, default=31.02)
+    parser.add_argument("--cpu-tokens", type=int, default=16384)
     args = parser.parse_args()
     rows = {p.name: plan_rows(p) for p in PLANS}
     print("| quantity | " + " | ".join(rows) + " |")
