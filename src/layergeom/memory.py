@@ -6,13 +6,15 @@ import ctypes
 import ctypes.util
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 RETENTION_THRESHOLD = 64 * 1024
 
 
+@cache
 def _libc() -> ctypes.CDLL | None:
-    """glibc, or None where there is none."""
+    """glibc (loaded once), or None where there is none."""
     name = ctypes.util.find_library("c")
     try:
         return ctypes.CDLL(name) if name else None

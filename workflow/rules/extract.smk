@@ -23,6 +23,11 @@ def extract_inputs(wc):
     return inputs
 
 
+def extract_runs_model(wc):
+    """Whether rule extract runs the model (K = 1) rather than only checking the K shards' regions."""
+    return extraction_shards(wc.model) == 1
+
+
 def extract_gpu(wc):
     """One GPU for a job that runs the model when extraction runs on CUDA."""
     return int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda")
@@ -85,12 +90,12 @@ rule extract:
         model=STORED_MODELS,
     conda:
         CONDA_ENV
-    threads: lambda wc: 8 if extraction_shards(wc.model) == 1 else 1
+    threads: lambda wc: 8 if extract_runs_model(wc) else 1
     resources:
-        gpu=lambda wc: extract_gpu(wc) if extraction_shards(wc.model) == 1 else 0,
-        cpus_per_task=lambda wc: 8 if extraction_shards(wc.model) == 1 else 1,
-        mem_mb=lambda wc, attempt: (16000 if extraction_shards(wc.model) == 1 else 2000) * attempt,
-        runtime=lambda wc, attempt: (240 if extraction_shards(wc.model) == 1 else 30) * attempt,
+        gpu=lambda wc: extract_gpu(wc) if extract_runs_model(wc) else 0,
+        cpus_per_task=lambda wc: 8 if extract_runs_model(wc) else 1,
+        mem_mb=lambda wc, attempt: (16000 if extract_runs_model(wc) else 2000) * attempt,
+        runtime=lambda wc, attempt: (240 if extract_runs_model(wc) else 30) * attempt,
     params:
         spec=extract_params,
     script:
