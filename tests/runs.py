@@ -36,9 +36,11 @@ FLOAT32_RTOL = 1e-5
 def assert_tables_match(want, got, where: str, rtol: float = 1e-9, skip=()) -> None:
     """Every column of two polars tables equal: floats to ``rtol``, the rest exactly.
 
-    The tables come from forward passes in different processes. On a loaded 2-core machine we saw two such
-    passes of the tiny GPT-2 differ in the last float32 bits (not reproduced in isolation); then the floats
-    must agree to float32 rounding (1e-5) and the intrinsic-dimension columns are not compared, with a warning.
+    The tables come from forward passes in different processes, which in CI have differed in the last float32
+    bits for some sequences of the tiny GPT-2 (never in isolation; docs/reliability.md, Not covered). Then the
+    floats must agree to float32 rounding, relative to each column's largest value (a variance of repeated
+    identical vectors is 0 in one run and 8e-12 in the other), and the intrinsic-dimension columns are not
+    compared, with a warning.
     """
     import warnings
 
@@ -63,11 +65,13 @@ def assert_tables_match(want, got, where: str, rtol: float = 1e-9, skip=()) -> N
         if loose and column in ID_COLUMNS:
             continue
         if column in floats:
+            finite = values(want, column)[np.isfinite(values(want, column))]
+            scale = np.abs(finite).max(initial=0.0)
             np.testing.assert_allclose(
                 values(got, column),
                 values(want, column),
                 rtol=FLOAT32_RTOL if loose else rtol,
-                atol=1e-12,
+                atol=FLOAT32_RTOL * scale if loose else 1e-12,
                 err_msg=f"{where}:{column}",
             )
         else:
