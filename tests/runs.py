@@ -36,8 +36,8 @@ FLOAT32_RTOL = 1e-5
 def assert_tables_match(want, got, where: str, rtol: float = 1e-9, skip=()) -> None:
     """Every column of two polars tables equal: floats to ``rtol``, the rest exactly.
 
-    The tables come from forward passes in different processes, which in CI have differed in the last float32
-    bits for some sequences of the tiny GPT-2 (never in isolation; docs/reliability.md, Not covered). Then the
+    The tables come from forward passes in different processes, which can differ in the last float32 bits for
+    some sequences of the tiny GPT-2 (about 1 job in 10 on the CI machine; docs/reliability.md, Not covered). Then the
     floats must agree to float32 rounding, relative to each column's largest value (a variance of repeated
     identical vectors is 0 in one run and 8e-12 in the other), and the intrinsic-dimension columns are not
     compared, with a warning.

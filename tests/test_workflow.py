@@ -89,9 +89,10 @@ PINNED = [
 
 
 # The stores the pins were computed from (sha256 of the stored values, first 16 digits). A forward pass of the
-# tiny GPT-2 in another process once gave gpt/ctx different last float32 bits (CI on 2026-11-24, on this machine:
-# the first three sequences of its one batch; not reproduced in isolation). Against such a store the pins hold to
-# float32 rounding only, and the intrinsic dimension, which one moved point can change by percents, is skipped.
+# tiny GPT-2 in another process can give gpt/ctx different last float32 bits (CI on 2026-11-24: the first three
+# sequences of its one batch; 3 of 30 reruns of that job here; docs/reliability.md, Not covered). Against such a store
+# the pins hold to float32 rounding only, and the intrinsic dimension, which one moved point can change by percents,
+# is skipped.
 PINNED_STATES = {
     "bert/docs": "88560a1e2302828c",
     "bert/ctx": "df7d45d8c8a319c4",
