@@ -1,6 +1,7 @@
 # layergeom: layer-by-layer geometry of transformer hidden states.
 # Stages: corpus -> extract -> stream shards -> merges (tables) -> figures -> report (snakemake --report).
-# Cross-model tables (tables.smk) collect what the stages register, wherever they are included.
+# The analyses and what each needs are declared once, in src/layergeom/analyses/registry.py; the rule files
+# hold rules only, their config views are layergeom.dag (workflow/rules/common.smk).
 
 from snakemake.utils import min_version
 
@@ -11,16 +12,14 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/tables.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/integrity.smk"
 include: "workflow/rules/stream.smk"
 include: "workflow/rules/fused.smk"
-include: "workflow/rules/summary.smk"
-include: "workflow/rules/norm_variance.smk"
+include: "workflow/rules/analyses.smk"
 include: "workflow/rules/anisotropy.smk"
-include: "workflow/rules/posctx.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/attention.smk"
 include: "workflow/rules/dynamics.smk"
@@ -28,11 +27,10 @@ include: "workflow/rules/findings.smk"
 
 
 # The landing page: the findings page once the findings rule has written it, else the bare description.
-report: FINDINGS_PAGE if os.path.exists(FINDINGS_PAGE) else "workflow/report/workflow.rst"
+report: PLAN.landing_page("workflow/report/workflow.rst")
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
-        table_targets(),
+        PLAN.targets(),

@@ -32,7 +32,7 @@ from layergeom.analyses.anisotropy.intrinsic_dimension import (  # noqa: E402
 )
 from layergeom.io.store import create_store, iter_layer, open_hidden  # noqa: E402
 from layergeom.stream.driver import stream_layers  # noqa: E402
-from layergeom.stream.scatter import scatter_name  # noqa: E402
+from layergeom.stream.feeds import scatter_name  # noqa: E402
 
 REPEATS = 5
 SELECTION = {"include_special": False, "exclude_first_position": False}

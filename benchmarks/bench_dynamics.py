@@ -12,10 +12,10 @@ import torch
 
 from layergeom.analyses.attention.heads import head_stats
 from layergeom.analyses.dynamics.drift import drift_table
-from layergeom.extract import HiddenStates
-from layergeom.models import LoadedModel
-from layergeom.sequences import Sequences, plan_batches
-from layergeom.train import TrainData, Trainer
+from layergeom.extraction.forward import HiddenStates
+from layergeom.extraction.models import LoadedModel
+from layergeom.extraction.sequences import Sequences, plan_batches
+from layergeom.training.train import TrainData, Trainer
 
 RUN = {
     "corpus": "synthetic",

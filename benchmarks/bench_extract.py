@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 
 from layergeom.corpus import build_corpus
-from layergeom.extract import HiddenStates, build_sequences, extract
-from layergeom.memory import limit_heap_retention
-from layergeom.models import load_model, resolve_source
-from layergeom.sequences import plan_batches
+from layergeom.extraction.forward import HiddenStates
+from layergeom.extraction.memory import limit_heap_retention
+from layergeom.extraction.models import load_model, resolve_source
+from layergeom.extraction.sequences import build_sequences, plan_batches
+from layergeom.extraction.writer import extract
 
 SETTINGS = {"dtype": "float16", "chunk_tokens": 4096, "shard_tokens": None, "batch_tokens": 8192, "max_length": 512}
 MODE = {"mode": "sentences", "length": 128, "count": 1, "per_document": 1, "seed": 0}

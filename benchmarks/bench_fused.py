@@ -24,17 +24,19 @@ from bench_extract import SETTINGS, bare_forward
 from layergeom.analyses.anisotropy.accumulate import SAMPLE, centered_feeds, sample_feeds
 from layergeom.analyses.anisotropy.intrinsic_dimension import subsample_rows
 from layergeom.corpus import build_corpus
-from layergeom.extract import HiddenStates, build_sequences, extract
-from layergeom.fused import fused_shard
+from layergeom.extraction.forward import HiddenStates
+from layergeom.extraction.fused import fused_shard
+from layergeom.extraction.memory import limit_heap_retention
+from layergeom.extraction.models import load_model
+from layergeom.extraction.sequences import build_sequences, plan_batches, token_table
+from layergeom.extraction.sources import resolve_source
+from layergeom.extraction.writer import extract
 from layergeom.io.store import open_hidden, read_tokens
-from layergeom.memory import limit_heap_retention
-from layergeom.models import load_model
-from layergeom.sequences import plan_batches, token_table
-from layergeom.sources import resolve_source
+from layergeom.stats.protocol import load_merged
+from layergeom.stats.scatter import Scatter
 from layergeom.stream.driver import stream_layers
+from layergeom.stream.feeds import scatter_name
 from layergeom.stream.job import analysis_feeds, fused_feeds, stream_shard
-from layergeom.stream.protocol import load_merged
-from layergeom.stream.scatter import scatter_name
 from layergeom.stream.selection import token_mask
 
 SELECTION = {"include_special": False, "exclude_first_position": False}
@@ -95,7 +97,9 @@ def store_run(loaded, seqs, tmp: Path) -> tuple[float, float, int]:
     table = read_tokens(tokens)
     mask = token_mask(table, **SELECTION)
     n_layers = open_hidden(states).shape[0]
-    means = np.stack([load_merged([tmp / "parts"], layer, scatter_name(mask)).mean for layer in range(n_layers)])
+    means = np.stack(
+        [load_merged([tmp / "parts"], layer, scatter_name(mask), Scatter).mean for layer in range(n_layers)]
+    )
     stream_shard(states, tokens, tmp / "centered", "0-of-1", lambda t: centered_feeds(t, SELECTION, means))
     rows = subsample_rows(table, mask, ID["n_points"], ID["sample"], ID["seed"])
     for _layer, accumulators in stream_layers(open_hidden(states), sample_feeds(table.height, rows)):

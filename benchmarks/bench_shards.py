@@ -14,8 +14,8 @@ from pathlib import Path
 
 from bench_fused import prepare
 
-from layergeom.extract import Extraction, finalize_store
-from layergeom.stream.shards import shard_ids
+from layergeom.extraction.writer import Extraction, finalize_store
+from layergeom.io.shards import shard_ids
 
 SETTINGS = {"dtype": "float16", "chunk_tokens": 1024, "shard_tokens": None, "batch_tokens": 1024, "max_length": 512}
 

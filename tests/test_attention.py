@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from layergeom.analyses.attention.heads import (
-    entropy_and_max,
     head_stats,
     heads_table,
     sequences_from_tokens,
     write_heads,
 )
-from layergeom.models import LoadedModel
-from layergeom.sequences import Sequences, token_table
+from layergeom.extraction.hooks import entropy_and_max
+from layergeom.extraction.models import LoadedModel
+from layergeom.extraction.sequences import Sequences, token_table
 
 
 def _loaded(model, kind: str) -> LoadedModel:

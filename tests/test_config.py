@@ -9,7 +9,7 @@ import yaml
 from snakemake.utils import validate
 
 from layergeom import config as lgconfig
-from layergeom import sources
+from layergeom.extraction import sources
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")

@@ -8,10 +8,10 @@ import torch
 from layergeom.analyses.norm_variance.accumulate import feeds as norm_variance_feeds
 from layergeom.analyses.posctx.accumulate import feeds as posctx_feeds
 from layergeom.analyses.summary.accumulate import feeds as summary_feeds
+from layergeom.stats.protocol import KINDS
+from layergeom.stats.sample import PointSample
+from layergeom.stats.scatter import UnitSum
 from layergeom.stream.driver import Feed, FeedSet
-from layergeom.stream.protocol import KINDS
-from layergeom.stream.sample import PointSample
-from layergeom.stream.scatter import UnitSum
 
 
 def grid_tokens(n_ctx: int = 6, length: int = 9) -> pl.DataFrame:

@@ -9,11 +9,14 @@ import torch
 import zarr
 from transformers import AutoModel, AutoTokenizer
 
-from layergeom import extract as ex
+from layergeom.config import ConfigError
 from layergeom.corpus import build_corpus
+from layergeom.extraction.forward import NonFiniteError
+from layergeom.extraction.models import load_model, resolve_source
+from layergeom.extraction.sequences import batches_in_range, build_sequences, plan_batches
+from layergeom.extraction.writer import BlockWriter, Extraction, extract, finalize_store
+from layergeom.io.shards import shard_ids
 from layergeom.io.store import open_hidden, read_tokens
-from layergeom.models import load_model, resolve_source
-from layergeom.sequences import batches_in_range
 
 SETTINGS = {"dtype": "float16", "chunk_tokens": 16, "shard_tokens": None, "batch_tokens": 64, "max_length": 64}
 SENTENCES = {"mode": "sentences", "length": 128, "count": 1, "per_document": 1, "seed": 0}
@@ -35,9 +38,9 @@ def corpus(text_corpus):
 
 def run(model_dir, corpus, out, mode=SENTENCES, settings=SETTINGS, residual=False):
     loaded = load_model(resolve_source(str(model_dir)))
-    seqs = ex.build_sequences(loaded, {"sequences": mode}, corpus[0], corpus[1], settings["max_length"])
+    seqs = build_sequences(loaded, {"sequences": mode}, corpus[0], corpus[1], settings["max_length"])
     attrs = {"model": "tiny", "config_hash": "x", "mode": mode["mode"]}
-    ex.extract(loaded, seqs, out / "states.zarr", out / "tokens.parquet", settings, attrs, residual)
+    extract(loaded, seqs, out / "states.zarr", out / "tokens.parquet", settings, attrs, residual)
     return open_hidden(out / "states.zarr"), read_tokens(out / "tokens.parquet")
 
 
@@ -108,7 +111,7 @@ def test_contexts_mode_has_exact_length_and_topics(tiny_bert, corpus, tmp_path):
 def test_killed_run_resumes_and_matches_a_clean_run(tiny_gpt2, corpus, tmp_path, monkeypatch):
     clean, _ = run(tiny_gpt2, corpus, tmp_path / "clean")
     calls = {"n": 0}
-    original = ex.BlockWriter._flush
+    original = BlockWriter._flush
 
     def dying_flush(self, final):
         calls["n"] += 1
@@ -116,13 +119,13 @@ def test_killed_run_resumes_and_matches_a_clean_run(tiny_gpt2, corpus, tmp_path,
             raise KeyboardInterrupt("killed")
         original(self, final)
 
-    monkeypatch.setattr(ex.BlockWriter, "_flush", dying_flush)
+    monkeypatch.setattr(BlockWriter, "_flush", dying_flush)
     with pytest.raises(KeyboardInterrupt):
         run(tiny_gpt2, corpus, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "states.zarr").exists()  # nothing a rerun would trust
     progress = json.loads((tmp_path / "resumed" / ".states.zarr.regions" / "0-of-1.json").read_text())
     assert 0 < progress["completed_tokens"] < clean.shape[1]
-    monkeypatch.setattr(ex.BlockWriter, "_flush", original)
+    monkeypatch.setattr(BlockWriter, "_flush", original)
     resumed, _ = run(tiny_gpt2, corpus, tmp_path / "resumed")
     np.testing.assert_array_equal(resumed[:], clean[:])
     assert not (tmp_path / "resumed" / ".states.zarr.partial").exists()
@@ -133,9 +136,9 @@ def test_overflow_names_the_layer(tiny_gpt2, corpus, tmp_path):
     loaded = load_model(resolve_source(str(tiny_gpt2)))
     with torch.no_grad():
         loaded.model.h[0].mlp.c_proj.bias.fill_(1e5)  # block_1's output overflows float16
-    seqs = ex.build_sequences(loaded, {"sequences": SENTENCES}, corpus[0], corpus[1], 64)
-    with pytest.raises(ex.NonFiniteError, match="layer 'block_1'.*float32"):
-        ex.extract(loaded, seqs, tmp_path / "s.zarr", tmp_path / "t.parquet", SETTINGS, {"config_hash": "x"})
+    seqs = build_sequences(loaded, {"sequences": SENTENCES}, corpus[0], corpus[1], 64)
+    with pytest.raises(NonFiniteError, match="layer 'block_1'.*float32"):
+        extract(loaded, seqs, tmp_path / "s.zarr", tmp_path / "t.parquet", SETTINGS, {"config_hash": "x"})
     assert not (tmp_path / "s.zarr").exists()
 
 
@@ -148,7 +151,7 @@ def test_sharded_store_equals_unsharded(tiny_bert, corpus, tmp_path):
 
 def test_plan_batches_respects_token_budget():
     lengths = np.array([5, 40, 7, 40, 12, 3])
-    order, batches = ex.plan_batches(lengths, 80)
+    order, batches = plan_batches(lengths, 80)
     assert list(lengths[order]) == sorted(lengths, reverse=True)
     assert np.array_equal(np.concatenate(batches), order)
     assert all(len(b) * lengths[b].max() <= 80 or len(b) == 1 for b in batches)
@@ -160,8 +163,8 @@ def test_embedded_gguf_decoder_matches_direct_forward(corpus, tmp_path):
     source = resolve_source("smollm2-135m")
     settings = {**SETTINGS, "dtype": "float32"}
     loaded = load_model(source)
-    seqs = ex.build_sequences(loaded, {"sequences": SENTENCES}, corpus[0], corpus[1].head(3), 64)
-    ex.extract(loaded, seqs, tmp_path / "s.zarr", tmp_path / "t.parquet", settings, {"config_hash": "x"})
+    seqs = build_sequences(loaded, {"sequences": SENTENCES}, corpus[0], corpus[1].head(3), 64)
+    extract(loaded, seqs, tmp_path / "s.zarr", tmp_path / "t.parquet", settings, {"config_hash": "x"})
     hidden, tokens = open_hidden(tmp_path / "s.zarr"), read_tokens(tmp_path / "t.parquet")
     assert hidden.shape[0] == 31 and hidden.attrs["kind"] == "decoder"
     rows = np.flatnonzero(tokens["seq_id"].to_numpy() == 0)
@@ -174,7 +177,7 @@ def test_embedded_gguf_decoder_matches_direct_forward(corpus, tmp_path):
 
 def test_batches_in_range_cover_each_token_once_per_shard():
     lengths = np.array([5, 3, 9, 1, 4, 7, 2])
-    _, batches = ex.plan_batches(lengths, 12)
+    _, batches = plan_batches(lengths, 12)
     sizes = [int(lengths[rows].sum()) for rows in batches]
     begins = np.cumsum([0] + sizes)[:-1].tolist()
     total = int(lengths.sum())
@@ -195,14 +198,14 @@ def store_files(root):
 def test_three_shard_jobs_write_the_same_bytes_as_one(tiny_gpt2, corpus, tmp_path, monkeypatch):
     run(tiny_gpt2, corpus, tmp_path / "one")
     loaded = load_model(resolve_source(str(tiny_gpt2)))
-    seqs = ex.build_sequences(loaded, {"sequences": SENTENCES}, corpus[0], corpus[1], 64)
+    seqs = build_sequences(loaded, {"sequences": SENTENCES}, corpus[0], corpus[1], 64)
     attrs = {"model": "tiny", "config_hash": "x", "mode": "sentences"}
     states, tokens = tmp_path / "three" / "states.zarr", tmp_path / "three" / "tokens.parquet"
     states.parent.mkdir()
-    ex.Extraction(loaded, seqs, SETTINGS, attrs).prepare(states, tokens)
+    Extraction(loaded, seqs, SETTINGS, attrs).prepare(states, tokens)
     for shard in ("1-of-3", "0-of-3"):  # each shard in its own job, in any order
-        ex.Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, shard)
-    original, calls = ex.BlockWriter._flush, []
+        Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, shard)
+    original, calls = BlockWriter._flush, []
 
     def dying_flush(self, final):
         calls.append(final)
@@ -210,14 +213,14 @@ def test_three_shard_jobs_write_the_same_bytes_as_one(tiny_gpt2, corpus, tmp_pat
             raise KeyboardInterrupt("killed")
         original(self, final)
 
-    monkeypatch.setattr(ex.BlockWriter, "_flush", dying_flush)
+    monkeypatch.setattr(BlockWriter, "_flush", dying_flush)
     with pytest.raises(KeyboardInterrupt):  # the last shard is killed after its first block
-        ex.Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, "2-of-3")
-    monkeypatch.setattr(ex.BlockWriter, "_flush", original)
+        Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, "2-of-3")
+    monkeypatch.setattr(BlockWriter, "_flush", original)
     with pytest.raises(RuntimeError, match="2-of-3.json: shard 2-of-3 wrote tokens"):
-        ex.finalize_store(states, tokens, ex.shard_ids(3))
-    ex.Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, "2-of-3")
-    ex.finalize_store(states, tokens, ex.shard_ids(3))
+        finalize_store(states, tokens, shard_ids(3))
+    Extraction(loaded, seqs, SETTINGS, attrs).write_region(states, "2-of-3")
+    finalize_store(states, tokens, shard_ids(3))
     assert store_files(states) == store_files(tmp_path / "one" / "states.zarr")
     assert tokens.read_bytes() == (tmp_path / "one" / "tokens.parquet").read_bytes()
     assert not (tmp_path / "three" / ".states.zarr.regions").exists()
@@ -230,5 +233,5 @@ def test_layer_subset_stores_those_layers_with_their_indices(tiny_gpt2, corpus, 
     assert subset.attrs["layer_names"] == ["embeddings", "block_2"]
     np.testing.assert_array_equal(subset[:], full[:][[0, 2]])
     assert zarr.open_group(str(tmp_path / "sub" / "states.zarr"), mode="r")["layer"][:].tolist() == [0, 2]
-    with pytest.raises(ex.ConfigError, match="extraction.layers of model 'tiny': \\[3\\] beyond its 2 blocks"):
+    with pytest.raises(ConfigError, match="extraction.layers of model 'tiny': \\[3\\] beyond its 2 blocks"):
         run(tiny_gpt2, corpus, tmp_path / "bad", settings={**SETTINGS, "layers": [0, 3]})

@@ -27,14 +27,14 @@ from test_workflow import tiny_config
 from layergeom.analyses.anisotropy.accumulate import centered_feeds
 from layergeom.analyses.anisotropy.metrics import write_id
 from layergeom.analyses.posctx.components import per_layer_array
-from layergeom.checks import InputError, check_positions
+from layergeom.extraction.checks import InputError, check_positions
+from layergeom.extraction.models import load_model
+from layergeom.extraction.sequences import sentence_sequences
+from layergeom.extraction.sources import resolve_source
 from layergeom.io.atomic import write_parquet
 from layergeom.io.integrity import StoreError, read_array, verify_store
 from layergeom.io.store import open_hidden
-from layergeom.models import load_model
 from layergeom.plotting import plt, save
-from layergeom.sequences import sentence_sequences
-from layergeom.sources import resolve_source
 from layergeom.stream.job import stream_shard
 
 STATES = "results/hidden/bert/docs/states.zarr"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from layergeom.fused import layer_groups
+from layergeom.extraction.fused import layer_groups
 
 
 def test_layer_groups_fit_the_budget():

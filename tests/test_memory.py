@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from layergeom.memory import _libc, reuse_heap
+from layergeom.extraction.memory import _libc, reuse_heap
 
 MB = 1 << 20
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from layergeom.models import find_final_norm, load_model, resolve_source, select_device
+from layergeom.extraction.models import find_final_norm, load_model, resolve_source, select_device
 
 
 def test_random_init_keeps_architecture_but_not_weights(tiny_bert):

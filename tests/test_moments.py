@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layergeom.stream.moments import GroupedMoments, Moments, chunk_moments
-from layergeom.stream.protocol import load, save
+from layergeom.stats.moments import GroupedMoments, Moments, chunk_moments
+from layergeom.stats.protocol import load, save
 
 RTOL = 1e-10
 

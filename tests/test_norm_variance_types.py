@@ -8,7 +8,7 @@ import pytest
 
 from layergeom.analyses.norm_variance.metrics import Exclusions, analyse_layer, combine, type_strings
 from layergeom.analyses.norm_variance.types import mean_pca, regroup, surface, surface_ids
-from layergeom.stream.moments import chunk_moments
+from layergeom.stats.moments import chunk_moments
 
 PIECES = ["the", "Ġthe", "##the", "▁the", "a", "Ġa", "##", "Ġ", "cat", "▁cat", "dog"]
 

@@ -20,7 +20,7 @@ from layergeom.analyses.posctx.metrics import (
     topic_cosines,
     variance_shares,
 )
-from layergeom.stream.scatter import Scatter
+from layergeom.stats.scatter import Scatter
 
 
 def planted(n_ctx=12, n_pos=9, d=7, noise=0.1, seed=0, offset=5.0):

@@ -9,11 +9,11 @@ from layergeom.analyses.posctx.accumulate import SUMS, Decomposition
 from layergeom.analyses.posctx.components import read_components, run_merge
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
+from layergeom.io.shards import shard_range
 from layergeom.io.store import create_store
+from layergeom.stats.protocol import load, part_path
+from layergeom.stream.feeds import scatter_name
 from layergeom.stream.job import run_stream_shard
-from layergeom.stream.protocol import load, part_path
-from layergeom.stream.scatter import scatter_name
-from layergeom.stream.shards import shard_range
 
 N_CTX, T, D, N_LAYERS = 9, 8, 12, 3
 TOPICS = ["sport", "tech", "business"]

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from layergeom.analyses.anisotropy.metrics import spectrum_measures
+from layergeom.io.shards import shard_range
 from layergeom.io.store import create_store, open_hidden
+from layergeom.stats.protocol import load, merged, save
+from layergeom.stats.scatter import Scatter, UnitSum
 from layergeom.stream.driver import Feed, stream_layers
-from layergeom.stream.protocol import load, merged, save
-from layergeom.stream.scatter import Scatter, UnitSum
-from layergeom.stream.shards import shard_range
 
 
 def brute_mean_cosine(x: np.ndarray) -> float:

@@ -18,15 +18,16 @@ from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.summary import accumulate as summary
 from layergeom.analyses.summary.metrics import summary_table
 from layergeom.io.atomic import write_parquet
+from layergeom.io.shards import SHARD_PATTERN, parse_shard, shard_ids, shard_range
 from layergeom.io.store import create_store, open_hidden
+from layergeom.stats.moments import GroupedMoments
+from layergeom.stats.protocol import KINDS, Accumulator, load, load_merged, merged, part_path, save
+from layergeom.stats.sample import PointSample
+from layergeom.stats.scatter import Scatter, UnitSum
 from layergeom.stream.driver import Feed, stream_layers
+from layergeom.stream.feeds import scatter_feed, scatter_name
 from layergeom.stream.job import run_stream_shard
-from layergeom.stream.moments import GroupedMoments
-from layergeom.stream.protocol import KINDS, Accumulator, load, load_merged, merged, part_path, save
-from layergeom.stream.sample import PointSample
-from layergeom.stream.scatter import Scatter, UnitSum, scatter_feed, scatter_name
 from layergeom.stream.selection import token_mask
-from layergeom.stream.shards import SHARD_PATTERN, parse_shard, shard_ids, shard_range
 
 RTOL = 1e-12
 SPECIALS_OUT = {"include_special": False, "exclude_first_position": False}
@@ -177,12 +178,12 @@ def assert_same_bits(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) ->
 
 
 def test_a_second_kind_of_the_same_name_is_refused():
-    from layergeom.stream.protocol import register
+    from layergeom.stats.protocol import register
 
     Scatter = type("Scatter", (), {"__module__": "somebody.else"})  # noqa: N806
     with pytest.raises(ValueError, match="already"):
         register(Scatter)
-    assert KINDS["Scatter"].__module__ == "layergeom.stream.scatter"
+    assert KINDS["Scatter"].__module__ == "layergeom.stats.scatter"
 
 
 def test_every_registered_kind_has_a_case():

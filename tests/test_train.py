@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import TOPICS
 
-from layergeom import train as lgtrain
-from layergeom.checkpoints import checkpoint_steps, revision_step
+from layergeom.training import train as lgtrain
+from layergeom.training.checkpoints import checkpoint_steps, revision_step
 
 RUN = {
     "corpus": "docs",

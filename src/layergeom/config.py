@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from layergeom.checkpoints import checkpoint_model_name, checkpoint_steps, revision_step, step_folder
-from layergeom.sources import resolve_source
+from layergeom.extraction.sources import resolve_source
+from layergeom.training.checkpoints import checkpoint_model_name, checkpoint_steps, revision_step, step_folder
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -66,6 +66,23 @@ def model_corpora(config: dict, model: str) -> list[str]:
 def pairs(config: dict) -> list[tuple[str, str]]:
     """Every (model, corpus) pair the workflow extracts."""
     return [(m, c) for m in config["models"] for c in model_corpora(config, m)]
+
+
+#: extraction keys that change no stored or accumulated number (the mode picks the rules, the budget only groups
+#: layers): no job's params, so adding them reruns nothing
+NOT_HASHED = ("store", "accumulator_budget_gb")
+#: what the stored bytes do not depend on either: every K gives the same store
+NOT_IN_STORE = ("shards",)
+
+
+def job_settings(settings: dict) -> dict:
+    """Extraction settings as a job's params: those that change numbers."""
+    return {key: value for key, value in settings.items() if key not in NOT_HASHED}
+
+
+def store_settings(settings: dict) -> dict:
+    """Job settings (or a model's override) less what the stored bytes do not depend on (the store's config hash)."""
+    return {key: value for key, value in settings.items() if key not in NOT_IN_STORE}
 
 
 def extraction_settings(config: dict, model: str) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from layergeom.checks import read_text
+from layergeom.io.text import read_text
 
 log = logging.getLogger(__name__)
 

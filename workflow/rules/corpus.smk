@@ -1,12 +1,10 @@
 # Corpus stage: read a text source, split sentences, filter and sample them.
 # Its inputs are the corpus files, so an edited, added or removed file reruns it and all that depends on it.
 
-from layergeom.corpus import source_files
-
 
 rule corpus:
     input:
-        files=lambda wc: source_files(config["corpora"][wc.corpus]),
+        files=PLAN.corpus_files,
     output:
         documents=f"{RESULTS}/corpus/{{corpus}}/documents.parquet",
         sentences=f"{RESULTS}/corpus/{{corpus}}/sentences.parquet",

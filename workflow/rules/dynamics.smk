@@ -1,45 +1,10 @@
-# Training dynamics (docs/methods.md, Training dynamics): per-layer measures of every checkpoint model against its step,
-# one figure per (checkpoints entry, corpus, measure); and the untrained-block drift experiment.
-
-# Per-layer tables drawn against step: name -> (table path pattern, columns, one panel each).
-# Another stage's table joins with one line here.
-TRAINING_MEASURES = {
-    "summary": (f"{RESULTS}/summary/{{model}}/{{corpus}}/layers.parquet", ["mean_norm", "mean_sq_norm"]),
-    "attention": (
-        f"{RESULTS}/attention/{{model}}/{{corpus}}/heads.parquet",
-        ["mean_q_norm", "mean_k_norm", "qk_cos", "mean_entropy", "mean_max_weight"],
-    ),
-    "anisotropy": (
-        f"{RESULTS}/anisotropy/{{model}}/{{corpus}}/layers.parquet",
-        ["mean_cos", "sigma1_share", "twonn_id"],
-    ),
-    "norm_variance": (
-        f"{RESULTS}/norm_variance/{{model}}/{{corpus}}/layers.parquet",
-        ["m_share", "vb_share", "vw_share", "slope"],
-        {"variant": "all"},
-    ),
-}
-# Token selection of the measures whose stage states it, for the figure titles.
-TRAINING_TOKENS = {
-    "summary": describe(**config["selection"]),
-    "attention": describe(**stage_selection("attention")),
-    "anisotropy": describe(**ANISO_SELECTION),
-    "norm_variance": describe(**stage_selection("norm_variance")),
-}
-DRIFT = config["drift"]
-
-
-def family_corpora(family):
-    """Corpora the checkpoint models of one entry run on."""
-    models = {m for m, _ in CHECKPOINTS[family]}
-    return sorted({c for m, c in PAIRS if m in models})
+# Training dynamics (docs/methods.md, Training dynamics): the training columns of every registered analysis
+# against the step, one figure per (checkpoints entry, corpus, analysis); and the untrained-block drift experiment.
 
 
 rule training_figure:
     input:
-        tables=lambda wc: [
-            TRAINING_MEASURES[wc.measure][0].format(model=m, corpus=wc.corpus) for m, _ in CHECKPOINTS[wc.family]
-        ],
+        tables=PLAN.training_tables,
     output:
         figure=report(
             f"{RESULTS}/figures/dynamics/{{family}}/{{corpus}}/{{measure}}.png",
@@ -53,15 +18,15 @@ rule training_figure:
     benchmark:
         "benchmarks/out/dynamics/{family}/{corpus}/{measure}.tsv"
     wildcard_constraints:
-        family="|".join(map(re.escape, CHECKPOINTS)) or "[^/]+",
-        measure="|".join(map(re.escape, TRAINING_MEASURES)),
+        family=PLAN.wildcard("checkpoints"),
+        measure=PLAN.wildcard("measures"),
     conda:
         CONDA_ENV
     params:
-        steps=lambda wc: [s for _, s in CHECKPOINTS[wc.family]],
-        columns=lambda wc: TRAINING_MEASURES[wc.measure][1],
-        where=lambda wc: (TRAINING_MEASURES[wc.measure][2:] or [{}])[0],
-        tokens=lambda wc: TRAINING_TOKENS.get(wc.measure),
+        steps=lambda wc: [s for _, s in PLAN.checkpoints[wc.family]],
+        columns=lambda wc: list(PLAN.training_measure(wc.measure)["columns"]),
+        where=lambda wc: dict(PLAN.training_measure(wc.measure)["where"]),
+        tokens=lambda wc: PLAN.tokens(wc.measure),
     script:
         "../scripts/training_figure.py"
 
@@ -77,7 +42,7 @@ rule drift:
         CONDA_ENV
     threads: workflow.cores
     params:
-        settings=DRIFT,
+        settings=config["drift"],
     script:
         "../scripts/drift.py"
 
@@ -101,12 +66,3 @@ rule drift_figure:
         CONDA_ENV
     script:
         "../scripts/drift_figure.py"
-
-
-TARGETS += [
-    f"{RESULTS}/figures/dynamics/{family}/{corpus}/{measure}.png"
-    for family in CHECKPOINTS
-    for corpus in family_corpora(family)
-    for measure in TRAINING_MEASURES
-]
-TARGETS += [f"{RESULTS}/figures/dynamics/drift.png"] if DRIFT["enabled"] else []

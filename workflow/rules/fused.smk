@@ -1,13 +1,13 @@
 # Fused extraction (extraction.store: none): no store. The token table and a header (layer names and
-# attributes, no tokens) come first; then each token shard's forward pass feeds every analysis registered
-# for the pair (as the stream rule would from a store) and writes the same temporary partials.
+# attributes, no tokens) come first; then each token shard's forward pass feeds every streamed analysis
+# covering the pair (as the stream rule would from a store) and writes the same temporary partials.
 
 
 rule fused_tokens:
     input:
         documents=f"{RESULTS}/corpus/{{corpus}}/documents.parquet",
         sentences=f"{RESULTS}/corpus/{{corpus}}/sentences.parquet",
-        model=lambda wc: model_inputs(wc.model),
+        model=PLAN.model_inputs,
     output:
         header=directory(f"{RESULTS}/hidden/{{model}}/{{corpus}}/header.zarr"),
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
@@ -16,12 +16,12 @@ rule fused_tokens:
     benchmark:
         "benchmarks/out/fused/{model}/{corpus}/tokens.tsv"
     wildcard_constraints:
-        model=FUSED_MODELS,
+        model=PLAN.fused_models,
     conda:
         CONDA_ENV
     threads: 2
     params:
-        spec=extract_params,
+        spec=PLAN.extract_params,
     script:
         "../scripts/fused_tokens.py"
 
@@ -30,7 +30,7 @@ rule fused_extract:
     input:
         documents=f"{RESULTS}/corpus/{{corpus}}/documents.parquet",
         sentences=f"{RESULTS}/corpus/{{corpus}}/sentences.parquet",
-        model=lambda wc: model_inputs(wc.model),
+        model=PLAN.model_inputs,
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
     output:
         parts=temp(directory(f"{RESULTS}/parts/{{model}}/{{corpus}}/stream/{{shard}}")),
@@ -39,15 +39,15 @@ rule fused_extract:
     benchmark:
         "benchmarks/out/fused/{model}/{corpus}/{shard}.tsv"
     wildcard_constraints:
-        model=FUSED_MODELS,
+        model=PLAN.fused_models,
     conda:
         CONDA_ENV
     threads: 8
     resources:
-        gpu=lambda wc: int(lgconfig.extraction_settings(config, wc.model)["device"] == "cuda"),
+        gpu=PLAN.gpu,
     params:
-        spec=extract_params,
-        plans=fused_plans,
-        budget_gb=lambda wc: lgconfig.extraction_settings(config, wc.model)["accumulator_budget_gb"],
+        spec=PLAN.extract_params,
+        plans=PLAN.fused_plans,
+        budget_gb=lambda wc: PLAN.extraction(wc.model)["accumulator_budget_gb"],
     script:
         "../scripts/fused_extract.py"

@@ -1,15 +1,11 @@
-# Integrity: every store and token table is a target, so one deleted by hand is rebuilt by the next run;
-# `snakemake verify` checks every chunk of every store (checksum, presence, finite values) each time it is asked.
-
-HIDDEN = [f"{RESULTS}/hidden/{m}/{c}" for m, c in PAIRS]
-STORES = [store_path(m, c) for m, c in PAIRS]
-TARGETS += STORES + [f"{folder}/tokens.parquet" for folder in HIDDEN]
+# Integrity: every store and token table is a target (layergeom.dag), so one deleted by hand is rebuilt by the
+# next run; `snakemake verify` checks every chunk of every store (checksum, presence, finite values) when asked.
 
 
 rule verify:
     input:
-        states=STORES,
-        tokens=[f"{folder}/tokens.parquet" for folder in HIDDEN],
+        states=[PLAN.store_path(m, c) for m, c in PLAN.pairs],
+        tokens=[f"{RESULTS}/hidden/{m}/{c}/tokens.parquet" for m, c in PLAN.pairs],
     log:
         "logs/verify.log",
     conda:

@@ -1,6 +1,6 @@
-# One streaming pass per token shard of a store feeds every analysis registered for the pair
-# (register_stream in the analysis' rule file): one read of each block for all of them, and one scatter
-# for analyses that select the same tokens. The partial accumulators are temporary (keep them: --notemp).
+# One streaming pass per token shard of a store feeds every streamed analysis of the registry that covers the
+# pair: one read of each block for all of them, and one scatter for analyses that select the same tokens.
+# The partial accumulators are temporary (keep them: --notemp).
 
 
 rule stream:
@@ -14,11 +14,11 @@ rule stream:
     benchmark:
         "benchmarks/out/stream/{model}/{corpus}/{shard}.tsv"
     wildcard_constraints:
-        model=STORED_MODELS,
+        model=PLAN.stored_models,
     conda:
         CONDA_ENV
     params:
-        plans=stream_plans,
+        plans=PLAN.stream_plans,
         block_tokens=config["stream"]["block_tokens"],
     script:
         "../scripts/stream.py"

@@ -1,25 +1,12 @@
 # Training stage: a byte-level BPE tokenizer and a small GPT-2 trained on a corpus's documents, with
 # checkpoints at log-spaced steps (results/train/{run}/checkpoints/step_{n}) and a loss curve.
 
-TRAIN_RUNS = config["training"]["runs"]
-TRAIN_DIR = f"{RESULTS}/train/{{run}}"
-TOKENIZER_KEYS = ("corpus", "vocab_size", "min_frequency", "context_length")
-
-
-wildcard_constraints:
-    run="|".join(map(re.escape, TRAIN_RUNS)) or "[^/]+",
-
-
-def train_documents(wc):
-    """The documents table of the run's corpus."""
-    return f"{RESULTS}/corpus/{TRAIN_RUNS[wc.run]['corpus']}/documents.parquet"
-
 
 rule train_tokenizer:
     input:
-        documents=train_documents,
+        documents=PLAN.run_documents,
     output:
-        tokenizer=directory(f"{TRAIN_DIR}/tokenizer"),
+        tokenizer=directory(f"{RESULTS}/train/{{run}}/tokenizer"),
     log:
         "logs/train/{run}/tokenizer.log",
     benchmark:
@@ -27,18 +14,18 @@ rule train_tokenizer:
     conda:
         CONDA_ENV
     params:
-        run=lambda wc: {k: TRAIN_RUNS[wc.run][k] for k in TOKENIZER_KEYS},
+        run=PLAN.tokenizer_settings,
     script:
         "../scripts/train_tokenizer.py"
 
 
 rule train_model:
     input:
-        documents=train_documents,
-        tokenizer=f"{TRAIN_DIR}/tokenizer",
+        documents=PLAN.run_documents,
+        tokenizer=f"{RESULTS}/train/{{run}}/tokenizer",
     output:
-        checkpoints=directory(f"{TRAIN_DIR}/checkpoints"),
-        loss=f"{TRAIN_DIR}/loss.parquet",
+        checkpoints=directory(f"{RESULTS}/train/{{run}}/checkpoints"),
+        loss=f"{RESULTS}/train/{{run}}/loss.parquet",
     log:
         "logs/train/{run}/model.log",
     benchmark:
@@ -47,16 +34,16 @@ rule train_model:
         CONDA_ENV
     threads: workflow.cores
     resources:
-        gpu=lambda wc: int(TRAIN_RUNS[wc.run]["device"] == "cuda"),
+        gpu=lambda wc: int(PLAN.train_runs[wc.run]["device"] == "cuda"),
     params:
-        run=lambda wc: TRAIN_RUNS[wc.run],
+        run=lambda wc: PLAN.train_runs[wc.run],
     script:
         "../scripts/train_model.py"
 
 
 rule train_loss_figure:
     input:
-        loss=f"{TRAIN_DIR}/loss.parquet",
+        loss=f"{RESULTS}/train/{{run}}/loss.parquet",
     output:
         figure=report(
             f"{RESULTS}/figures/train/{{run}}/loss.png",
@@ -72,9 +59,6 @@ rule train_loss_figure:
     conda:
         CONDA_ENV
     params:
-        run=lambda wc: TRAIN_RUNS[wc.run],
+        run=lambda wc: PLAN.train_runs[wc.run],
     script:
         "../scripts/train_loss_figure.py"
-
-
-TARGETS += [f"{RESULTS}/figures/train/{run}/loss.png" for run in TRAIN_RUNS]

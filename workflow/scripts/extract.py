@@ -1,6 +1,6 @@
 """Extract every layer's hidden states of one model on one corpus (rule extract)."""
 
-from layergeom.extract import run_extract_job
+from layergeom.extraction.jobs import run_extract_job
 from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821

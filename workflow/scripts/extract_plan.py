@@ -1,6 +1,6 @@
 """Prepare the partial store and token table that the extraction shards fill (rule extract_plan)."""
 
-from layergeom.extract import run_prepare_job
+from layergeom.extraction.jobs import run_prepare_job
 from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821

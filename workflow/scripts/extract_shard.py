@@ -1,6 +1,6 @@
 """Write one extraction shard's token region of the prepared store (rule extract_shard)."""
 
-from layergeom.extract import run_shard_job
+from layergeom.extraction.jobs import run_shard_job
 from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821

@@ -1,11 +1,9 @@
-"""Claims of the papers judged on the tables: results/findings.md, .csv, report landing page (rule findings)."""
+"""Every registered analysis' claims judged on its tables: findings.csv, .md and the report's landing page."""
 
-from layergeom.findings.collect import all_findings
-from layergeom.findings.page import write_pages
+from layergeom.analyses.jobs import run_findings
 from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
     inputs = {name: list(sm.input[name]) for name in (*sm.params.table_keys, "drift")}
-    findings = all_findings(inputs, sm.params.table_keys, sm.params.tokens)
-    write_pages(findings, sm.params.intro, sm.output)
+    run_findings(inputs, sm.params.table_keys, sm.params.facts, sm.params.intro, sm.output)

@@ -1,6 +1,6 @@
 """Fused mode: one token shard's forward pass into every planned analysis' accumulators (rule fused_extract)."""
 
-from layergeom.fused import run_fused_shard
+from layergeom.analyses.jobs import run_fused_shard
 from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821

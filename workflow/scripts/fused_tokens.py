@@ -1,6 +1,6 @@
 """Fused mode: the token table and the header store of a pair, before any forward pass (rule fused_tokens)."""
 
-from layergeom.fused import run_fused_tokens
+from layergeom.extraction.fused import run_fused_tokens
 from layergeom.joblog import job_logging
 
 with job_logging(snakemake.log[0]):  # noqa: F821

@@ -1,7 +1,7 @@
 """One token shard of a store through every analysis planned for the pair (rule stream)."""
 
+from layergeom.analyses.jobs import run_stream_shard
 from layergeom.joblog import job_logging
-from layergeom.stream.job import run_stream_shard
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821

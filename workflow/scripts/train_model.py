@@ -1,7 +1,7 @@
 """Train the run's GPT-2 and save its checkpoints and loss table (rule train_model)."""
 
 from layergeom.joblog import job_logging
-from layergeom.train import run_training
+from layergeom.training.train import run_training
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -7,11 +7,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from layergeom.findings import anisotropy, attention, norm_variance, posctx
 from layergeom.findings.verdicts import Claim, Finding
 from layergeom.io.atomic import atomic_output
 
-CLAIMS: tuple[Claim, ...] = norm_variance.CLAIMS + anisotropy.CLAIMS + attention.CLAIMS + posctx.CLAIMS
 COLUMNS = ("paper", "claim", "model", "corpus", "tokens", "measured", "reference", "verdict")
 INTRO = (
     "One row per (claim, model, corpus). Every verdict is computed from the workflow's tables by the rule "
@@ -21,9 +19,9 @@ INTRO = (
 )
 
 
-def frame(findings: Sequence[Finding]) -> pl.DataFrame:
+def frame(findings: Sequence[Finding], claims: Sequence[Claim]) -> pl.DataFrame:
     """The findings as a table, in the order of the claims."""
-    order = {claim.key: i for i, claim in enumerate(CLAIMS)}
+    order = {claim.key: i for i, claim in enumerate(claims)}
     rows = [
         {
             "paper": f.claim.paper,
@@ -40,9 +38,9 @@ def frame(findings: Sequence[Finding]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=dict.fromkeys(COLUMNS, pl.String))
 
 
-def claims_frame() -> pl.DataFrame:
+def claims_frame(claims: Sequence[Claim]) -> pl.DataFrame:
     """Every claim with its text and rule."""
-    return pl.DataFrame([{"claim": c.key, "paper": c.paper, "text": c.text, "rule": c.rule} for c in CLAIMS])
+    return pl.DataFrame([{"claim": c.key, "paper": c.paper, "text": c.text, "rule": c.rule} for c in claims])
 
 
 def markdown(table: pl.DataFrame) -> str:
@@ -60,16 +58,16 @@ def rst_table(table: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_page(table: pl.DataFrame) -> str:
+def markdown_page(table: pl.DataFrame, claims: Sequence[Claim]) -> str:
     """results/findings.md: the introduction, the rules and the findings."""
-    return f"# Findings\n\n{INTRO}\n\n## Rules\n\n{markdown(claims_frame())}\n## Findings\n\n{markdown(table)}"
+    return f"# Findings\n\n{INTRO}\n\n## Rules\n\n{markdown(claims_frame(claims))}\n## Findings\n\n{markdown(table)}"
 
 
-def landing_page(intro: str, table: pl.DataFrame) -> str:
+def landing_page(intro: str, table: pl.DataFrame, claims: Sequence[Claim]) -> str:
     """The report's landing page: the workflow description, then the findings and their rules."""
     return (
         f"{intro.rstrip()}\n\nFindings\n--------\n\n{INTRO}\n\n{rst_table(table)}\n"
-        f"Rules\n-----\n\n{rst_table(claims_frame())}"
+        f"Rules\n-----\n\n{rst_table(claims_frame(claims))}"
     )
 
 
@@ -79,11 +77,13 @@ def write_text(text: str, path: str | os.PathLike) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_pages(findings: Sequence[Finding], intro: str, out: dict[str, str | os.PathLike]) -> pl.DataFrame:
+def write_pages(
+    findings: Sequence[Finding], claims: Sequence[Claim], intro: str, out: dict[str, str | os.PathLike]
+) -> pl.DataFrame:
     """Write ``csv``, ``md`` and the report landing page ``rst``; return the table."""
-    table = frame(findings)
+    table = frame(findings, claims)
     with atomic_output(out["csv"]) as tmp:
         table.write_csv(tmp)
-    write_text(markdown_page(table), out["md"])
-    write_text(landing_page(intro, table), out["rst"])
+    write_text(markdown_page(table, claims), out["md"])
+    write_text(landing_page(intro, table, claims), out["rst"])
     return table

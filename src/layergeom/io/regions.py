@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from layergeom.io import atomic
-from layergeom.stream.shards import parse_shard, shard_range
+from layergeom.io.shards import parse_shard, shard_range
 
 
 def regions_dir(states_path: str | os.PathLike) -> Path:

@@ -15,12 +15,12 @@ from layergeom.io.atomic import atomic_output
 from layergeom.io.integrity import chunks_of
 from layergeom.io.store import iter_layer, prefetched
 from layergeom.joblog import Progress
-from layergeom.stream.device import finite_rows, take_rows
-from layergeom.stream.protocol import Accumulator, part_path, save
+from layergeom.stats.device import finite_rows, take_rows
+from layergeom.stats.protocol import Accumulator, part_path, save
 from layergeom.stream.selection import mask_digest
 
 if TYPE_CHECKING:
-    from layergeom.stream.device import Values
+    from layergeom.stats.device import Values
 
 log = logging.getLogger("layergeom")
 

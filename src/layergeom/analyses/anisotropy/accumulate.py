@@ -7,9 +7,10 @@ import numpy as np
 import polars as pl
 
 from layergeom.analyses.anisotropy.intrinsic_dimension import subsample_rows
+from layergeom.stats.sample import PointSample
+from layergeom.stats.scatter import UnitSum
 from layergeom.stream.driver import Feed
-from layergeom.stream.sample import PointSample
-from layergeom.stream.scatter import UnitSum, scatter_feed
+from layergeom.stream.feeds import scatter_feed
 from layergeom.stream.selection import token_mask
 
 UNITS = "anisotropy/units"

@@ -22,10 +22,12 @@ from layergeom.analyses.anisotropy.accumulate import CENTERED, SAMPLE, UNITS, ce
 from layergeom.io.atomic import atomic_output, write_parquet
 from layergeom.io.store import open_hidden, read_tokens, with_layer_axis
 from layergeom.joblog import tracked
+from layergeom.stats.protocol import load_merged
+from layergeom.stats.sample import PointSample
+from layergeom.stats.scatter import Scatter, UnitSum
 from layergeom.stream.driver import stream_layers
+from layergeom.stream.feeds import scatter_name
 from layergeom.stream.job import stream_shard
-from layergeom.stream.protocol import load_merged
-from layergeom.stream.scatter import UnitSum, scatter_name
 from layergeom.stream.selection import token_mask
 
 log = logging.getLogger("layergeom")
@@ -67,7 +69,10 @@ def merge_moments(
     """Merge pass-1 shards: the spectrum measures per layer and the (layers, d) means."""
     rows, means = [], []
     for layer in tracked(range(n_layers), n_layers, "layers"):
-        units, scatter = load_merged(parts, layer, UNITS), load_merged(parts, layer, scatter_name(mask))
+        units, scatter = (
+            load_merged(parts, layer, UNITS, UnitSum),
+            load_merged(parts, layer, scatter_name(mask), Scatter),
+        )
         if scatter.count == 0:
             raise ValueError(f"layer {layer}: no token was selected")
         measures = spectrum_measures(scatter.finalize(), TOP_SHARES)
@@ -119,7 +124,10 @@ def write_centered(
 
 def merge_centered(parts: Sequence[str | os.PathLike], n_layers: int) -> pl.DataFrame:
     """Merge pass-2 shards: the centered mean pairwise cosine per layer, over every selected token."""
-    values = [load_merged(parts, layer, CENTERED).finalize() for layer in tracked(range(n_layers), n_layers, "layers")]
+    values = [
+        load_merged(parts, layer, CENTERED, UnitSum).finalize()
+        for layer in tracked(range(n_layers), n_layers, "layers")
+    ]
     return pl.DataFrame({"layer": np.arange(n_layers), "mean_cos_centered": values, "centered_method": CENTERED_ON_ALL})
 
 
@@ -198,7 +206,7 @@ def write_id_fused(
     centers = np.load(means)
     rows = []
     for layer in tracked(range(len(centers)), len(centers), "layers"):
-        sample = load_merged(parts, layer, SAMPLE).finalize()
+        sample = load_merged(parts, layer, SAMPLE, PointSample).finalize()
         check_sample(len(sample))
         centered = UnitSum(sample.shape[1], centers[layer])
         centered.update(sample, np.arange(len(sample)))

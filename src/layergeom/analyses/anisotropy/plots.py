@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from layergeom.analyses.anisotropy.metrics import random_baselines
+from layergeom.analyses.spec import FigureJob
 from layergeom.plotting import line_style, plt, save
 from layergeom.stream.selection import describe
 
@@ -69,7 +70,7 @@ def id_figure(tables: Sequence[pl.DataFrame], title: str, settings: Mapping, out
     save(fig, out)
 
 
-def corpus_figures(
+def depth_figures(
     tables: Sequence[str | os.PathLike],
     corpus: str,
     selection: dict,
@@ -117,3 +118,15 @@ def random_figure(tables: Sequence[str | os.PathLike], corpus: str, selection: d
         row[0].legend(fontsize=8)
     fig.suptitle(f"{corpus}: {describe(**selection)}")
     save(fig, out)
+
+
+def corpus_figures(job: FigureJob) -> None:
+    """The anisotropy and intrinsic-dimension figures of every model on one corpus."""
+    depth_figures(
+        job.inputs["tables"], job.wildcards["corpus"], job.facts["selection"], job.facts["settings"], job.outputs
+    )
+
+
+def random_figures(job: FigureJob) -> None:
+    """Trained models against their untrained (random-init) twins on one corpus."""
+    random_figure(job.inputs["tables"], job.wildcards["corpus"], job.facts["selection"], job.outputs["figure"])

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from layergeom.analyses.attention.heads import entropy_and_max, find_sites
+from layergeom.extraction.hooks import entropy_and_max, find_sites
 from layergeom.joblog import Progress
 
 DRIFT_SCHEMA = {

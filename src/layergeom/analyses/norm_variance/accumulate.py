@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from layergeom.stats.moments import GroupedMoments
 from layergeom.stream.driver import Feed
-from layergeom.stream.moments import GroupedMoments
 from layergeom.stream.selection import token_mask
 
 NAME = "norm_variance/moments"

@@ -19,8 +19,8 @@ from layergeom.analyses.norm_variance.types import mean_pca, regroup, surface, s
 from layergeom.io.atomic import write_parquet
 from layergeom.io.store import layer_axis, n_blocks, open_hidden, read_tokens, stored_layers
 from layergeom.joblog import tracked
-from layergeom.stream.moments import GroupedMoments, Moments
-from layergeom.stream.protocol import load_merged
+from layergeom.stats.moments import GroupedMoments, Moments
+from layergeom.stats.protocol import load_merged
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,13 @@ def norm_variance_tables(
     strings, type_of = type_strings(tokens, type_key)
     results = [
         analyse_layer(
-            load_merged(part_dirs, position, NAME).finalize(), layer, min_count, max_count, exclusions, top, type_of
+            load_merged(part_dirs, position, NAME, GroupedMoments).finalize(),
+            layer,
+            min_count,
+            max_count,
+            exclusions,
+            top,
+            type_of,
         )
         for position, layer in tracked(enumerate(layers), len(layers), "layers")
     ]

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from layergeom.analyses.spec import FigureJob
 from layergeom.plotting import plt, save
 
 LINESTYLES = {"all": "-", "filtered": "--"}
@@ -212,7 +213,7 @@ def model_figures(
     type_pca(pl.read_parquet(pca), title, out["type_pca"])
 
 
-def corpus_figures(
+def overlay_figures(
     models: Sequence[str], tables: Sequence[str | os.PathLike], corpus: str, out: Mapping[str, str | os.PathLike]
 ) -> None:
     """Every model of one corpus over relative depth: fit, spread of Q, shares and V_W / V_all."""
@@ -227,3 +228,25 @@ def corpus_figures(
     overlay(frames, [("cv_q", "std / mean of Q over types")], f"Spread of Q — {corpus}", out["cv_q"])
     overlay(frames, [("vw_over_v", "V_W / V_all")], f"Within-type share of variance — {corpus}", out["vw_over_v"])
     shares_figure(frames, f"Decomposition of Q_all — {corpus}", out["shares"])
+
+
+def pair_figures(job: FigureJob) -> None:
+    """The per-layer figures of one model on one corpus."""
+    wc, facts = job.wildcards, job.facts
+    inputs = job.inputs
+    title = f"{wc['model']} on {wc['corpus']}"
+    model_figures(
+        inputs["types"],
+        inputs["layers"],
+        inputs["top"],
+        inputs["pca"],
+        title,
+        facts["outlier_factor"],
+        facts["lines"],
+        job.outputs,
+    )
+
+
+def corpus_figures(job: FigureJob) -> None:
+    """The overlays of every model on one corpus."""
+    overlay_figures(job.models, job.inputs["tables"], job.wildcards["corpus"], job.outputs)

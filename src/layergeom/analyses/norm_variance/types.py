@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from layergeom.stream.moments import GroupedMoments, Moments
+from layergeom.stats.moments import GroupedMoments, Moments
 
 MARKERS = ("##", "Ġ", "▁")
 TYPE_KEYS = ("token_id", "surface")

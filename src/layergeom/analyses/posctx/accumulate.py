@@ -9,10 +9,10 @@ import polars as pl
 import scipy.sparse as sp
 
 from layergeom.analyses.posctx.design import Design, grid_design
-from layergeom.stream.device import is_tensor, like, to_numpy, zeros
+from layergeom.stats.device import is_tensor, like, to_numpy, zeros
+from layergeom.stats.scatter import Scatter
 from layergeom.stream.driver import Feed
-from layergeom.stream.protocol import register
-from layergeom.stream.scatter import Scatter, scatter_feed
+from layergeom.stream.feeds import scatter_feed
 
 SUMS = "posctx/sums"
 
@@ -26,7 +26,6 @@ def group_sum(values, index: np.ndarray, n_groups: int):
     return np.asarray(onehot @ values)
 
 
-@register
 class PosCtxSums:
     """Per-position and per-context sums and counts of one layer over the grid's tokens."""
 

@@ -14,15 +14,16 @@ import numpy as np
 import polars as pl
 import zarr
 
-from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, decompose
+from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, PosCtxSums, decompose
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.atomic import atomic_output, write_parquet
 from layergeom.io.integrity import checksummed, read_array
 from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, stored_layers, write_layer_coords
 from layergeom.joblog import tracked
-from layergeom.stream.protocol import load_merged
-from layergeom.stream.scatter import scatter_name
+from layergeom.stats.protocol import load_merged
+from layergeom.stats.scatter import Scatter
+from layergeom.stream.feeds import scatter_name
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ def per_layer_array(group: zarr.Group, name: str, shape: tuple, dims: tuple, coo
 
 def merge_layer(parts: Sequence[str | os.PathLike], layer: int, mask: np.ndarray) -> Decomposition:
     """Fold the shards' sums and scatter of one layer and decompose it."""
-    return decompose(load_merged(parts, layer, SUMS), load_merged(parts, layer, scatter_name(mask)))
+    return decompose(
+        load_merged(parts, layer, SUMS, PosCtxSums), load_merged(parts, layer, scatter_name(mask), Scatter)
+    )
 
 
 def run_merge(

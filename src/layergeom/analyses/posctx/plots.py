@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from layergeom.analyses.posctx.components import read_components
 from layergeom.analyses.posctx.metrics import normalized_gram, project_top, topic_codes, unit_rows
+from layergeom.analyses.spec import FigureJob
 from layergeom.plotting import plt, save
 
 
@@ -153,3 +154,13 @@ def corpus_figure(
 ) -> None:
     """The posctx table's quantities over relative depth for every model on one corpus."""
     save(layers_overview({m: pl.read_parquet(p) for m, p in zip(models, tables)}, corpus), out)
+
+
+def pair_figures(job: FigureJob) -> None:
+    """The per-layer figures of one store's position and context components."""
+    model_figures(job.inputs["components"], job.outputs)
+
+
+def corpus_figures(job: FigureJob) -> None:
+    """The layer overview of every model on one corpus."""
+    corpus_figure(job.models, job.inputs["tables"], job.wildcards["corpus"], job.outputs["figure"])

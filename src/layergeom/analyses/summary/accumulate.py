@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from layergeom.stream.device import is_tensor, row_sq_norms, to_numpy
+from layergeom.stats.device import is_tensor, row_sq_norms, to_numpy
 from layergeom.stream.driver import Feed
-from layergeom.stream.protocol import register
 from layergeom.stream.selection import token_mask
 
 NAME = "summary/norms"
 
 
-@register
 class NormSums:
     """Count, sum of norms and sum of squared norms of the vectors seen."""
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from layergeom.analyses.spec import FigureJob
 from layergeom.plotting import plt, save
 from layergeom.stream.selection import describe
 
@@ -27,3 +28,10 @@ def norms_figure(
         ax.legend()
     fig.suptitle(f"{corpus}: {describe(**selection)}")
     save(fig, out)
+
+
+def corpus_figures(job: FigureJob) -> None:
+    """The norms figure of every model on one corpus."""
+    norms_figure(
+        job.models, job.inputs["tables"], job.wildcards["corpus"], job.facts["selection"], job.outputs["norms"]
+    )

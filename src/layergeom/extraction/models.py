@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from layergeom.sources import ModelSource, resolve_source
+from layergeom.extraction.sources import ModelSource, resolve_source
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from layergeom.stream.device import is_tensor, like, row_sq_norms, to_numpy, zeros
-from layergeom.stream.protocol import register
+from layergeom.stats.device import is_tensor, like, row_sq_norms, to_numpy, zeros
 
 # Rows per step of the deviation pass: small enough that the step's temporaries stay in cache.
 _DEVIATION_ROWS = 128
@@ -113,7 +112,6 @@ def _tensor_chunk_moments(x, keys: np.ndarray) -> Moments:
     return Moments(keys[order][starts], counts.astype(np.int64), mean, s, q)
 
 
-@register
 class GroupedMoments:
     """Running float64 moments per group key; memory grows with the groups seen, not the rows.
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from layergeom.stream.device import is_tensor, to_numpy
-from layergeom.stream.protocol import register
+from layergeom.stats.device import is_tensor, to_numpy
 
 
-@register
 class PointSample:
     """The vectors of the rows fed to it; merged samples are ordered by token row."""
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from layergeom.extraction.models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -147,3 +151,17 @@ def batches_in_range(
     if not len(chosen):
         return [], start
     return [batches[i] for i in chosen], int(begins[chosen[0]])
+
+
+def build_sequences(
+    loaded: LoadedModel, corpus_entry: dict, documents: pl.DataFrame, sentences: pl.DataFrame, max_length: int
+) -> Sequences:
+    """Sequences for the corpus entry's mode (``sentences`` or ``contexts``)."""
+    spec = corpus_entry["sequences"]
+    if spec["mode"] == "sentences":
+        return sentence_sequences(loaded.tokenizer, sentences, max_length)
+    if spec["length"] > max_length:
+        raise ValueError(f"sequences.length={spec['length']} exceeds extraction.max_length={max_length}")
+    return context_sequences(
+        loaded.tokenizer, documents, spec["length"], spec["count"], spec["per_document"], spec["seed"]
+    )

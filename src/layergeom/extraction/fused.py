@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+import polars as pl
 import torch
 
-from layergeom.checks import check_inputs
-from layergeom.extract import HiddenStates, job_attrs, layers_to_store, load_job, model_attrs
+from layergeom.extraction.checks import check_inputs
+from layergeom.extraction.forward import HiddenStates
+from layergeom.extraction.jobs import load_job
+from layergeom.extraction.memory import limit_heap_retention, reuse_heap
+from layergeom.extraction.provenance import job_attrs, layers_to_store, model_attrs
+from layergeom.extraction.sequences import Sequences, batches_in_range, ordered_ids, plan_batches, token_table
 from layergeom.io import atomic, store
+from layergeom.io.shards import parse_shard, shard_range
 from layergeom.joblog import Progress
-from layergeom.memory import limit_heap_retention, reuse_heap
-from layergeom.sequences import Sequences, batches_in_range, ordered_ids, plan_batches, token_table
+from layergeom.stats.protocol import Accumulator, part_path, save
 from layergeom.stream.driver import Feed, FeedSet
-from layergeom.stream.job import analysis_feeds, fused_feeds
-from layergeom.stream.protocol import Accumulator, part_path, save
-from layergeom.stream.shards import parse_shard, shard_range
 
 log = logging.getLogger("layergeom")
 
@@ -180,25 +182,18 @@ def run_fused_shard(
     tokens: str | os.PathLike,
     out_dir: str | os.PathLike,
     shard: str,
-    plans: dict[str, dict],
+    feeds_of: Callable[[pl.DataFrame], list[Feed]],
     budget_gb: float | None,
     threads: int,
 ) -> None:
-    """The fused extract rule: shard ``k-of-n`` of a pair from the forward pass into every planned analysis.
-
-    ``plans`` maps each analysis to its ``selection`` and its ``fused`` settings (or None).
-    """
+    """The fused extract rule: shard ``k-of-n`` of a pair from the forward pass into the feeds ``feeds_of(token
+    table)`` of every planned analysis."""
     limit_heap_retention()
     loaded, seqs = load_job(spec, documents, sentences, threads)
     table = store.read_tokens(tokens)
     order, _ = plan_batches(seqs.lengths(), spec["settings"]["batch_tokens"])
     if not np.array_equal(ordered_ids(seqs, order), table["token_id"].to_numpy()):
         raise ValueError(f"{tokens} is not the token table of these sequences; rerun the fused tokens job")
-    feeds = [
-        feed
-        for analysis, plan in plans.items()
-        for feed in analysis_feeds(analysis, table, plan["selection"])
-        + fused_feeds(analysis, table, plan["selection"], plan["fused"])
-    ]
+    feeds = feeds_of(table)
     runner = fused_runner(loaded, spec, model_name)
     fused_shard(runner, seqs, feeds, table.height, spec["settings"], shard, out_dir, budget_gb)

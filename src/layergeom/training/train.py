@@ -21,11 +21,11 @@ import polars as pl
 import torch
 from transformers import AutoTokenizer
 
-from layergeom.checkpoints import step_folder
 from layergeom.config import entry_hash, run_checkpoint_steps
+from layergeom.extraction.models import select_device
 from layergeom.io import atomic
 from layergeom.joblog import Progress
-from layergeom.models import select_device
+from layergeom.training.checkpoints import step_folder
 
 log = logging.getLogger(__name__)
 

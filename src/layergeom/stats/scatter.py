@@ -10,13 +10,9 @@ import math
 
 import numpy as np
 
-from layergeom.stream.device import is_tensor, like, row_sq_norms, to_numpy
-from layergeom.stream.driver import Feed
-from layergeom.stream.protocol import register
-from layergeom.stream.selection import mask_digest
+from layergeom.stats.device import is_tensor, like, row_sq_norms, to_numpy
 
 
-@register
 class UnitSum:
     """Count and sum of unit vectors (x - center) / ||x - center||; zero vectors have no direction and are skipped."""
 
@@ -66,7 +62,6 @@ class UnitSum:
         return float((self.total @ self.total - n) / (n * (n - 1)))
 
 
-@register
 class Scatter:
     """Count, mean and centered scatter matrix sum (x - mean)(x - mean)^T, merged by Chan's rule."""
 
@@ -120,14 +115,3 @@ class Scatter:
             raise ValueError("no vectors were accumulated")
         values = np.linalg.eigvalsh(to_numpy(self.scatter) / self.count)[::-1]
         return np.clip(values, 0.0, None)
-
-
-def scatter_name(mask: np.ndarray) -> str:
-    """Feed name of the shared scatter over the tokens of ``mask``: analyses selecting the same tokens share it."""
-    return f"scatter/{mask_digest(mask)}"
-
-
-def scatter_feed(mask: np.ndarray) -> Feed:
-    """The scatter over the tokens of ``mask``, shared by name, its blocks computed once per cell of tokens that
-    the same scatters select (anisotropy's and posctx's overlap in all but the first position)."""
-    return Feed(scatter_name(mask), mask, lambda layer, d: Scatter(d), Scatter.of)

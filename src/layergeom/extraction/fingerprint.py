@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from layergeom.sequences import Sequences
-from layergeom.sources import ModelSource
+from layergeom.extraction.sequences import Sequences
+from layergeom.extraction.sources import ModelSource
 
 NOT_MODEL_SUFFIXES = (".pt",)  # optimizer and RNG state of a workflow-trained checkpoint: never loaded
 

@@ -19,9 +19,6 @@ from layergeom.io.atomic import atomic_output
 
 A = TypeVar("A", bound="Accumulator")
 
-#: kind name -> class, filled by :func:`register`; ``load`` rebuilds partials by kind.
-KINDS: dict[str, type] = {}
-
 
 @runtime_checkable
 class Accumulator(Protocol):
@@ -40,15 +37,6 @@ class Accumulator(Protocol):
         """The accumulated result."""
 
 
-def register(cls: type[A]) -> type[A]:
-    """Class decorator: make an accumulator kind loadable from saved partials (kind names are unique)."""
-    known = KINDS.setdefault(cls.__name__, cls)
-    if known is not cls and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(f"accumulator kind {cls.__name__} of {cls.__module__} is already {known.__module__}'s")
-    KINDS[cls.__name__] = cls
-    return cls
-
-
 def part_path(folder: str | os.PathLike, layer: int) -> Path:
     """File of one layer's partial accumulators inside a shard folder."""
     return Path(folder) / f"layer_{layer:03d}.npz"
@@ -65,8 +53,8 @@ def save(path: str | os.PathLike, accumulators: Mapping[str, Accumulator]) -> No
         np.savez(handle, **arrays)
 
 
-def load(path: str | os.PathLike, name: str) -> Accumulator:
-    """Read the accumulator ``name`` from a file written by :func:`save`."""
+def load(path: str | os.PathLike, name: str, kind: type[A]) -> A:
+    """Read the accumulator ``name``, of class ``kind``, from a file written by :func:`save`."""
     with np.load(path) as data:
         if f"{name}/kind" not in data.files:
             raise KeyError(f"{path}: no accumulator '{name}'")
@@ -74,10 +62,10 @@ def load(path: str | os.PathLike, name: str) -> Accumulator:
         state = {
             key[len(prefix) :]: data[key] for key in data.files if key.startswith(prefix) and key != f"{name}/kind"
         }
-        kind = str(data[f"{name}/kind"])
-        if kind not in KINDS:
-            raise KeyError(f"{path}: accumulator '{name}' is of kind {kind}, which no imported module registers")
-        return KINDS[kind].from_state(state)
+        saved = str(data[f"{name}/kind"])
+        if saved != kind.__name__:
+            raise KeyError(f"{path}: accumulator '{name}' is a {saved}, not a {kind.__name__}")
+        return kind.from_state(state)
 
 
 def merged(accumulators: Iterable[A]) -> A:
@@ -89,8 +77,8 @@ def merged(accumulators: Iterable[A]) -> A:
     return total
 
 
-def load_merged(folders: Sequence[str | os.PathLike], layer: int, name: str) -> Accumulator:
+def load_merged(folders: Sequence[str | os.PathLike], layer: int, name: str, kind: type[A]) -> A:
     """One layer's accumulator ``name`` merged over every shard folder, holding two at a time."""
     if not folders:
         raise ValueError("no shard folders to merge")
-    return merged(load(part_path(folder, layer), name) for folder in folders)
+    return merged(load(part_path(folder, layer), name, kind) for folder in folders)
