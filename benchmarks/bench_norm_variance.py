@@ -19,10 +19,10 @@ import numpy as np
 import polars as pl
 import zarr
 
+from layergeom.analyses.jobs import run_stream_shard
 from layergeom.analyses.norm_variance.accumulate import NAME, feeds
 from layergeom.io.store import create_store, iter_layer, open_hidden, prefetched
 from layergeom.stream.driver import stream_layers
-from layergeom.stream.job import run_stream_shard
 
 VOCAB = 49152
 FOLDED = 1000  # a fixed small vocabulary: memory must then not depend on the number of tokens

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from layergeom.analyses.jobs import run_stream_shard
 from layergeom.analyses.posctx.components import run_merge
 from layergeom.analyses.posctx.metrics import Settings
 from layergeom.io.store import create_store, iter_layer, open_hidden
-from layergeom.stream.job import run_stream_shard
 
 N_CTX, T, D, N_LAYERS, CHUNK = 250, 64, 576, 4, 4096
 

@@ -13,9 +13,9 @@ from layergeom.analyses.anisotropy.metrics import (
     random_baselines,
     write_centered,
 )
+from layergeom.analyses.jobs import run_stream_shard
 from layergeom.io.atomic import write_parquet
 from layergeom.io.store import create_store, open_hidden
-from layergeom.stream.job import run_stream_shard
 from layergeom.stream.selection import token_mask
 
 ATTRS = {

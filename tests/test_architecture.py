@@ -1,6 +1,8 @@
 """The steps of docs/architecture.md, 'Adding an analysis', work as written: its code blocks become a new
-analysis in a copy of the workflow, which runs on the tiny config and gives the expected table."""
+analysis (one folder and one registry line) in a copy of the workflow, which runs on the tiny config in store
+and in fused mode and gives the expected table; and the package's imports run downward only."""
 
+import ast
 import re
 import shutil
 
@@ -12,10 +14,7 @@ from runs import ROOT, snakemake
 from layergeom.io.store import open_hidden, read_tokens
 from layergeom.stream.selection import token_mask
 
-ADAPTER = """from layergeom.analyses.max_norm.metrics import write_table
-
-write_table(snakemake.input.states, list(snakemake.input.parts), snakemake.output.table)  # noqa: F821
-"""
+PACKAGE = ROOT / "src" / "layergeom"
 
 
 def doc_blocks() -> list[str]:
@@ -25,44 +24,86 @@ def doc_blocks() -> list[str]:
     return ["\n".join(line[3:] for line in block.splitlines()) + "\n" for block in blocks]
 
 
-def test_a_new_analysis_is_one_folder_one_rule_file_and_two_registrations(tmp_path, text_corpus, tiny_bert):
-    accumulate, metrics, rules = doc_blocks()
+def add_max_norm(repo):
+    """The doc's three files in ``analyses/max_norm/`` and its line in the registry."""
+    accumulate, merge, declaration = doc_blocks()
+    package = repo / "src" / "layergeom" / "analyses" / "max_norm"
+    package.mkdir()
+    for name, text in (("accumulate", accumulate), ("merge", merge), ("__init__", declaration)):
+        (package / f"{name}.py").write_text(text)
+    registry = repo / "src" / "layergeom" / "analyses" / "registry.py"
+    text = registry.read_text()
+    text = text.replace("from layergeom.analyses import ", "from layergeom.analyses import max_norm, ", 1)
+    registry.write_text(
+        text.replace("        posctx.ANALYSIS,\n", "        posctx.ANALYSIS,\n        max_norm.ANALYSIS,\n")
+    )
+
+
+def test_a_new_analysis_is_one_folder_and_one_registry_line(tmp_path, text_corpus, tiny_bert):
     repo = tmp_path / "repo"
     repo.mkdir()
     for part in ("Snakefile", "workflow", "src", "config", "envs"):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, repo / part)
-    package = repo / "src" / "layergeom" / "analyses" / "max_norm"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "accumulate.py").write_text(accumulate)
-    (package / "metrics.py").write_text(metrics)
-    (repo / "workflow" / "rules" / "max_norm.smk").write_text(rules)
-    (repo / "workflow" / "scripts" / "max_norm.py").write_text(ADAPTER)
-    snakefile = (repo / "Snakefile").read_text()
-    include = 'include: "workflow/rules/stream.smk"\n'
-    (repo / "Snakefile").write_text(snakefile.replace(include, include + 'include: "workflow/rules/max_norm.smk"\n'))
+    add_max_norm(repo)
+    tables = {}
+    for mode in ("all", "none"):
+        work = tmp_path / mode
+        work.mkdir()
+        config = {
+            "corpora": {"docs": {"source": "text", "path": str(text_corpus), "sample": {"n_sentences": 10}}},
+            "models": {"bert": {"source": str(tiny_bert), "extraction": {"store": mode}}},
+            "extraction": {"chunk_tokens": 32, "batch_tokens": 128, "dtype": "float32"},
+            "stream": {"shards": 2},
+        }
+        (work / "config.yaml").write_text(yaml.safe_dump(config))
+        done = snakemake(work, "results/tables/max_norm/docs.csv", snakefile=repo / "Snakefile")
+        assert done.returncode == 0, done.stderr[-3000:]
+        tables[mode] = pl.read_csv(work / "results" / "tables" / "max_norm" / "docs.csv")
 
-    work = tmp_path / "work"
-    work.mkdir()
-    config = {
-        "corpora": {"docs": {"source": "text", "path": str(text_corpus), "sample": {"n_sentences": 10}}},
-        "models": {"bert": {"source": str(tiny_bert)}},
-        "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
-        "stream": {"shards": 2},
-    }
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(work, "results/tables/max_norm/docs.csv", snakefile=repo / "Snakefile")
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    hidden = work / "results" / "hidden" / "bert" / "docs"
+    hidden = tmp_path / "all" / "results" / "hidden" / "bert" / "docs"
     array = open_hidden(hidden / "states.zarr")
     keep = token_mask(read_tokens(hidden / "tokens.parquet"))
-    table = pl.read_csv(work / "results" / "tables" / "max_norm" / "docs.csv")
-    assert table["model"].to_list() == ["bert"] * array.shape[0]
-    want = [
-        np.linalg.norm(np.asarray(array[layer], dtype=np.float64)[keep], axis=1).max()
-        for layer in range(array.shape[0])
-    ]
-    np.testing.assert_allclose(table["max_norm"].to_numpy(), want, rtol=1e-12)
-    assert table["relative_depth"].to_list() == [0.0, 0.5, 1.0]
+    want = [np.linalg.norm(np.asarray(array[i], dtype=np.float64)[keep], axis=1).max() for i in range(array.shape[0])]
+    for mode, table in tables.items():
+        assert table["model"].to_list() == ["bert"] * array.shape[0], mode
+        np.testing.assert_allclose(table["max_norm"].to_numpy(), want, rtol=1e-12 if mode == "all" else 1e-6)
+        assert table["relative_depth"].to_list() == [0.0, 0.5, 1.0]
+
+
+# Subpackages in the order they may import each other (each only the ones before it), and the top-level modules.
+LAYERS = ["io", "stats", "stream", "findings", "extraction", "training", "analyses"]
+
+
+def imports_of(path) -> set[str]:
+    """The layergeom modules a file imports."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("layergeom"):
+            names |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return names
+
+
+def test_imports_run_downward_and_no_analysis_imports_another():
+    loose = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    assert len(loose) <= 5, loose
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).parts
+        if len(parts) == 1:
+            continue
+        level = LAYERS.index(parts[0])
+        for name in imports_of(path):
+            target = (name.split(".") + [""])[1]
+            if target in LAYERS:
+                assert LAYERS.index(target) <= level, f"{path} imports {name}"
+            if parts[0] == "analyses" and len(parts) > 2 and name.startswith("layergeom.analyses."):
+                other = name.split(".")[2]
+                assert other in (parts[1], "spec"), f"{path} imports another analysis: {name}"
+
+
+def test_rule_files_hold_rules_only():
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        text = path.read_text()
+        assert not re.search(r"^\s*def ", text, re.M), path
+        if path.name != "common.smk":
+            assert not re.search(r"^\s*(from|import) layergeom", text, re.M), path

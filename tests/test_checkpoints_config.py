@@ -112,7 +112,7 @@ def test_dag_runs_every_analysis_over_checkpoints(tmp_path, text_corpus):
     out = done.stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
     assert counts["train_tokenizer"] == "1" and counts["train_model"] == "1" and counts["train_loss_figure"] == "1"
-    assert counts["extract"] == "5" and counts["summary"] == "5" and counts["attention"] == "5"
+    assert counts["extract"] == "5" and counts["summary_merge"] == "5" and counts["attention"] == "5"
     assert counts["stream"] == "5"  # one stream shard per store feeds every analysis
     assert (
         counts["training_figure"] == "8" and counts["drift"] == "1"

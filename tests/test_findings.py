@@ -10,8 +10,9 @@ import pytest
 import yaml
 from runs import snakemake_command
 
+from layergeom.analyses.registry import ANALYSES
 from layergeom.findings import anisotropy, attention, norm_variance, posctx
-from layergeom.findings.page import CLAIMS, frame, landing_page, markdown_page
+from layergeom.findings.page import frame, landing_page, markdown_page
 from layergeom.findings.verdicts import FAILS, HOLDS, NOT_APPLICABLE, spearman
 
 
@@ -161,11 +162,13 @@ def test_spearman_matches_float64_reference():
 
 def test_pages_list_every_claim_and_row():
     rows = posctx.findings({("m", "c"): pc_table(1.9, 0.95, 0.44, 0.10, 0.05, 0.04)}, "sel")
-    table = frame(rows)
+    claims = [claim for analysis in ANALYSES.values() for claim in analysis.claims]
+    table = frame(rows, claims)
     assert table.height == 4 and set(table["verdict"]) == {HOLDS}
-    page = markdown_page(table)
-    assert all(claim.rule.replace("|", "\\|") in page for claim in CLAIMS)
-    assert "Findings\n--------" in landing_page("intro", table) and "{{" not in landing_page("intro", table)
+    page = markdown_page(table, claims)
+    assert len(claims) == 13 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
+    landing = landing_page("intro", table, claims)
+    assert "Findings\n--------" in landing and "{{" not in landing
 
 
 def test_findings_plan_reads_only_tables_that_exist_for_the_config(tmp_path, text_corpus, tiny_bert):

@@ -96,7 +96,16 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
     jobs = planned_jobs(workdir, added)
     per_model = [rule for rule, wc in jobs if "model" in wc]
     assert {wc["model"] for _, wc in jobs if "model" in wc} == {"gpt"}
-    for rule in ("extract", "extract", "stream", "stream", "summary", "summary", "posctx_merge", "posctx_figures"):
+    for rule in (
+        "extract",
+        "extract",
+        "stream",
+        "stream",
+        "summary_merge",
+        "summary_merge",
+        "posctx_merge",
+        "posctx_figures",
+    ):
         per_model.remove(rule)  # at least these (stages added later schedule theirs too)
     aggregates = [(rule, wc) for rule, wc in jobs if "model" not in wc]
     assert {rule for rule, _ in aggregates} >= AGGREGATES and "corpus" not in {rule for rule, _ in aggregates}
@@ -130,9 +139,9 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
             {"stream": {"shards": 2}},  # new partial accumulators for every streamed analysis, merged again
             {
                 "stream",
-                "summary",
+                "summary_merge",
                 "norm_variance_merge",
-                "anisotropy_spectrum",
+                "anisotropy_merge",
                 "anisotropy_centered",
                 "posctx_merge",
                 "table:posctx",
@@ -145,7 +154,7 @@ def test_adding_a_model_runs_only_its_jobs_and_the_aggregates(base):
             {"selection": {"include_special": True}},  # feeds every analysis that inherits it, never extraction
             {
                 "stream",
-                "summary",
+                "summary_merge",
                 "summary_figure",
                 "table:summary",
                 "posctx_merge",

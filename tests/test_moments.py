@@ -125,7 +125,7 @@ def test_save_load_roundtrip_and_resume(tmp_path):
     x, keys = far_from_origin(rng, rows=800)
     first = streamed(x, keys, [0, 250, 500])
     save(tmp_path / "part.npz", {"moments": first})
-    loaded = load(tmp_path / "part.npz", "moments")
+    loaded = load(tmp_path / "part.npz", "moments", GroupedMoments)
     for name in ("ids", "n", "mean", "s", "q"):
         np.testing.assert_array_equal(getattr(loaded.finalize(), name), getattr(first.finalize(), name))
     with pytest.raises(ValueError, match="partial"):

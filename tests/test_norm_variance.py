@@ -6,13 +6,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from layergeom.analyses.jobs import run_stream_shard
 from layergeom.analyses.norm_variance.accumulate import feeds, type_keys
 from layergeom.analyses.norm_variance.metrics import Exclusions, analyse_layer, norm_variance_tables, ols
 from layergeom.io.shards import shard_range
 from layergeom.io.store import block_step, create_store, open_hidden
 from layergeom.stats.moments import chunk_moments
 from layergeom.stream.driver import stream_to_folder
-from layergeom.stream.job import run_stream_shard
 from layergeom.stream.selection import token_mask
 
 RTOL = 1e-10

@@ -22,7 +22,9 @@ def test_norm_variance_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     figures = "results/figures/norm_variance/docs"
     targets = [f"{figures}/{name}.png" for name in ("slope_r2", "cv_q", "shares", "vw_over_v")]
-    targets += [f"{figures}/{m}/{n}.png" for m in ("bert", "gpt") for n in ("scatter_all", "top_q")]
+    targets += [
+        f"results/figures/norm_variance/{m}/docs/{n}.png" for m in ("bert", "gpt") for n in ("scatter_all", "top_q")
+    ]
     done = snakemake(tmp_path, *targets)
     assert done.returncode == 0, done.stderr[-3000:]
 

@@ -5,15 +5,16 @@ import polars as pl
 import pytest
 import xarray as xr
 
-from layergeom.analyses.posctx.accumulate import SUMS, Decomposition
+from layergeom.analyses.jobs import run_stream_shard
+from layergeom.analyses.posctx.accumulate import SUMS, Decomposition, PosCtxSums
 from layergeom.analyses.posctx.components import read_components, run_merge
 from layergeom.analyses.posctx.design import grid_design
 from layergeom.analyses.posctx.metrics import Settings, layer_metrics, topic_codes
 from layergeom.io.shards import shard_range
 from layergeom.io.store import create_store
 from layergeom.stats.protocol import load, part_path
+from layergeom.stats.scatter import Scatter
 from layergeom.stream.feeds import scatter_name
-from layergeom.stream.job import run_stream_shard
 
 N_CTX, T, D, N_LAYERS = 9, 8, 12, 3
 TOPICS = ["sport", "tech", "business"]
@@ -137,8 +138,8 @@ def test_partial_layout(tmp_path):
     mask = grid_design(tokens, False, True).mask
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [f"layer_{i:03d}.npz" for i in range(N_LAYERS)]
     for layer in range(N_LAYERS):
-        scatter = load(part_path(tmp_path / "p", layer), scatter_name(mask))
-        sums = load(part_path(tmp_path / "p", layer), SUMS)
+        scatter = load(part_path(tmp_path / "p", layer), scatter_name(mask), Scatter)
+        sums = load(part_path(tmp_path / "p", layer), SUMS, PosCtxSums)
         assert scatter.scatter.shape == (D, D) and scatter.count == (N_CTX - 1) * (T - 2)
         assert sums.pos_count.tolist() == [N_CTX - 1] * (T - 2) and sums.ctx_count.tolist() == [T - 2] * (N_CTX - 1)
 

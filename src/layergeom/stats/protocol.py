@@ -53,6 +53,14 @@ def save(path: str | os.PathLike, accumulators: Mapping[str, Accumulator]) -> No
         np.savez(handle, **arrays)
 
 
+def kind_of(path: str | os.PathLike, name: str) -> str:
+    """The class name of the accumulator ``name`` saved in ``path``."""
+    with np.load(path) as data:
+        if f"{name}/kind" not in data.files:
+            raise KeyError(f"{path}: no accumulator '{name}'")
+        return str(data[f"{name}/kind"])
+
+
 def load(path: str | os.PathLike, name: str, kind: type[A]) -> A:
     """Read the accumulator ``name``, of class ``kind``, from a file written by :func:`save`."""
     with np.load(path) as data:
