@@ -23,6 +23,7 @@ from bench_extract import SETTINGS, bare_forward
 
 from layergeom.analyses.anisotropy.accumulate import SAMPLE, centered_feeds, sample_feeds
 from layergeom.analyses.anisotropy.intrinsic_dimension import subsample_rows
+from layergeom.analyses.jobs import fused_feeds, stream_feeds
 from layergeom.corpus import build_corpus
 from layergeom.extraction.forward import HiddenStates
 from layergeom.extraction.fused import fused_shard
@@ -36,7 +37,7 @@ from layergeom.stats.protocol import load_merged
 from layergeom.stats.scatter import Scatter
 from layergeom.stream.driver import stream_layers
 from layergeom.stream.feeds import scatter_name
-from layergeom.stream.job import analysis_feeds, fused_feeds, stream_shard
+from layergeom.stream.job import stream_shard
 from layergeom.stream.selection import token_mask
 
 SELECTION = {"include_special": False, "exclude_first_position": False}
@@ -67,12 +68,9 @@ def folder_bytes(path: Path) -> int:
 
 def all_feeds(table, fused: bool):
     """The feeds of every analysis; fused mode adds the intrinsic-dimension sample."""
-    return [
-        feed
-        for analysis, selection in PLANS.items()
-        for feed in analysis_feeds(analysis, table, selection)
-        + (fused_feeds(analysis, table, selection, ID) if fused else [])
-    ]
+    if fused:
+        return fused_feeds({name: {"selection": s, "settings": {"id": ID}} for name, s in PLANS.items()})(table)
+    return stream_feeds(PLANS)(table)
 
 
 def fused_run(loaded, seqs, tmp: Path) -> tuple[float, int]:
