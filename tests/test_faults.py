@@ -333,3 +333,28 @@ def test_sigkill_during_extraction_then_rerun_is_byte_identical(extracted, work)
     assert done.returncode == 0, output(done)[-3000:]
     assert store_bytes(work / STATES) == store_bytes(extracted / STATES)
     assert (work / TOKENS).read_bytes() == (extracted / TOKENS).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "copied"])
+def test_a_damaged_or_misplaced_partial_stops_the_merge_with_the_file_named(work, damage):
+    """With --notemp and two stream shards: a truncated partial, or shard 0's partial copied over shard 1's."""
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    config["stream"] = {"shards": 2}
+    write_config(work, config)
+    table = "results/summary/bert/docs/layers.parquet"
+    done = snakemake(work, "--notemp", table)
+    assert done.returncode == 0, output(done)[-3000:]
+    parts = work / "results" / "parts" / "bert" / "docs" / "stream"
+    victim = parts / "1-of-2" / "layer_001.npz"
+    named = victim.relative_to(work)  # the job runs in the work folder and names paths from there
+    if damage == "truncated":
+        victim.write_bytes(victim.read_bytes()[:300])
+        expected = f"{named}: damaged partial"
+    else:
+        shutil.copy(parts / "0-of-2" / "layer_001.npz", victim)
+        expected = f"{named} holds layer 1 of shard 0-of-2, not layer 1 of shard 1-of-2"
+    done = snakemake(work, "--notemp", "--forcerun", "summary_merge", table)
+    assert done.returncode != 0
+    log = job_log(work, "summary/bert/docs", "merge")
+    assert expected in log and f"remove {named.parent} and run the workflow again" in log, log[-2000:]

@@ -68,7 +68,7 @@ def aniso_table(kind: str, shares, ids=None) -> pl.DataFrame:
         {
             **depth(n),
             "kind": kind,
-            "last_layer_after_final_norm": False,
+            "after_final_norm": [False] * n,
             "sigma1_share": shares,
             "twonn_id": ids or [1.0] * n,
         }
@@ -184,3 +184,58 @@ def test_findings_plan_reads_only_tables_that_exist_for_the_config(tmp_path, tex
     assert done.returncode == 0, done.stderr[-2000:]
     plan = done.stdout + done.stderr
     assert "rule findings:" in plan and "posctx" not in plan and "drift" not in plan
+
+
+def model_tables(kind: str, blocks: int, rng) -> dict[str, pl.DataFrame]:
+    """Every analysis' depth table of one model with ``blocks`` blocks, its last block after the final norm."""
+    n = blocks + 1
+    final = [kind == "decoder" and i == blocks for i in range(n)]
+    values = lambda: rng.uniform(0.05, 0.9, n).tolist()  # noqa: E731
+    return {
+        "norm_variance": nv_table(values(), values(), values(), values(), final_norm=kind == "decoder"),
+        "anisotropy": aniso_table(kind, values()).with_columns(pl.Series("after_final_norm", final)),
+        "posctx": pc_table(1.9, 0.95, 0.44, 0.10, 0.05, 0.04)
+        .head(n)
+        .with_columns(relative_depth=pl.col("layer") / blocks),
+        "attention": pl.DataFrame(
+            {
+                "layer": [i for i in range(1, n) for _ in range(2)],
+                **{c: rng.uniform(1, 2, 2 * blocks) for c in ("mean_q_norm", "mean_k_norm", "mean_entropy")},
+                "uniform_entropy": [3.0] * (2 * blocks),
+            }
+        ),
+    }
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_rule_gives_a_verdict_on_any_layer_subset(seed):
+    """A stored subset of layers never crashes a rule; the decoder peak is the largest stored layer before the norm."""
+    from layergeom.analyses.spec import Evidence
+
+    rng = np.random.default_rng(seed)
+    blocks = 4
+    stored = sorted(rng.choice(blocks + 1, size=rng.integers(1, blocks + 2), replace=False).tolist())
+    tables = {kind: model_tables(kind, blocks, rng) for kind in ("decoder", "encoder")}
+    subset = {
+        kind: {name: t.filter(pl.col("layer").is_in(stored)) for name, t in by_name.items()}
+        for kind, by_name in tables.items()
+    }
+    for name, analysis in ANALYSES.items():
+        if analysis.findings is None:
+            continue
+        depth_tables = {(kind, "c"): subset[kind][name] for kind in subset}
+        training = {(kind, "c"): [(s, subset[kind][name]) for s in (0, 4, 16)] for kind in subset}
+        notes = {"id_sample": "sample"}
+        rows = analysis.findings(Evidence(depth_tables, training, "sel", None, notes))
+        assert rows and all(row.verdict in (HOLDS, FAILS, NOT_APPLICABLE) for row in rows), (name, stored)
+        assert all(row.claim in analysis.claims for row in rows)
+    decoder = subset["decoder"]["anisotropy"]
+    peak = next(
+        r for r in anisotropy.findings({("d", "c"): decoder}, {}, "sel", "s") if r.claim.key == "sl_decoder_peak"
+    )
+    before = decoder.filter(~pl.col("after_final_norm"))
+    if before.height >= 2:
+        best = before.sort("sigma1_share", descending=True)["layer"][0]
+        assert f"at layer {best} " in peak.measured
+    else:
+        assert peak.verdict == NOT_APPLICABLE

@@ -42,3 +42,29 @@ def test_paths_are_checked(tmp_path):
 def test_device_choice():
     assert select_device("cpu") == torch.device("cpu")
     assert select_device("auto").type in {"cpu", "cuda", "mps"}
+
+
+@pytest.mark.parametrize("change", [+1, -1])
+def test_weights_that_disagree_with_the_config_are_refused(tiny_gpt2, tmp_path, change):
+    import json
+    import shutil
+
+    folder = tmp_path / "gpt"
+    shutil.copytree(tiny_gpt2, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["n_layer"] += change
+    (folder / "config.json").write_text(json.dumps(config))
+    what = "missing from the checkpoint" if change > 0 else "not used by the model"
+    with pytest.raises(ValueError, match=f"weights in {folder} do not match its config.json: .*{what}.*init: random"):
+        load_model(resolve_source(str(folder)))
+    assert load_model(resolve_source(str(folder)), init="random").n_layers == config["n_layer"]
+
+
+def test_a_checkpoint_with_a_task_head_loads(tiny_gpt2, tmp_path):
+    from transformers import GPT2LMHeadModel
+
+    GPT2LMHeadModel.from_pretrained(tiny_gpt2).save_pretrained(tmp_path / "lm")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"):
+        if (tiny_gpt2 / name).exists():
+            (tmp_path / "lm" / name).write_bytes((tiny_gpt2 / name).read_bytes())
+    assert load_model(resolve_source(str(tmp_path / "lm"))).n_layers == 2

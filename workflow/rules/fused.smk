@@ -32,6 +32,7 @@ rule fused_extract:
         sentences=f"{RESULTS}/corpus/{{corpus}}/sentences.parquet",
         model=PLAN.model_inputs,
         tokens=f"{RESULTS}/hidden/{{model}}/{{corpus}}/tokens.parquet",
+        header=f"{RESULTS}/hidden/{{model}}/{{corpus}}/header.zarr",
     output:
         parts=temp(directory(f"{RESULTS}/parts/{{model}}/{{corpus}}/stream/{{shard}}")),
     log:

@@ -11,6 +11,7 @@ with job_logging(snakemake.log[0]):  # noqa: F821
         sm.input.documents,
         sm.input.sentences,
         sm.input.tokens,
+        sm.input.header,
         sm.output.parts,
         sm.wildcards.shard,
         sm.params.plans,

@@ -12,6 +12,8 @@ from layergeom.analyses.registry import ANALYSES, analysis
 from layergeom.analyses.spec import Evidence, FigureJob, MergeJob
 from layergeom.extraction.fused import run_fused_shard as fused_shard_job
 from layergeom.findings.page import write_pages
+from layergeom.io.store import open_hidden, store_id
+from layergeom.stats.protocol import check_slots
 from layergeom.stream.job import stream_shard
 
 Path = str | os.PathLike
@@ -53,6 +55,7 @@ def run_fused_shard(
     documents: Path,
     sentences: Path,
     tokens: Path,
+    header: Path,
     out_dir: Path,
     shard: str,
     plans: Mapping[str, dict],
@@ -60,11 +63,16 @@ def run_fused_shard(
     threads: int,
 ) -> None:
     """The fused_extract rule: shard ``k-of-n`` of a pair's forward pass into every planned analysis."""
-    fused_shard_job(spec, model, documents, sentences, tokens, out_dir, shard, fused_feeds(plans), budget_gb, threads)
+    fused_shard_job(
+        spec, model, documents, sentences, tokens, header, out_dir, shard, fused_feeds(plans), budget_gb, threads
+    )
 
 
 def run_merge(name: str, job: MergeJob) -> None:
-    """The ``<analysis>_merge`` rule."""
+    """The ``<analysis>_merge`` rule: every partial checked against its slot and the pair's store, then merged."""
+    array = open_hidden(job.header)
+    for layer in range(array.shape[0]):
+        check_slots(job.parts, layer, store_id(array.attrs))
     analysis(name).merge(job)
 
 

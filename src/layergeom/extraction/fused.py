@@ -24,7 +24,7 @@ from layergeom.extraction.sequences import Sequences, batches_in_range, ordered_
 from layergeom.io import atomic, store
 from layergeom.io.shards import parse_shard, shard_range
 from layergeom.joblog import Progress
-from layergeom.stats.protocol import Accumulator, part_path, save
+from layergeom.stats.protocol import Accumulator, Slot, part_path, save
 from layergeom.stream.driver import Feed, FeedSet
 
 log = logging.getLogger("layergeom")
@@ -134,9 +134,10 @@ def fused_shard(
     shard: str,
     out_dir: str | os.PathLike,
     budget_gb: float | None = None,
+    store_key: str = "",
 ) -> None:
     """Run the model over shard ``k-of-n`` once per group of layers whose accumulators fit ``budget_gb``,
-    and save every layer's accumulators."""
+    and save every layer's accumulators with the slot they cover (``store_key``: the header's ``store_id``)."""
     lengths = seqs.lengths()
     _, batches = plan_batches(lengths, settings["batch_tokens"])
     token_range = shard_range(n_tokens, settings["chunk_tokens"], *parse_shard(shard))
@@ -170,7 +171,7 @@ def fused_shard(
                         feed_set.feed(accumulators[layer], layer, on_device(hidden[layer]), rows)
                 progress.update(len(rows))
             for layer in group:
-                save(part_path(tmp, layer), accumulators.pop(layer))
+                save(part_path(tmp, layer), accumulators.pop(layer), Slot(layer, shard, *token_range, store_key))
     progress.update(0, force=True)
 
 
@@ -180,6 +181,7 @@ def run_fused_shard(
     documents: str | os.PathLike,
     sentences: str | os.PathLike,
     tokens: str | os.PathLike,
+    header: str | os.PathLike,
     out_dir: str | os.PathLike,
     shard: str,
     feeds_of: Callable[[pl.DataFrame], list[Feed]],
@@ -196,4 +198,5 @@ def run_fused_shard(
         raise ValueError(f"{tokens} is not the token table of these sequences; rerun the fused tokens job")
     feeds = feeds_of(table)
     runner = fused_runner(loaded, spec, model_name)
-    fused_shard(runner, seqs, feeds, table.height, spec["settings"], shard, out_dir, budget_gb)
+    store_key = store.store_id(store.open_hidden(header).attrs)
+    fused_shard(runner, seqs, feeds, table.height, spec["settings"], shard, out_dir, budget_gb, store_key)

@@ -106,6 +106,40 @@ def readable(path: Path) -> bool:
     return True
 
 
+#: top-level modules of a checkpoint that a base model legitimately leaves out (task heads, the pooler)
+TASK_HEADS = ("lm_head", "cls", "pooler", "classifier", "pre_classifier", "qa_outputs", "score", "head")
+
+
+def weight_mismatch(loading: dict, folder: str) -> str | None:
+    """Why a checkpoint's weights disagree with its config (missing, unexpected or reshaped parameters of the base
+    model, task heads aside), or None when they agree."""
+
+    def outside_heads(keys) -> list[str]:
+        return sorted(k for k in keys if k.split(".")[0] not in TASK_HEADS)
+
+    missing, unexpected = (
+        outside_heads(loading.get("missing_keys", ())),
+        outside_heads(loading.get("unexpected_keys", ())),
+    )
+    reshaped = [f"{key} {tuple(saved)} -> {tuple(wanted)}" for key, saved, wanted in loading.get("mismatched_keys", ())]
+    problems = [
+        f"{len(keys)} {what} (first: {', '.join(keys[:3])})"
+        for keys, what in (
+            (missing, "parameters of the model are missing from the checkpoint"),
+            (unexpected, "checkpoint weights are not used by the model"),
+            (reshaped, "weights have another shape than the config gives"),
+        )
+        if keys
+    ]
+    if not problems:
+        return None
+    return (
+        f"the weights in {folder} do not match its config.json: {'; '.join(problems)}. Fix config.json "
+        "(for instance n_layer / num_hidden_layers) to describe the saved weights, or set init: random for an "
+        "untrained baseline"
+    )
+
+
 def load_model(
     source: ModelSource,
     revision: str | None = None,
@@ -128,9 +162,14 @@ def load_model(
             torch.manual_seed(seed)
             model = AutoModel.from_config(config, dtype=dtype)
         else:
-            model = AutoModel.from_pretrained(source.name_or_path, dtype=dtype, **kwargs)
+            model, loading = AutoModel.from_pretrained(
+                source.name_or_path, dtype=dtype, output_loading_info=True, **kwargs
+            )
     except Exception as err:  # transformers and safetensors raise many kinds; say which files were read
         raise OSError(load_error(source, where, err)) from err
+    mismatch = None if init == "random" else weight_mismatch(loading, where)
+    if mismatch:
+        raise ValueError(mismatch)
     dev = select_device(device)
     model.eval().to(dev)
     config = model.config

@@ -36,20 +36,22 @@ SL_ID_TRAINING = Claim(
     "not applicable with fewer than 3 checkpoints",
 )
 CLAIMS = (SL_DECODER_PEAK, SL_ENCODER_FLAT, SL_ID_TRAINING)
+MIN_LAYERS = 2  # a depth claim needs at least two stored layers to compare
 
 
 def before_final_norm(table: pl.DataFrame) -> pl.DataFrame:
-    """The layers of a table without a last layer stored after the final norm."""
-    if table["last_layer_after_final_norm"][0]:
-        return table.filter(pl.col("layer") < table["layer"].max())
-    return table
+    """The stored layers of a table that are not taken after the final norm."""
+    return table.filter(~pl.col("after_final_norm"))
 
 
 def decoder_peak(table: pl.DataFrame) -> tuple[str, bool | None]:
     """Depth of the largest top singular share of a decoder."""
     if table["kind"][0] != "decoder":
         return f"{table['kind'][0]} model", None
-    row = before_final_norm(table).sort("sigma1_share", descending=True).row(0, named=True)
+    kept = before_final_norm(table).filter(pl.col("sigma1_share").is_finite())
+    if kept.height < MIN_LAYERS:
+        return f"{kept.height} stored layer(s) before the final norm (at least {MIN_LAYERS} needed)", None
+    row = kept.sort("sigma1_share", descending=True).row(0, named=True)
     ok = PEAK_DEPTH[0] <= row["relative_depth"] <= PEAK_DEPTH[1]
     return f"peak {row['sigma1_share']:.3f} at layer {row['layer']} (depth {row['relative_depth']:.2f})", ok
 
@@ -58,7 +60,9 @@ def encoder_flat(table: pl.DataFrame) -> tuple[str, bool | None]:
     """Range of the top singular share of an encoder over its layers."""
     if table["kind"][0] != "encoder":
         return f"{table['kind'][0]} model", None
-    share = table["sigma1_share"]
+    share = table["sigma1_share"].filter(table["sigma1_share"].is_finite())
+    if len(share) < MIN_LAYERS:
+        return f"{len(share)} stored layer(s) (at least {MIN_LAYERS} needed)", None
     spread = share.max() - share.min()
     return f"sigma1_share {share.min():.3f} .. {share.max():.3f} (range {spread:.3f})", spread <= FLAT_RANGE
 

@@ -56,8 +56,8 @@ def trend(series: pl.DataFrame, column: str) -> tuple[str, float]:
 
 def training_findings(steps: list[int], heads: list[pl.DataFrame]) -> list[tuple[Claim, str, bool | None]]:
     """The two training claims on one family's checkpoints."""
-    if len(steps) < 3:
-        note = f"{len(steps)} checkpoint(s)"
+    if len(steps) < 3 or any(table.height == 0 for table in heads):
+        note = f"{len(steps)} checkpoint(s)" if len(steps) < 3 else "no attention block stored"
         return [(AS_QK_NORMS, note, None), (AS_SHARPENING, note, None)]
     series = per_step(steps, heads)
     (q_text, q_rho), (k_text, k_rho), (e_text, e_rho) = (trend(series, c) for c in ("q", "k", "entropy"))

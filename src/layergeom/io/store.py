@@ -10,6 +10,8 @@ Arrays carry Zarr v3 ``dimension_names`` and the group holds coordinate arrays (
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -175,12 +177,32 @@ def stored_layers(array: zarr.Array) -> np.ndarray:
     return np.asarray(layers, dtype=np.int64) if layers is not None else np.arange(array.shape[0])
 
 
+def store_id(attrs) -> str:
+    """A short identity of what a store (or fused header) was computed from: its config hash and fingerprint."""
+    text = json.dumps([attrs.get("config_hash"), attrs.get("fingerprint")], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def after_final_norm(layers, blocks: int, last_after_norm: bool) -> np.ndarray:
+    """Per stored layer, whether it is taken after the model's final norm: only the model's last block, when it is
+    stored and the model's last hidden state is normed (store attribute ``last_layer_after_final_norm``)."""
+    layers = np.asarray(layers, dtype=np.int64)
+    return (layers == blocks) & bool(last_after_norm)
+
+
 def layer_axis(array: zarr.Array) -> pl.DataFrame:
-    """The first columns of a layer table: ``layer`` (model index), ``layer_name``, ``relative_depth``."""
-    layers = stored_layers(array)
+    """The first columns of a layer table: ``layer`` (model index), ``layer_name``, ``relative_depth`` and
+    ``after_final_norm``."""
+    layers, blocks = stored_layers(array), n_blocks(array)
+    normed = after_final_norm(layers, blocks, array.attrs.get("last_layer_after_final_norm", False))
     return pl.DataFrame(
-        {"layer": layers, "layer_name": layer_names(array), "relative_depth": relative_depth(layers, n_blocks(array))},
-        schema={"layer": pl.Int64, "layer_name": pl.Utf8, "relative_depth": pl.Float64},
+        {
+            "layer": layers,
+            "layer_name": layer_names(array),
+            "relative_depth": relative_depth(layers, blocks),
+            "after_final_norm": normed,
+        },
+        schema={"layer": pl.Int64, "layer_name": pl.Utf8, "relative_depth": pl.Float64, "after_final_norm": pl.Boolean},
     )
 
 

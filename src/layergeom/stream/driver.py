@@ -13,10 +13,10 @@ import zarr
 
 from layergeom.io.atomic import atomic_output
 from layergeom.io.integrity import chunks_of
-from layergeom.io.store import iter_layer, prefetched
+from layergeom.io.store import iter_layer, prefetched, store_id
 from layergeom.joblog import Progress
 from layergeom.stats.device import finite_rows, take_rows
-from layergeom.stats.protocol import Accumulator, part_path, save
+from layergeom.stats.protocol import Accumulator, Slot, part_path, save
 from layergeom.stream.selection import mask_digest
 
 if TYPE_CHECKING:
@@ -160,9 +160,13 @@ def stream_to_folder(
     out_dir: str | os.PathLike,
     token_range: tuple[int, int] | None = None,
     block_tokens: int | None = None,
+    shard: str = "0-of-1",
 ) -> None:
-    """Stream every layer and write its partial accumulators to ``out_dir/layer_NNN.npz`` (atomically)."""
+    """Stream every layer and write its partial accumulators, with the slot they cover (layer, shard ``k-of-n``,
+    token range, store), to ``out_dir/layer_NNN.npz`` (atomically)."""
+    start, stop = token_range or (0, array.shape[1])
+    store = store_id(array.attrs)
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
         for layer, accumulators in stream_layers(array, feeds, None, token_range, block_tokens):
-            save(part_path(tmp, layer), accumulators)
+            save(part_path(tmp, layer), accumulators, Slot(layer, shard, start, stop, store))

@@ -37,4 +37,4 @@ def stream_shard(
         array.shape[0],
         sorted({f.name for f in feeds}),
     )
-    stream_to_folder(array, feeds, out_dir, token_range, block_tokens)
+    stream_to_folder(array, feeds, out_dir, token_range, block_tokens, shard)

@@ -42,7 +42,6 @@ METADATA = {
     "revision": pl.Utf8,
     "init": pl.Utf8,
     "kind": pl.Utf8,
-    "last_layer_after_final_norm": pl.Boolean,
 }
 
 

@@ -17,7 +17,7 @@ import zarr
 from layergeom.analyses.norm_variance.accumulate import NAME
 from layergeom.analyses.norm_variance.types import mean_pca, regroup, surface, surface_ids
 from layergeom.io.atomic import write_parquet
-from layergeom.io.store import layer_axis, n_blocks, open_hidden, read_tokens, stored_layers
+from layergeom.io.store import layer_axis, open_hidden, read_tokens, stored_layers
 from layergeom.joblog import tracked
 from layergeom.stats.moments import GroupedMoments, Moments
 from layergeom.stats.protocol import load_merged
@@ -270,8 +270,7 @@ def norm_variance_tables(
     """Merge the shards' partial moments layer by layer into the stage's four tables."""
     if min_count > max_count:
         raise ValueError(f"min_count {min_count} is larger than max_count {max_count}")
-    layers, last = stored_layers(array).tolist(), n_blocks(array)
-    last_after_norm = bool(array.attrs.get("last_layer_after_final_norm", False))
+    layers = stored_layers(array).tolist()
     strings, type_of = type_strings(tokens, type_key)
     results = [
         analyse_layer(
@@ -286,8 +285,6 @@ def norm_variance_tables(
         for position, layer in tracked(enumerate(layers), len(layers), "layers")
     ]
     rows = [row for result in results for row in result.summary]
-    for row in rows:
-        row["after_final_norm"] = last_after_norm and row["layer"] == last
     types = pl.concat([r.types for r in results]).join(strings, on="token_id", how="left", maintain_order="left")
     top_q = pl.concat([r.top for r in results]).join(strings, on="token_id", how="left", maintain_order="left")
     first = ["variant", "layer", "layer_name", "relative_depth", "after_final_norm"]

@@ -35,6 +35,7 @@ _STORE_ATTRS = (
     "kind",
     "corpus",
     "n_layers",
+    "layers",
     "d_model",
     "last_layer_after_final_norm",
     "residual_before_final_norm",

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from layergeom.analyses.posctx.components import read_components
 from layergeom.analyses.posctx.metrics import normalized_gram, project_top, topic_codes, unit_rows
 from layergeom.analyses.spec import FigureJob
+from layergeom.io.store import after_final_norm
 from layergeom.plotting import plt, save
 
 
@@ -25,7 +26,10 @@ def _grid(n: int, size: float = 2.6, projection: str | None = None) -> tuple[Fig
 
 
 def _title(fig: Figure, what: str, attrs: Mapping) -> None:
-    final = ", last layer after the final norm" if attrs.get("last_layer_after_final_norm") else ""
+    blocks = attrs.get("n_layers") or 0
+    stored = attrs.get("layers") or range(blocks + 1)
+    normed = after_final_norm(stored, blocks, attrs.get("last_layer_after_final_norm", False)).any()
+    final = f", layer {blocks} after the final norm" if normed else ""
     fig.suptitle(f"{attrs.get('model')} on {attrs.get('corpus')}{final}\n{what}", fontsize=10)
 
 
