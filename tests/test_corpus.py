@@ -86,3 +86,48 @@ def test_hf_source_without_datasets_says_so(monkeypatch):
     monkeypatch.setattr(corpus.importlib.util, "find_spec", lambda name: None if name == "datasets" else real(name))
     with pytest.raises(CorpusError, match="needs the 'datasets' package"):
         read_documents(entry(source="hf", hf={"name": "bookcorpus", "split": "train"}))
+
+
+def test_words_are_counted_in_scripts_without_spaces():
+    from layergeom.corpus import word_count
+
+    text = pl.DataFrame({"t": ["我们今天去公园散步。", "Hello, world — it's me.", "東京は日本の首都です", ""]})
+    assert text.select(word_count(pl.col("t")))["n_words"].to_list() == [10, 5, 10, 0]
+
+
+def test_a_filter_that_drops_every_sentence_is_named(tmp_path):
+    from layergeom.corpus import CorpusError, sample_sentences
+
+    sentences = pl.DataFrame({"text": ["a b", "c d"], "n_words": [2, 2]})
+    with pytest.raises(CorpusError, match=r"every sentence is dropped: 2 of 2 by min_words \(3\)"):
+        sample_sentences(sentences, 3, 100, None, None, 0)
+
+
+CHINESE = "我天公学生中文北京上海城社会史新政国家世人民的有和大小山水火木金土日月年心手口目"
+
+
+@pytest.mark.slow
+def test_a_chinese_corpus_runs_on_minilm_and_keeps_its_tokens(tmp_path):
+    import random
+
+    import yaml
+    from runs import snakemake
+
+    from layergeom.io.store import read_tokens
+
+    rng = random.Random(0)
+    sentences = ["".join(rng.choice(CHINESE) for _ in range(rng.randint(6, 14))) + "。" for _ in range(240)]
+    (tmp_path / "zh").mkdir()
+    for i in range(0, 240, 8):
+        (tmp_path / "zh" / f"{i:03d}.txt").write_text("".join(sentences[i : i + 8]), encoding="utf-8")
+    config = {
+        "corpora": {"zh": {"source": "text", "path": str(tmp_path / "zh"), "min_words": 3}},
+        "models": {"minilm": {"source": "minilm"}},
+        "drift": {"enabled": False},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "results/hidden/minilm/zh/tokens.parquet", "results/summary/minilm/zh/layers.parquet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    tokens = read_tokens(tmp_path / "results" / "hidden" / "minilm" / "zh" / "tokens.parquet")
+    assert tokens["seq_id"].n_unique() == 240
+    assert (tokens["token"] == "[UNK]").sum() == 0 and tokens.height > 240 * 8

@@ -358,3 +358,16 @@ def test_a_damaged_or_misplaced_partial_stops_the_merge_with_the_file_named(work
     assert done.returncode != 0
     log = job_log(work, "summary/bert/docs", "merge")
     assert expected in log and f"remove {named.parent} and run the workflow again" in log, log[-2000:]
+
+
+def test_a_token_table_of_another_store_is_refused(work, tmp_path):
+    from layergeom.io.store import read_tokens, write_tokens
+
+    other = tmp_path / "tokens.parquet"
+    write_tokens(read_tokens(work / TOKENS), other, {"config_hash": "another", "fingerprint": {}})
+    selection = {"include_special": True, "exclude_first_position": False}
+    with pytest.raises(StoreError, match=f"{other} is the token table of another store"):
+        write_id(work / STATES, other, selection, ID_SETTINGS, None, tmp_path / "id.parquet")
+    with pytest.raises(StoreError, match="token table of another store"):
+        stream_shard(work / STATES, other, tmp_path / "c", "0-of-1", lambda t: [])
+    assert read_tokens(work / TOKENS, open_hidden(work / STATES)).height == open_hidden(work / STATES).shape[1]

@@ -1,6 +1,7 @@
 """A real Snakemake run of a tiny config, end to end, in a temporary folder."""
 
 import hashlib
+import shutil
 
 import numpy as np
 import polars as pl
@@ -125,6 +126,18 @@ def test_rerun_has_nothing_to_do_and_report_builds(workflow_run):
     assert report.returncode == 0, report.stderr[-2000:]
     page = (workflow_run / "results" / "report.html").read_text(errors="ignore")
     assert "norms.png" in page and "nv_slope" in page
+
+
+def test_deleted_tables_are_rebuilt_by_a_plain_rerun(workflow_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(workflow_run, copy, symlinks=True)
+    gone = ["results/summary/bert/docs/layers.parquet", "results/anisotropy/gpt/ctx/layers.parquet"]
+    for path in gone:
+        (copy / path).unlink()
+    done = snakemake(copy)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for path in gone:
+        assert_tables_match(pl.read_parquet(workflow_run / path), pl.read_parquet(copy / path), path, 1e-12)
 
 
 def test_findings_judge_every_claim_from_the_tables(workflow_run):

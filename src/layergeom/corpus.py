@@ -148,9 +148,15 @@ def read_documents(entry: dict, base: Path = Path(".")) -> pl.DataFrame:
     return docs.select(list(DOC_SCHEMA))
 
 
+#: scripts written without spaces between words: each of their characters counts as a word
+UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}"
+WORD = rf"[{UNSPACED}]|[^\s{UNSPACED}]+"
+
+
 def word_count(text: pl.Expr) -> pl.Expr:
-    """Number of whitespace-separated words, as column ``n_words``."""
-    return text.str.extract_all(r"\S+").list.len().cast(pl.Int64).alias("n_words")
+    """Number of words, as column ``n_words``: whitespace-separated runs, and every character of a script written
+    without spaces (Chinese, Japanese, Thai, ...)."""
+    return text.str.extract_all(WORD).list.len().cast(pl.Int64).alias("n_words")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -182,6 +188,19 @@ def sample_sentences(
 ) -> pl.DataFrame:
     """Keep sentences with min_words <= words < max_words, then a seeded sample by count or fraction."""
     usable = sentences.filter((pl.col("n_words") >= min_words) & (pl.col("n_words") < max_words))
+    dropped = {
+        f"min_words ({min_words})": int((sentences["n_words"] < min_words).sum()),
+        f"max_words ({max_words})": int((sentences["n_words"] >= max_words).sum()),
+    }
+    for limit, count in dropped.items():
+        if sentences.height and usable.height == 0 and count:
+            raise CorpusError(
+                f"every sentence is dropped: {count} of {sentences.height} by {limit}"
+                + "".join(f", {c} by {other}" for other, c in dropped.items() if other != limit and c)
+                + "; words are whitespace-separated runs, or single characters of scripts written without spaces"
+            )
+        if 2 * count > sentences.height:
+            log.warning("%s drops %d of %d sentences", limit, count, sentences.height)
     if fraction is not None:
         n = max(1, int(round(fraction * usable.height)))
     if n is None:

@@ -58,7 +58,7 @@ def run_fused_tokens(
     }
     with atomic.atomic_output(header_path) as tmp:
         store.create_store(tmp, len(runner.layers), 0, loaded.d_model, "float32", 1, None, attrs)
-    atomic.write_parquet(table, tokens_path)
+    store.write_tokens(table, tokens_path, attrs)
     log.info("%d tokens in %d sequences; wrote %s and %s", table.height, len(order), tokens_path, header_path)
 
 
@@ -192,11 +192,11 @@ def run_fused_shard(
     table)`` of every planned analysis."""
     limit_heap_retention()
     loaded, seqs = load_job(spec, documents, sentences, threads)
-    table = store.read_tokens(tokens)
+    table = store.read_tokens(tokens, store.open_hidden(header))
     order, _ = plan_batches(seqs.lengths(), spec["settings"]["batch_tokens"])
     if not np.array_equal(ordered_ids(seqs, order), table["token_id"].to_numpy()):
         raise ValueError(f"{tokens} is not the token table of these sequences; rerun the fused tokens job")
     feeds = feeds_of(table)
     runner = fused_runner(loaded, spec, model_name)
-    store_key = store.store_id(store.open_hidden(header).attrs)
+    store_key = store.store_id(store.open_hidden(header).attrs)  # what every partial of this shard is from
     fused_shard(runner, seqs, feeds, table.height, spec["settings"], shard, out_dir, budget_gb, store_key)

@@ -111,7 +111,7 @@ class Extraction:
                     {**self.attrs, "complete": False},
                     settings.get("compression", "none"),
                 )
-        atomic.write_parquet(self.table, atomic.temp_sibling(tokens_path, "partial"))
+        store.write_tokens(self.table, atomic.temp_sibling(tokens_path, "partial"), self.attrs)
         log.info(
             "%d sequences, %d tokens, %d batches; layers=%s d=%d dtype=%s",
             len(self.seqs.ids),

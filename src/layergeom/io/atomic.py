@@ -60,7 +60,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     os.replace(tmp, path)
 
 
-def write_parquet(frame, path: str | os.PathLike) -> None:
-    """Write a polars DataFrame to Parquet atomically."""
+def write_parquet(frame, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write a polars DataFrame to Parquet atomically (with key-value ``metadata`` in the file footer)."""
     with atomic_output(path) as tmp:
-        frame.write_parquet(tmp)
+        frame.write_parquet(tmp, metadata=metadata)

@@ -21,7 +21,8 @@ import numpy as np
 import polars as pl
 import zarr
 
-from layergeom.io.integrity import checksummed, read_error
+from layergeom.io.atomic import write_parquet
+from layergeom.io.integrity import StoreError, checksummed, read_error
 
 ARRAY = "hidden"
 DIMS = ("layer", "token", "d")
@@ -94,8 +95,24 @@ def open_hidden(path: str | os.PathLike, mode: str = "r") -> zarr.Array:
     return zarr.open_group(str(path), mode=mode, zarr_format=3)[ARRAY]
 
 
-def read_tokens(path: str | os.PathLike) -> pl.DataFrame:
-    """Read the token table; row i describes column i of ``hidden``."""
+#: key of the token table's Parquet metadata that names the store it belongs to (``store_id``)
+TOKENS_STORE = "layergeom.store"
+
+
+def write_tokens(table: pl.DataFrame, path: str | os.PathLike, attrs) -> None:
+    """Write a token table atomically, marked with the ``store_id`` of the store (attributes) it describes."""
+    write_parquet(table, path, {TOKENS_STORE: store_id(attrs)})
+
+
+def read_tokens(path: str | os.PathLike, of: zarr.Array | None = None) -> pl.DataFrame:
+    """Read the token table (row i describes column i of ``hidden``); with ``of``, refuse a table of another store."""
+    if of is not None:
+        mine, theirs = pl.read_parquet_metadata(path).get(TOKENS_STORE), store_id(of.attrs)
+        if mine is not None and mine != theirs:
+            raise StoreError(
+                f"{path} is the token table of another store ({mine}) than the one read with it ({theirs}); "
+                "rerun their extraction (both come from one job)"
+            )
     return pl.read_parquet(path)
 
 

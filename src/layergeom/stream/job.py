@@ -24,7 +24,8 @@ def stream_shard(
     block_tokens: int | None = None,
 ) -> None:
     """Stream shard ``k-of-n`` of a store through the feeds ``feeds_of(token table)`` into ``out_dir``."""
-    array, table = open_hidden(states), read_tokens(tokens)
+    array = open_hidden(states)
+    table = read_tokens(tokens, array)
     if table.height != array.shape[1]:
         raise ValueError(f"{tokens} has {table.height} rows but {states} stores {array.shape[1]} tokens")
     feeds = feeds_of(table)

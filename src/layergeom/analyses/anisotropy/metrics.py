@@ -99,8 +99,9 @@ def write_spectrum(
     means_out: str | os.PathLike,
 ) -> None:
     """Merge pass 1 into the spectrum table and the layer means that pass 2 centers on."""
-    mask = token_mask(read_tokens(tokens), **selection)
-    spectrum, means = merge_moments(parts, mask, open_hidden(states).shape[0])
+    array = open_hidden(states)
+    mask = token_mask(read_tokens(tokens, array), **selection)
+    spectrum, means = merge_moments(parts, mask, array.shape[0])
     log.info("%d layers merged from %d shards", spectrum.height, len(parts))
     write_parquet(spectrum, spectrum_out)
     with atomic_output(means_out) as tmp, open(tmp, "wb") as handle:
@@ -193,8 +194,9 @@ def write_id(
     out: str | os.PathLike,
 ) -> None:
     """The intrinsic-dimension table of every layer on the configured sample."""
-    table = read_tokens(tokens)
-    write_parquet(id_table(open_hidden(states), table, token_mask(table, **selection), settings, block_tokens), out)
+    array = open_hidden(states)
+    table = read_tokens(tokens, array)
+    write_parquet(id_table(array, table, token_mask(table, **selection), settings, block_tokens), out)
 
 
 def write_id_fused(

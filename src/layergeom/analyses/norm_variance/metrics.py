@@ -308,10 +308,11 @@ def write_tables(
 ) -> Tables:
     """Merge the shards' moments and write the ``types``, ``layers``, ``top`` and ``pca`` tables."""
     exclusions = Exclusions.from_settings(settings["exclude"])
+    array = open_hidden(states)
     tables = norm_variance_tables(
         parts,
-        open_hidden(states),
-        read_tokens(tokens),
+        array,
+        read_tokens(tokens, array),
         settings["min_count"],
         settings["max_count"],
         exclusions,

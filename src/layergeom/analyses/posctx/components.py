@@ -79,7 +79,7 @@ def run_merge(
     """Merge shards layer by layer; write components.zarr and layers.parquet; return the table."""
     array = open_hidden(states_path)
     names, layers = layer_names(array), stored_layers(array).tolist()
-    design = grid_design(read_tokens(tokens_path), include_special, exclude_first_position)
+    design = grid_design(read_tokens(tokens_path, array), include_special, exclude_first_position)
     n_layers, d = array.shape[0], array.shape[2]
     n_ctx, n_pos = design.shape
     codes, _ = topic_codes(design.topics)
