@@ -42,6 +42,7 @@ def test_a_layer_subset_gets_verdicts_and_per_row_final_norm(tmp_path, text_corp
             assert set(frame.filter(pl.col("after_final_norm"))["layer"]) <= {3}, table
             assert set(frame["layer"]) <= set(layers), table
     anisotropy = pl.read_parquet(results / "anisotropy" / "gpt" / "docs" / "layers.parquet")
+    assert anisotropy["after_final_norm"].to_list() == [layer == 3 for layer in layers]  # GPT-2 norms its last state
     findings = pl.read_csv(results / "findings.csv")
     peak = findings.filter(pl.col("claim") == "sl_decoder_peak").row(0, named=True)
     before = anisotropy.filter(~pl.col("after_final_norm"))
