@@ -14,6 +14,8 @@ import filecmp
 import os
 import re
 import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -99,10 +101,29 @@ def start(workdir: Path, config: dict, *args: str) -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
+# What the executor plugin logs when it cannot read MinJobAge (scontrol slow under load): it then asks sacct, which
+# a cluster without accounting never answers, and would wait for ever.
+SACCT_FALLBACK = "Falling back to 'sacct' for status queries"
+
+
 def finish(proc: subprocess.Popen, timeout: float) -> str:
-    """The output of a Snakemake started with `start`, once it succeeded."""
-    proc.wait(timeout=timeout)
-    log = Path(proc.args[proc.args.index("--directory") + 1]).with_suffix(".log").read_text()
+    """The output of a Snakemake started with `start`, once it succeeded; fails at once, with the reason, when the
+    plugin falls back to sacct on this cluster without accounting."""
+    path = Path(proc.args[proc.args.index("--directory") + 1]).with_suffix(".log")
+    waited = 0.0
+    while proc.poll() is None:
+        if SACCT_FALLBACK in path.read_text():
+            stop(proc)
+            pytest.fail(
+                f"the SLURM plugin fell back to sacct, which this cluster has not (see {path}): it would "
+                "wait for ever; run tools/slurm_check.py and see README.md, Running on a SLURM cluster"
+            )
+        if waited > timeout:
+            stop(proc)
+            pytest.fail(f"Snakemake did not finish in {timeout} s; its output: {path}")
+        time.sleep(5)
+        waited += 5
+    log = path.read_text()
     assert proc.returncode == 0, log[-5000:]
     return log
 
@@ -131,6 +152,10 @@ def slurm_states(ids: list[str]) -> dict[str, str]:
 
 
 def test_slurm_run_equals_local_run(cluster, tmp_path, text_corpus, tiny_bert, tiny_gpt2):
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "slurm_check.py"), "--init-seconds", "1"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
     config = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
     sharded = {**config, "extraction": {**config["extraction"], "shards": 3}}
     # Both runs at once: the local one fills the cores while the cluster run waits on SLURM and status checks.
