@@ -219,7 +219,7 @@ def test_streaming_from_store_equals_in_ram_reference(tmp_path, dtype, shards, b
     step = block_step(array, block)
     for k, folder in enumerate(parts):
         token_range = shard_range(tokens.height, step, k, shards)
-        stream_to_folder(array, feeds(tokens, SELECTION), folder, token_range, block)
+        stream_to_folder(array, feeds(tokens, SELECTION), folder, token_range, block, folder.name)
     exclusions = Exclusions(token_ids=(3,), first_position=True, outlier_factor=10.0)
     tables = norm_variance_tables(parts[::-1], array, tokens, LO, HI, exclusions, top=5)
 
