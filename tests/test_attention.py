@@ -143,7 +143,8 @@ def test_hooked_stats_match_weights_and_model_attention(build, kind, kv_heads):
         np.testing.assert_allclose(site.entropy_sum, r["ent"], rtol=1e-5)
         np.testing.assert_allclose(site.max_sum, r["max"], rtol=1e-5)
         np.testing.assert_allclose(site.uniform_sum, r["uniform"], rtol=1e-12)
-    table = heads_table(sites, "m", None, rotary=kind == "decoder" and build is _llama)
+    table = heads_table(sites, "m", None, rotary=kind == "decoder" and build is _llama, blocks=len(sites))
+    assert table["relative_depth"].to_list() == [row / len(sites) for row in table["layer"]]
     assert table.height == 2 * 4 and set(table["kv_head"]) == set(range(kv_heads))
     assert table["qk_rotation"][0] == ("before rotation" if build is _llama else "none")
     row = table.filter((pl.col("layer") == 2) & (pl.col("head") == 3)).row(0, named=True)

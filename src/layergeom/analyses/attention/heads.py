@@ -21,7 +21,7 @@ from layergeom.extraction.hooks import STYLES, Site, entropy_and_max, find_sites
 from layergeom.extraction.models import LoadedModel, load_model_entry
 from layergeom.extraction.sequences import Sequences, plan_batches
 from layergeom.io.atomic import write_parquet
-from layergeom.io.store import read_tokens
+from layergeom.io.store import read_tokens, relative_depth
 from layergeom.joblog import Progress
 from layergeom.stream.selection import token_mask
 
@@ -31,6 +31,7 @@ HEADS_SCHEMA = {
     "model": pl.Utf8,
     "step": pl.Int64,
     "layer": pl.Int64,
+    "relative_depth": pl.Float64,
     "head": pl.Int64,
     "kv_head": pl.Int64,
     "n_tokens": pl.Int64,
@@ -148,7 +149,7 @@ def head_stats(loaded: LoadedModel, seqs: Sequences, keep: list[np.ndarray], bat
     return stats.sites
 
 
-def heads_table(sites: list[Site], model: str, step: int | None, rotary: bool) -> pl.DataFrame:
+def heads_table(sites: list[Site], model: str, step: int | None, rotary: bool, blocks: int) -> pl.DataFrame:
     """One row per (layer, head): norms of the mean query and key, their cosine, entropy and largest weight."""
     rows = []
     for site in sites:
@@ -163,6 +164,7 @@ def heads_table(sites: list[Site], model: str, step: int | None, rotary: bool) -
                     "model": model,
                     "step": step,
                     "layer": site.layer,
+                    "relative_depth": relative_depth(site.layer, blocks),
                     "head": head,
                     "kv_head": head // group,
                     "n_tokens": site.n,
@@ -196,7 +198,8 @@ def write_heads(
     sites = [
         site for site in head_stats(loaded, seqs, keep, settings["batch_tokens"]) if not layers or site.layer in layers
     ]
-    table = heads_table(sites, model_name, (model.get("checkpoint") or {}).get("step"), has_rotary(loaded.model))
+    step = (model.get("checkpoint") or {}).get("step")
+    table = heads_table(sites, model_name, step, has_rotary(loaded.model), loaded.n_layers)
     log.info("%d layers x %d heads over %d selected tokens", len(sites), sites[0].n_heads, sites[0].n)
     write_parquet(table, out)
     return table
