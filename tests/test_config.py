@@ -142,3 +142,28 @@ def test_builtin_models_resolve():
     assert Path(sources.resolve_source("minilm").name_or_path, "config.json").exists()
     smol = sources.resolve_source("smollm2-135m")
     assert smol.gguf_file.endswith(".gguf")
+
+
+@pytest.mark.parametrize(
+    "typo, expected",
+    [
+        ({"model": {}}, "model: unknown key (did you mean 'models'?)"),
+        ({"anisotropy": {"idd": {}}}, "anisotropy.idd: unknown key (did you mean 'id'?)"),
+        ({"extraction": {"dtype": "float13"}}, "extraction.dtype = 'float13': 'float13' is not one of"),
+    ],
+)
+def test_config_errors_are_short_and_name_the_key(tmp_path, text_corpus, tiny_bert, typo, expected):
+    import subprocess
+
+    import yaml
+    from runs import snakemake_command
+
+    config = {
+        "corpora": {"docs": {"source": "text", "path": str(text_corpus)}},
+        "models": {"b": {"source": str(tiny_bert)}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**config, **typo}))
+    done = subprocess.run(snakemake_command(tmp_path, "-n"), capture_output=True, text=True)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode != 0 and expected in output, output[-3000:]
+    assert len(output.splitlines()) <= 15, output

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any
+
+import jsonschema
+import yaml
 
 from layergeom.extraction.sources import resolve_source
 from layergeom.training.checkpoints import checkpoint_model_name, checkpoint_steps, revision_step, step_folder
@@ -23,6 +27,36 @@ class ConfigError(ValueError):
 RENAMED_SECTIONS = {"stats": "norm_variance"}
 #: keys that moved from the analyses' sections to ``stream`` (one streaming pass feeds every analysis).
 STREAM_KEYS = ("shards", "block_tokens")
+
+
+def schema_problems(config: dict, schema: dict, limit: int = 5) -> list[str]:
+    """Up to ``limit`` lines ``path: problem`` naming the offending key or value (a misspelled key with the closest
+    known one); none when the config is valid."""
+    lines = []
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        where = ".".join(map(str, error.absolute_path))
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = list(error.schema.get("properties") or {})
+            for key in sorted(set(error.instance) - set(known)):
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+                lines.append(f"{where + '.' if where else ''}{key}: unknown key ({hint})")
+        elif error.validator == "required":
+            lines.append(f"{where or '(top level)'}: {error.message}")
+        else:
+            value = repr(error.instance)
+            value = value if len(value) <= 60 else value[:57] + "..."
+            message = error.message if len(error.message) <= 100 else error.message[:97] + "..."
+            lines.append(f"{where or '(top level)'} = {value}: {message}")
+    return lines[:limit]
+
+
+def check_schema(config: dict, schema_path: str | os.PathLike) -> None:
+    """Raise a ConfigError of a few lines, the offending paths first, when the config breaks the schema."""
+    problems = schema_problems(config, yaml.safe_load(Path(schema_path).read_text()))
+    if problems:
+        raise ConfigError("\n".join([*problems, "every key is described in config/README.md"]))
 
 
 def _deep_update(base: dict, extra: dict) -> dict:

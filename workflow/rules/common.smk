@@ -21,7 +21,8 @@ from layergeom.io.shards import SHARD_PATTERN
 
 for warning in lgconfig.apply_deprecations(config):
     logger.warning(f"Deprecated: {warning}")
-validate(config, "../schemas/config.schema.yaml")  # relative to this file
+lgconfig.check_schema(config, workflow.source_path("../schemas/config.schema.yaml"))  # a short error first
+validate(config, "../schemas/config.schema.yaml")  # relative to this file; fills in the defaults
 # A model entry with `checkpoints` becomes one model per checkpoint (<name>.step_<n> or <name>.<revision>).
 config["models"] = lgconfig.expand_checkpoints(config)
 lgconfig.check(config)
