@@ -169,6 +169,24 @@ def test_pages_list_every_claim_and_row():
     assert len(claims) == 13 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
     landing = landing_page("intro", table, claims)
     assert "Findings\n--------" in landing and "{{" not in landing
+    assert "4 holds, 0 does not hold, 0 not applicable" in landing and "4 holds" in page
+
+
+def test_findings_are_data_with_value_threshold_and_margin():
+    claims = [claim for analysis in ANALYSES.values() for claim in analysis.claims]
+    near = nv_table([-0.5, -0.71, -0.5], [0.9] * 3, [0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
+    far = nv_table([-0.5, -0.2, -0.5], [0.9] * 3, [0.3, 0.2, 0.1], [0.1, 0.2, 0.3])
+    table = frame(norm_variance.findings({("near", "c"): near, ("far", "c"): far}, "sel"), claims)
+    slope = table.filter(claim="nv_slope").sort("model")
+    assert slope["verdict"].to_list() == [FAILS, HOLDS] and slope["layer"].to_list() == [1, 1]
+    assert slope["value"].to_list() == [-0.2, -0.71] and slope["threshold"].to_list() == [-0.7, -0.7]
+    assert slope["margin"].to_list() == pytest.approx([-0.5, 0.01]) and slope["near_threshold"].to_list() == [
+        False,
+        True,
+    ]
+    trend = table.filter(claim="nv_m_share").sort("model")
+    assert trend["value"].to_list() == pytest.approx([-1.0, 1.0]) and trend["threshold"].to_list() == [0.5, 0.5]
+    assert table.schema["value"] == pl.Float64 and table.schema["layer"] == pl.Int64
 
 
 def test_findings_plan_reads_only_tables_that_exist_for_the_config(tmp_path, text_corpus, tiny_bert):
@@ -228,6 +246,9 @@ def test_every_rule_gives_a_verdict_on_any_layer_subset(seed):
         notes = {"id_sample": "sample"}
         rows = analysis.findings(Evidence(depth_tables, training, "sel", None, notes))
         assert rows and all(row.verdict in (HOLDS, FAILS, NOT_APPLICABLE) for row in rows), (name, stored)
+        for row in rows:  # the margin lies on the side of the verdict
+            assert (row.verdict == NOT_APPLICABLE) == (row.margin is None), row
+            assert row.margin is None or (row.margin >= 0) == (row.verdict == HOLDS), row
         assert all(row.claim in analysis.claims for row in rows)
     decoder = subset["decoder"]["anisotropy"]
     peak = next(

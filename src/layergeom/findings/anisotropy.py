@@ -6,7 +6,16 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from layergeom.findings.verdicts import Claim, Finding, verdict
+from layergeom.findings.verdicts import (
+    Claim,
+    Finding,
+    Measure,
+    at_least,
+    at_most,
+    finding,
+    not_applicable,
+    within,
+)
 
 PEAK_DEPTH = (0.2, 0.8)
 FLAT_RANGE = 0.1
@@ -44,46 +53,46 @@ def before_final_norm(table: pl.DataFrame) -> pl.DataFrame:
     return table.filter(~pl.col("after_final_norm"))
 
 
-def decoder_peak(table: pl.DataFrame) -> tuple[str, bool | None]:
+def decoder_peak(table: pl.DataFrame) -> Measure:
     """Depth of the largest top singular share of a decoder."""
     if table["kind"][0] != "decoder":
-        return f"{table['kind'][0]} model", None
+        return not_applicable(f"{table['kind'][0]} model")
     kept = before_final_norm(table).filter(pl.col("sigma1_share").is_finite())
     if kept.height < MIN_LAYERS:
-        return f"{kept.height} stored layer(s) before the final norm (at least {MIN_LAYERS} needed)", None
+        return not_applicable(f"{kept.height} stored layer(s) before the final norm (at least {MIN_LAYERS} needed)")
     row = kept.sort("sigma1_share", descending=True).row(0, named=True)
-    ok = PEAK_DEPTH[0] <= row["relative_depth"] <= PEAK_DEPTH[1]
-    return f"peak {row['sigma1_share']:.3f} at layer {row['layer']} (depth {row['relative_depth']:.2f})", ok
+    text = f"peak {row['sigma1_share']:.3f} at layer {row['layer']} (depth {row['relative_depth']:.2f})"
+    return within(text, row["relative_depth"], PEAK_DEPTH, row["layer"])
 
 
-def encoder_flat(table: pl.DataFrame) -> tuple[str, bool | None]:
+def encoder_flat(table: pl.DataFrame) -> Measure:
     """Range of the top singular share of an encoder over its layers."""
     if table["kind"][0] != "encoder":
-        return f"{table['kind'][0]} model", None
+        return not_applicable(f"{table['kind'][0]} model")
     share = table["sigma1_share"].filter(table["sigma1_share"].is_finite())
     if len(share) < MIN_LAYERS:
-        return f"{len(share)} stored layer(s) (at least {MIN_LAYERS} needed)", None
+        return not_applicable(f"{len(share)} stored layer(s) (at least {MIN_LAYERS} needed)")
     spread = share.max() - share.min()
-    return f"sigma1_share {share.min():.3f} .. {share.max():.3f} (range {spread:.3f})", spread <= FLAT_RANGE
+    return at_most(f"sigma1_share {share.min():.3f} .. {share.max():.3f} (range {spread:.3f})", spread, FLAT_RANGE)
 
 
-def expansion_then_compression(steps: list[int], tables: list[pl.DataFrame]) -> tuple[str, bool | None]:
+def expansion_then_compression(steps: list[int], tables: list[pl.DataFrame]) -> Measure:
     """The layer whose twonn_id over the checkpoints rises and falls the most, by the rule of the claim."""
     if len(steps) < 3:
-        return f"{len(steps)} checkpoint(s)", None
+        return not_applicable(f"{len(steps)} checkpoint(s)")
     series = pl.concat([t.select("layer", "twonn_id").with_columns(step=pl.lit(s)) for s, t in zip(steps, tables)])
-    best, best_score = "", -np.inf
+    best, best_score, best_layer = "", -np.inf, None
     for (layer,), rows in series.sort("step").group_by("layer", maintain_order=True):
         values, at = rows["twonn_id"].to_list(), rows["step"].to_list()
         peak = max(range(len(values)), key=values.__getitem__)
         score = min(values[peak] / values[0], values[peak] / values[-1]) - 1
         if score > best_score:
-            best_score = score
+            best_score, best_layer = score, layer
             best = (
                 f"layer {layer}: {values[0]:.2f} (step {at[0]}), largest {values[peak]:.2f} (step {at[peak]}), "
                 f"{values[-1]:.2f} (step {at[-1]})"
             )
-    return best, best_score >= CHANGE
+    return at_least(best, best_score, CHANGE, best_layer)
 
 
 def findings(
@@ -95,9 +104,9 @@ def findings(
     """The depth claims on every (model, corpus) table, the training claim on every (family, corpus)."""
     rows = []
     for (model, corpus), table in tables.items():
-        for claim, (measured, ok) in ((SL_DECODER_PEAK, decoder_peak(table)), (SL_ENCODER_FLAT, encoder_flat(table))):
-            rows.append(Finding(claim, model, corpus, selection, measured, verdict(ok)))
+        for claim, measure in ((SL_DECODER_PEAK, decoder_peak(table)), (SL_ENCODER_FLAT, encoder_flat(table))):
+            rows.append(finding(claim, model, corpus, selection, measure))
     for (family, corpus), checkpoints in training.items():
-        measured, ok = expansion_then_compression([s for s, _ in checkpoints], [t for _, t in checkpoints])
-        rows.append(Finding(SL_ID_TRAINING, family, corpus, f"{selection}; {id_sample}", measured, verdict(ok)))
+        measure = expansion_then_compression([s for s, _ in checkpoints], [t for _, t in checkpoints])
+        rows.append(finding(SL_ID_TRAINING, family, corpus, f"{selection}; {id_sample}", measure))
     return rows

@@ -3,9 +3,21 @@ attention entropy falls as the shared drift grows."""
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
-from layergeom.findings.verdicts import TREND, Claim, Finding, falling, rising, spearman, verdict
+from layergeom.findings.verdicts import (
+    TREND,
+    Claim,
+    Finding,
+    Measure,
+    at_least,
+    at_most,
+    finding,
+    not_applicable,
+    spearman,
+)
 
 AS_QK_NORMS = Claim(
     "as_qk_norms",
@@ -54,22 +66,24 @@ def trend(series: pl.DataFrame, column: str) -> tuple[str, float]:
     return f"{series[column][0]:.3g} -> {series[column][-1]:.3g} (ρ = {rho:.2f})", rho
 
 
-def training_findings(steps: list[int], heads: list[pl.DataFrame]) -> list[tuple[Claim, str, bool | None]]:
-    """The two training claims on one family's checkpoints."""
+def training_findings(steps: list[int], heads: list[pl.DataFrame]) -> list[tuple[Claim, Measure]]:
+    """The two training claims on one family's checkpoints (both norms rising: judged on the smaller ρ)."""
     if len(steps) < 3 or any(table.height == 0 for table in heads):
-        note = f"{len(steps)} checkpoint(s)" if len(steps) < 3 else "no attention block stored"
-        return [(AS_QK_NORMS, note, None), (AS_SHARPENING, note, None)]
+        note = not_applicable(f"{len(steps)} checkpoint(s)" if len(steps) < 3 else "no attention block stored")
+        return [(AS_QK_NORMS, note), (AS_SHARPENING, note)]
     series = per_step(steps, heads)
     (q_text, q_rho), (k_text, k_rho), (e_text, e_rho) = (trend(series, c) for c in ("q", "k", "entropy"))
-    q_ok, k_ok = rising(q_rho), rising(k_rho)
-    both = False if False in (q_ok, k_ok) else None if None in (q_ok, k_ok) else True
+    finite = [rho for rho in (q_rho, k_rho) if math.isfinite(rho)]
+    norms = f"query {q_text}; key {k_text}"
+    fails = any(rho < TREND for rho in finite)
+    both = at_least(norms, min(finite), TREND) if fails or len(finite) == 2 else not_applicable(norms)
     return [
-        (AS_QK_NORMS, f"query {q_text}; key {k_text}", both),
-        (AS_SHARPENING, f"entropy / uniform {e_text}", falling(e_rho)),
+        (AS_QK_NORMS, both),
+        (AS_SHARPENING, at_most(f"entropy / uniform {e_text}", e_rho, -TREND)),
     ]
 
 
-def drift_findings(drift: pl.DataFrame) -> list[tuple[str, str, bool | None]]:
+def drift_findings(drift: pl.DataFrame) -> list[tuple[str, Measure]]:
     """The drift claim per block type: mean entropy against N."""
     rows = []
     for (block_type,), table in drift.group_by("block_type", maintain_order=True):
@@ -80,7 +94,7 @@ def drift_findings(drift: pl.DataFrame) -> list[tuple[str, str, bool | None]]:
             f"{entropy[0]:.3f} at N = {series['drift'][0]:g} -> {entropy[-1]:.3f} at N = {series['drift'][-1]:g}"
             f" (ρ = {rho:.2f})"
         )
-        rows.append((block_type, measured, falling(rho)))
+        rows.append((block_type, at_most(measured, rho, -TREND)))
     return rows
 
 
@@ -90,11 +104,9 @@ def findings(
     """The training claims on every (family, corpus), the drift claim on every block type."""
     rows = []
     for (family, corpus), checkpoints in training.items():
-        for claim, measured, ok in training_findings([s for s, _ in checkpoints], [t for _, t in checkpoints]):
-            rows.append(Finding(claim, family, corpus, selection, measured, verdict(ok)))
+        for claim, measure in training_findings([s for s, _ in checkpoints], [t for _, t in checkpoints]):
+            rows.append(finding(claim, family, corpus, selection, measure))
     if drift is not None:
-        for block_type, measured, ok in drift_findings(drift):
-            rows.append(
-                Finding(AS_DRIFT, f"untrained {block_type} blocks", "synthetic", "every token", measured, verdict(ok))
-            )
+        for block_type, measure in drift_findings(drift):
+            rows.append(finding(AS_DRIFT, f"untrained {block_type} blocks", "synthetic", "every token", measure))
     return rows

@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from layergeom.findings.verdicts import TREND, Claim, Finding, middle, rising, spearman, verdict
+from layergeom.findings.verdicts import (
+    TREND,
+    Claim,
+    Finding,
+    Measure,
+    at_least,
+    finding,
+    middle,
+    not_applicable,
+    spearman,
+    within,
+)
 
 SLOPE = (-1.3, -0.7)
 R2 = 0.7
@@ -35,26 +46,31 @@ CLAIMS = (NV_SLOPE, NV_M_SHARE, NV_VW_OVER_V)
 VARIANT = "all"
 
 
-def slope_finding(layers: pl.DataFrame) -> tuple[str, bool | None]:
-    """The middle layer that passes (else the one of slope closest to -1), and whether one passes."""
+def slope_finding(layers: pl.DataFrame) -> Measure:
+    """The middle layer that passes (else the one of slope closest to -1), and whether one passes; the margin is
+    the smaller of the slope's distance inside its interval and R²'s above its bound."""
     fitted = middle(layers).filter(pl.col("slope").is_finite() & pl.col("r2").is_finite())
     if fitted.height == 0:
-        return "no fitted middle layer", None
+        return not_applicable("no fitted middle layer")
     passing = fitted.filter(pl.col("slope").is_between(*SLOPE) & (pl.col("r2") >= R2))
     pick = passing.sort("r2", descending=True) if passing.height else fitted.sort((pl.col("slope") + 1).abs())
     row = pick.row(0, named=True)
-    return f"layer {row['layer']}: slope {row['slope']:.3f}, R² {row['r2']:.3f}", passing.height > 0
+    slope = within("", row["slope"], SLOPE, row["layer"])
+    text = f"layer {row['layer']}: slope {row['slope']:.3f}, R² {row['r2']:.3f}"
+    return Measure(
+        text, passing.height > 0, slope.value, slope.threshold, min(slope.margin, row["r2"] - R2), row["layer"]
+    )
 
 
-def depth_trend(layers: pl.DataFrame, column: str) -> tuple[str, bool | None]:
+def depth_trend(layers: pl.DataFrame, column: str) -> Measure:
     """Spearman correlation of ``column`` with the layer, and its first and last values."""
     kept = layers.filter(~pl.col("after_final_norm")).sort("layer")
     rho = spearman(kept["layer"].to_numpy(), kept[column].to_numpy())
     if not np.isfinite(rho):
-        return "fewer than 3 layers with values", None
+        return not_applicable("fewer than 3 layers with values")
     first, last = kept.row(0, named=True), kept.row(-1, named=True)
     measured = f"ρ = {rho:.2f}; layer {first['layer']} {first[column]:.3f}, layer {last['layer']} {last[column]:.3f}"
-    return measured, rising(rho)
+    return at_least(measured, rho, TREND)
 
 
 def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> list[Finding]:
@@ -63,10 +79,10 @@ def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> lis
     rows = []
     for (model, corpus), table in tables.items():
         layers = table.filter(pl.col("variant") == VARIANT)
-        for claim, (measured, ok) in (
+        for claim, measure in (
             (NV_SLOPE, slope_finding(layers)),
             (NV_M_SHARE, depth_trend(layers, "m_share")),
             (NV_VW_OVER_V, depth_trend(layers, "vw_over_v")),
         ):
-            rows.append(Finding(claim, model, corpus, tokens, measured, verdict(ok)))
+            rows.append(finding(claim, model, corpus, tokens, measure))
     return rows

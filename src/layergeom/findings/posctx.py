@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from layergeom.findings.verdicts import Claim, Finding, middle, verdict
+from layergeom.findings.verdicts import Claim, Finding, Measure, at_least, at_most, finding, middle, not_applicable
 
 STABLE_RANK = 3.0
 TOPIC_RATIO = 1.25
@@ -52,32 +52,30 @@ def medians(table: pl.DataFrame, *columns: str) -> list[float]:
     return [float(v.median()) if len(v) else np.nan for v in values]
 
 
-def judge(table: pl.DataFrame) -> list[tuple[Claim, str, bool | None]]:
-    """The four claims on one (model, corpus) layer table."""
+def judge(table: pl.DataFrame) -> list[tuple[Claim, Measure]]:
+    """The four claims on one (model, corpus) layer table; the topic and incoherence claims judge ratios."""
     rank, smooth = medians(table, "pos_stable_rank", "smoothness_lowfreq")
-    within, across = medians(table, "ctx_within_cos", "ctx_across_cos")
+    inside, across = medians(table, "ctx_within_cos", "ctx_across_cos")
     coherence, baseline = medians(table, "incoherence_mean", "random_baseline_mean")
-    topics = np.isfinite(within) and np.isfinite(across) and across > 0
+    topics = np.isfinite(inside) and np.isfinite(across) and across > 0
+    ratio = coherence / baseline if np.isfinite(coherence) and baseline > 0 else np.nan
     return [
-        (PC_RANK, f"{rank:.2f}", None if not np.isfinite(rank) else rank <= STABLE_RANK),
+        (PC_RANK, at_most(f"{rank:.2f}", rank, STABLE_RANK)),
         (
             PC_TOPICS,
-            f"within {within:.3f}, across {across:.3f}" if topics else "no topics",
-            within >= TOPIC_RATIO * across if topics else None,
+            at_least(f"within {inside:.3f}, across {across:.3f}", inside / across, TOPIC_RATIO)
+            if topics
+            else not_applicable("no topics"),
         ),
-        (
-            PC_INCOHERENCE,
-            f"{coherence:.3f} against random {baseline:.3f}",
-            None if not np.isfinite(coherence) else coherence <= INCOHERENCE_RATIO * baseline,
-        ),
-        (PC_SMOOTH, f"{smooth:.3f}", None if not np.isfinite(smooth) else smooth >= SMOOTHNESS),
+        (PC_INCOHERENCE, at_most(f"{coherence:.3f} against random {baseline:.3f}", ratio, INCOHERENCE_RATIO)),
+        (PC_SMOOTH, at_least(f"{smooth:.3f}", smooth, SMOOTHNESS)),
     ]
 
 
 def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> list[Finding]:
     """Every [PC] claim on every (model, corpus) layer table of the position/context analysis."""
     return [
-        Finding(claim, model, corpus, selection, measured, verdict(ok))
+        finding(claim, model, corpus, selection, measure)
         for (model, corpus), table in tables.items()
-        for claim, measured, ok in judge(table)
+        for claim, measure in judge(table)
     ]

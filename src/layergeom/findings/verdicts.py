@@ -25,6 +25,46 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """What a rule measured: the text, whether the claim holds (None: not applicable), and as numbers the value
+    judged, its threshold, the margin (how far the value lies on the holding side; negative when it fails) and
+    the layer it comes from."""
+
+    text: str
+    ok: bool | None
+    value: float | None = None
+    threshold: float | None = None
+    margin: float | None = None
+    layer: int | None = None
+
+
+def at_least(text: str, value: float, threshold: float, layer: int | None = None) -> Measure:
+    """Holds if ``value >= threshold`` (not applicable when the value is not finite)."""
+    if not np.isfinite(value):
+        return Measure(text, None, None, threshold, None, layer)
+    return Measure(text, bool(value >= threshold), float(value), threshold, float(value - threshold), layer)
+
+
+def at_most(text: str, value: float, threshold: float, layer: int | None = None) -> Measure:
+    """Holds if ``value <= threshold`` (not applicable when the value is not finite)."""
+    if not np.isfinite(value):
+        return Measure(text, None, None, threshold, None, layer)
+    return Measure(text, bool(value <= threshold), float(value), threshold, float(threshold - value), layer)
+
+
+def within(text: str, value: float, bounds: tuple[float, float], layer: int | None = None) -> Measure:
+    """Holds if ``value`` lies in ``bounds``; the threshold is the nearer bound."""
+    low, high = bounds
+    nearer = low if abs(value - low) <= abs(high - value) else high
+    return Measure(text, bool(low <= value <= high), float(value), nearer, float(min(value - low, high - value)), layer)
+
+
+def not_applicable(text: str) -> Measure:
+    """Nothing to judge."""
+    return Measure(text, None)
+
+
+@dataclass(frozen=True)
 class Finding:
     """One (claim, model, corpus) row: the measured value(s), the tokens used and the verdict."""
 
@@ -34,6 +74,26 @@ class Finding:
     selection: str
     measured: str
     verdict: str
+    value: float | None = None
+    threshold: float | None = None
+    margin: float | None = None
+    layer: int | None = None
+
+
+def finding(claim: Claim, model: str, corpus: str, selection: str, measure: Measure) -> Finding:
+    """The row of one claim on one (model, corpus) from what its rule measured."""
+    return Finding(
+        claim,
+        model,
+        corpus,
+        selection,
+        measure.text,
+        verdict(measure.ok),
+        measure.value,
+        measure.threshold,
+        measure.margin,
+        measure.layer,
+    )
 
 
 def verdict(ok: bool | None) -> str:
@@ -53,13 +113,3 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 def middle(table: pl.DataFrame) -> pl.DataFrame:
     """The rows of the middle layers: relative depth in [1/3, 2/3]."""
     return table.filter(pl.col("relative_depth").is_between(*MIDDLE))
-
-
-def rising(rho: float) -> bool | None:
-    """Rank correlation at least ``TREND`` (None if undetermined)."""
-    return None if not np.isfinite(rho) else rho >= TREND
-
-
-def falling(rho: float) -> bool | None:
-    """Rank correlation at most ``-TREND`` (None if undetermined)."""
-    return None if not np.isfinite(rho) else rho <= -TREND
