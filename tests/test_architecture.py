@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import polars as pl
+import pytest
 import yaml
 from runs import ROOT, snakemake
 
@@ -39,6 +40,7 @@ def add_max_norm(repo):
     )
 
 
+@pytest.mark.slow
 def test_a_new_analysis_is_one_folder_and_one_registry_line(tmp_path, text_corpus, tiny_bert):
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -128,6 +128,7 @@ def test_rerun_has_nothing_to_do_and_report_builds(workflow_run):
     assert "norms.png" in page and "nv_slope" in page
 
 
+@pytest.mark.slow
 def test_deleted_tables_are_rebuilt_by_a_plain_rerun(workflow_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(workflow_run, copy, symlinks=True)
