@@ -40,10 +40,10 @@ class Dag:
         self.stored_models = pattern([m for m in self.models if not self.fused(m)])
         self.fused_models = pattern([m for m in self.models if self.fused(m)])
 
-    def wildcard(self, what: str) -> str:
-        """Wildcard regex of the names in ``models``, ``corpora`` or ``train_runs`` (any name when there are none)."""
-        names = getattr(self, what)
-        names = list(names() if callable(names) else names)
+    @staticmethod
+    def wildcard(names) -> str:
+        """Wildcard regex of ``names`` (any name when there are none)."""
+        names = list(names)
         return pattern(names) if names else "[^/]+"
 
     # models and extraction
@@ -168,10 +168,6 @@ class Dag:
         """Input function: the stream shard folders of a pair, the input of every streamed analysis' merge."""
         return [f"{self.results}/parts/{wc.model}/{wc.corpus}/stream/{s}" for s in self.pair_shards(wc.model)]
 
-    def shard_paths(self, template: str):
-        """Input function: ``template`` (with ``{shard}``) for every token shard of the job's pair."""
-        return lambda wc: [template.format(shard=s, **wc) for s in self.pair_shards(wc.model)]
-
     def centered_parts(self, wc) -> list[str]:
         """Anisotropy's pass-2 shards of a stored pair; none in fused mode (the ID sample gives the centered cosine)."""
         folder = f"{self.results}/anisotropy/{wc.model}/{wc.corpus}/parts/centered"
@@ -280,12 +276,13 @@ class Dag:
     def evidence(self) -> dict[str, tuple[list, list[str]]]:
         """``<analysis>_depth`` and ``<analysis>_training`` of every analysis with claims: (keys, table paths)."""
         steps = {m: (family, s) for family, models in self.checkpoints.items() for m, s in models}
+        intermediate = self.intermediate()
         out = {}
         for a in ANALYSES.values():
             if a.findings is None:
                 continue
             pairs = self.analysis_pairs(a.name)
-            depth = [(m, c) for m, c in pairs if m not in self.intermediate()]
+            depth = [(m, c) for m, c in pairs if m not in intermediate]
             chosen = [(m, c) for m, c in pairs if m in steps]
             table = self.table(a.name)
             out[f"{a.name}_depth"] = ([[m, c] for m, c in depth], [table.format(model=m, corpus=c) for m, c in depth])

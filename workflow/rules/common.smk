@@ -34,6 +34,6 @@ CONDA_ENV = "../../envs/layergeom.yaml"  # relative to the rule files in workflo
 
 wildcard_constraints:
     shard=SHARD_PATTERN,
-    model=PLAN.wildcard("models"),
-    corpus=PLAN.wildcard("corpora"),
-    run=PLAN.wildcard("train_runs"),
+    model=PLAN.wildcard(PLAN.models),
+    corpus=PLAN.wildcard(PLAN.corpora),
+    run=PLAN.wildcard(PLAN.train_runs),

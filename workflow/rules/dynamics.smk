@@ -18,8 +18,8 @@ rule training_figure:
     benchmark:
         "benchmarks/out/dynamics/{family}/{corpus}/{measure}.tsv"
     wildcard_constraints:
-        family=PLAN.wildcard("checkpoints"),
-        measure=PLAN.wildcard("measures"),
+        family=PLAN.wildcard(PLAN.checkpoints),
+        measure=PLAN.wildcard(PLAN.measures()),
     conda:
         CONDA_ENV
     params:

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 from layergeom.io.atomic import atomic_output
+from layergeom.io.shards import SHARD_PATTERN
 
 A = TypeVar("A", bound="Accumulator")
 
@@ -43,7 +44,6 @@ class Accumulator(Protocol):
 
 
 SLOT = "__slot__"
-SHARD_NAME = re.compile(r"^\d+-of-\d+$")
 #: what reading a damaged .npz raises (a truncated or overwritten file, a bad CRC, a broken header)
 DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
 
@@ -114,7 +114,7 @@ def check_slots(folders: Sequence[str | os.PathLike], layer: int, store: str | N
         if slot is None:
             continue
         where = f"{path} holds layer {slot.layer} of shard {slot.shard}"
-        if slot.layer != layer or (SHARD_NAME.match(folder.name) and slot.shard != folder.name):
+        if slot.layer != layer or (re.fullmatch(SHARD_PATTERN, folder.name) and slot.shard != folder.name):
             raise PartialError(f"{where}, not layer {layer} of shard {folder.name}; {rebuild_hint(folder)}")
         if store is not None and slot.store != store:
             raise PartialError(f"{where} of another store ({slot.store}, not {store}); {rebuild_hint(folder)}")
