@@ -1,4 +1,9 @@
-"""Every accumulator kind fed torch tensors (the fused extraction path) equals the numpy path to 1e-12."""
+"""Every accumulator kind fed torch tensors (the fused extraction path) equals the numpy path to 1e-12.
+
+The tensors are on the CPU, or on the device that LAYERGEOM_TEST_DEVICE names (``cuda``: benchmarks/gpu_check.py).
+"""
+
+import os
 
 import numpy as np
 import polars as pl
@@ -12,6 +17,13 @@ from layergeom.analyses.summary.accumulate import feeds as summary_feeds
 from layergeom.stats.sample import PointSample
 from layergeom.stats.scatter import UnitSum
 from layergeom.stream.driver import Feed, FeedSet
+
+DEVICE = torch.device(os.environ.get("LAYERGEOM_TEST_DEVICE", "cpu"))
+
+
+def to_tensor(block: np.ndarray) -> torch.Tensor:
+    """A numpy block as a tensor on the test device."""
+    return torch.from_numpy(block).to(DEVICE)
 
 
 def grid_tokens(n_ctx: int = 6, length: int = 9) -> pl.DataFrame:
@@ -57,7 +69,7 @@ def test_torch_path_equals_numpy_path_for_every_kind():
     values = np.random.default_rng(2).normal(size=(n, d)) * 3 + 1
     values[4] = 0.0  # a zero vector has no direction
     on_host = feed_all(feeds, values, 11, lambda v: v)
-    on_device = feed_all(feeds, values, 11, torch.from_numpy)
+    on_device = feed_all(feeds, values, 11, to_tensor)
     seen = {type(acc).__name__ for acc in on_host.values()}
     assert seen == set(kinds()), seen
     for name, acc in on_host.items():
@@ -84,7 +96,7 @@ def test_merge_across_kinds_of_arrays(first):
             feed_set = FeedSet([f for f in feeds if f.name == name], tokens.height, "test")
             acc = feed_set.start(0, 4)
             block = values[keep]
-            feed_set.feed(acc, 0, torch.from_numpy(block) if kind == "torch" else block, rows[keep])
+            feed_set.feed(acc, 0, to_tensor(block) if kind == "torch" else block, rows[keep])
             parts.append(acc[name])
         parts[0].merge(parts[1])
         for key, value in whole[name].state().items():
