@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from docutils.core import publish_parts
 from runs import snakemake_command
 
 from layergeom.analyses.registry import ANALYSES
@@ -168,8 +169,23 @@ def test_pages_list_every_claim_and_row():
     page = markdown_page(table, claims)
     assert len(claims) == 13 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
     landing = landing_page("intro", table, claims)
-    assert "Findings\n--------" in landing and "{{" not in landing
+    assert "Findings\n========" in landing and "{{" not in landing
     assert "4 holds, 0 does not hold, 0 not applicable" in landing and "4 holds" in page
+
+
+def test_landing_page_renders_without_a_docutils_message():
+    rows = posctx.findings({("m", "c"): pc_table(1.9, 0.95, 0.44, 0.10, 0.05, 0.04)}, "sel")
+    rows += norm_variance.findings(
+        {("n_*x", "c_"): nv_table([-0.5, -0.71, -0.5], [0.9] * 3, [0.1] * 3, [0.2] * 3)}, "`a`"
+    )
+    claims = [claim for analysis in ANALYSES.values() for claim in analysis.claims]
+    table = frame(rows, claims)
+    assert any("|" in claim.text + claim.reference for claim in claims)  # |cos(pos, ctx)| reads as a substitution unescaped
+    html = publish_parts(
+        landing_page("intro", table, claims), writer="html", settings_overrides={"halt_level": 2}
+    )["html_body"]
+    assert "system-message" not in html and html.count('class="holds"') >= 5
+    assert "n_*x" in html and "|cos(pos, ctx)|" in html
 
 
 def test_findings_are_data_with_value_threshold_and_margin():

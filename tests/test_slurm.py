@@ -116,7 +116,7 @@ def finish(proc: subprocess.Popen, timeout: float) -> str:
             stop(proc)
             pytest.fail(
                 f"the SLURM plugin fell back to sacct, which this cluster has not (see {path}): it would "
-                "wait for ever; run tools/slurm_check.py and see README.md, Running on a SLURM cluster"
+                "wait for ever; run tools/slurm_check.py and see docs/slurm.md"
             )
         if waited > timeout:
             stop(proc)

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from browser import first_heading, open_figure, report_page
 from runs import ID_COLUMNS, assert_tables_match, float32_fallback, snakemake
 
 from layergeom.io.store import open_hidden, read_tokens
@@ -126,6 +127,21 @@ def test_rerun_has_nothing_to_do_and_report_builds(workflow_run):
     assert report.returncode == 0, report.stderr[-2000:]
     page = (workflow_run / "results" / "report.html").read_text(errors="ignore")
     assert "norms.png" in page and "nv_slope" in page
+
+
+def test_report_landing_page_reads_from_its_top_in_a_browser(workflow_run):
+    report = workflow_run / "results" / "report.html"
+    if not report.exists():
+        assert snakemake(workflow_run, "--report", "results/report.html").returncode == 0
+    assert "System Message" not in report.read_text(errors="ignore")  # no docutils message anywhere
+    with report_page(report) as page:
+        heading = first_heading(page)
+        assert heading["text"] == "Findings" and 0 <= heading["top"] and heading["bottom"] <= heading["height"]
+        text = page.inner_text("body")
+        assert "holds," in text and "near their threshold" in text and "System Message" not in text
+        matrix = page.locator("table", has_text="claim").first
+        assert matrix.locator("span.holds, span.fails, span.na").count() > 0
+        assert all(width > 0 for width in open_figure(page, "summary", "docs", "norms over layers"))
 
 
 @pytest.mark.slow
