@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import BoundaryNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -59,16 +60,16 @@ def panel_grid(n: int, size: float = 2.6, projection: str | None = None) -> tupl
     return fig, axes
 
 
-def style_legend(ax: Axes, styles: Mapping[str, str | Mapping], **kwargs) -> Legend:
-    """A legend of black proxy lines, label -> line style (or Line2D keywords), beside the axes' other legend."""
-    previous = ax.get_legend()
+def style_legend(where: Axes | Figure, styles: Mapping[str, str | Mapping], **kwargs) -> Legend:
+    """A legend of black proxy lines, label -> line style (or Line2D keywords), beside any other legend."""
+    previous = where.get_legend() if isinstance(where, Axes) else None
     handles = [
         Line2D([], [], color="k", **({"linestyle": style} if isinstance(style, str) else style))
         for style in styles.values()
     ]
-    legend = ax.legend(handles, list(styles), **kwargs)
+    legend = where.legend(handles, list(styles), **kwargs)
     if previous is not None:
-        ax.add_artist(previous)
+        where.add_artist(previous)
     return legend
 
 

@@ -146,7 +146,7 @@ def overlay(
     hlines: Mapping[str, float] | None = None,
 ) -> None:
     """One panel per column over relative depth; a colour per model, a line style per variant."""
-    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4.4), squeeze=False, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (column, label) in zip(axes[0], columns):
         for i, (model, frame) in enumerate(frames.items()):
@@ -161,14 +161,12 @@ def overlay(
             ax.axhline(hlines[column], color="k", ls=":", lw=1)
         ax.set_xlabel("relative depth (layer / number of blocks)")
         ax.set_ylabel(label)
-    axes[0, 0].legend(fontsize=7, loc="upper left", title="model", title_fontsize=7)
+    axes[0, 0].legend(fontsize=7, title="model", title_fontsize=7)
     styles = {f"variant {variant}": style for variant, style in LINESTYLES.items()}
-    styles["after the final norm"] = {"linestyle": "None", "marker": "s", "mfc": "none", "ms": 8}
-    for ax, (column, _) in zip(axes[0], columns):
-        reference = {f"{column} = {hlines[column]:g}": ":"} if hlines and column in hlines else {}
-        style_legend(ax, {**styles, **reference}, fontsize=7, loc="lower right")
+    styles["last layer after the final norm"] = {"linestyle": "None", "marker": "s", "mfc": "none", "ms": 8}
+    styles.update({f"{column} = {value:g}": ":" for column, value in (hlines or {}).items()})
+    style_legend(fig, styles, fontsize=8, loc="outside lower center", ncols=len(styles))
     fig.suptitle(title)
-    fig.tight_layout()
     save(fig, path)
 
 
