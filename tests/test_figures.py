@@ -82,6 +82,7 @@ def test_posctx_panels_show_a_few_layers_of_a_deep_model():
     positions = np.arange(1, 7)
     for fig in (
         posctx.pos_pca(pos, positions, names, attrs, dims=2),
+        posctx.pos_pca(pos, positions, names, attrs, dims=3),
         posctx.pos_gram(pos, positions, names, attrs),
         posctx.ctx_cosines(ctx, ["x", "x", "y", None, "y"], names, attrs),
         posctx.pos_ctx_cosines(pos, ctx, positions, names, attrs),

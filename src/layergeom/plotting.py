@@ -25,7 +25,7 @@ from layergeom.io.atomic import atomic_output  # noqa: E402
 DPI = 72
 MAX_PIXELS = 1000
 COLORS = 32
-MAX_PANELS = 8  # per-layer small multiples show at most this many layers
+MAX_PANELS = 8  # per-layer small multiples show at most this many layers (as their captions say)
 MAX_TICKS = 12  # labelled layers on a layer colour bar
 TICK_SIZE = 8
 
