@@ -113,10 +113,11 @@ def drift_figure(table: pl.DataFrame) -> Figure:
         ax.set_xlim(left=0)
         ax.set_xlabel("drift norm N (inputs x_i + N b, ||x_i|| about 1)")
         ax.set_ylabel(name)
-    axes[0].legend(fontsize=8, loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=len(labels))
     for ax, (*_, styles) in zip(axes, panels):
         if styles:
-            style_legend(ax, dict(zip(styles, ("-", ":"))), fontsize=8, loc="center right")
+            style_legend(ax, dict(zip(styles, ("-", ":"))), fontsize=8)
     n_rep = table["repeat"].n_unique()
     fig.suptitle(f"untrained blocks: mean over {n_rep} seeds, band = min to max", fontsize=10)
     return fig
