@@ -79,6 +79,14 @@ def test_targets_cover_every_table_and_figure(plan):
     assert all(f"{plan.results}/figures/posctx/{c}/layers.png" not in targets for c in ("docs",))
 
 
+def test_every_figure_is_under_its_analysis_then_model_then_corpus(plan):
+    figures = [t[len(plan.results) + 1 :].split("/") for t in plan.targets() if t.endswith(".png")]
+    for _, name, *folders, _ in figures:  # figures/<analysis>/{model}/{corpus}/ or figures/<analysis>/{corpus}/
+        assert name in ANALYSES, name
+        assert tuple(folders) in plan.pairs or (len(folders) == 1 and folders[0] in plan.corpora), folders
+    assert plan.figure("dynamics", "summary", "tiny", "ctx") == f"{plan.results}/figures/dynamics/tiny/ctx/summary.png"
+
+
 def test_an_unknown_analysis_is_named():
     with pytest.raises(KeyError, match="no analysis 'max_norms'.*known: summary"):
         analysis("max_norms")

@@ -191,13 +191,18 @@ class Dag:
         facts = spec.facts(self.config, self.selection(name)) if spec.facts else {}
         return {**facts, "tokens": self.tokens(name)}
 
+    def figure(self, name: str, file: str, *folders: str) -> str:
+        """The one figure path pattern, ``figures/<analysis or stage>/<folders>/<file>.png``; the folders are
+        ``{model}/{corpus}`` per pair (``{family}/{corpus}`` per checkpoints entry), ``{corpus}`` per corpus."""
+        return "/".join((self.results, "figures", name, *folders, f"{file}.png"))
+
     def pair_figure(self, name: str, file: str) -> str:
         """Path pattern of a per-(model, corpus) figure."""
-        return f"{self.results}/figures/{name}/{{model}}/{{corpus}}/{file}.png"
+        return self.figure(name, file, "{model}", "{corpus}")
 
     def corpus_figure(self, name: str, file: str) -> str:
         """Path pattern of a per-corpus figure."""
-        return f"{self.results}/figures/{name}/{{corpus}}/{file}.png"
+        return self.figure(name, file, "{corpus}")
 
     def figure_sets(self, per: str) -> list[tuple[Analysis, Any]]:
         """(analysis, figure set) of every registered figure rule drawn per ``pair`` or per ``corpus``."""
@@ -311,13 +316,13 @@ class Dag:
             for m, c in self.analysis_pairs(a.name)
         ]
         out += [f"{r}/tables/{a}/{c}.csv" for a in sorted(ANALYSES) for c in self.corpora if self.corpus_models(a, c)]
-        out += [f"{r}/figures/train/{run}/loss.png" for run in self.train_runs]
+        out += [self.figure("train", "loss", run) for run in self.train_runs]
         out += [
-            f"{r}/figures/dynamics/{family}/{corpus}/{measure}.png"
+            self.figure("dynamics", measure, family, corpus)
             for family in self.checkpoints
             for corpus in self.family_corpora(family)
             for measure in self.measures()
         ]
-        out += [f"{r}/figures/dynamics/drift.png"] if self.config["drift"]["enabled"] else []
+        out += [self.figure("dynamics", "drift")] if self.config["drift"]["enabled"] else []
         out += [f"{r}/findings.md"]
         return out

@@ -7,7 +7,7 @@ rule training_figure:
         tables=PLAN.training_tables,
     output:
         figure=report(
-            f"{RESULTS}/figures/dynamics/{{family}}/{{corpus}}/{{measure}}.png",
+            PLAN.figure("dynamics", "{measure}", "{family}", "{corpus}"),
             caption="../report/training_measure.rst",
             category="dynamics",
             subcategory="{family}",
@@ -52,7 +52,7 @@ rule drift_figure:
         table=f"{RESULTS}/dynamics/drift.parquet",
     output:
         figure=report(
-            f"{RESULTS}/figures/dynamics/drift.png",
+            PLAN.figure("dynamics", "drift"),
             caption="../report/drift_blocks.rst",
             category="dynamics",
             subcategory="untrained blocks",

@@ -46,7 +46,7 @@ rule train_loss_figure:
         loss=f"{RESULTS}/train/{{run}}/loss.parquet",
     output:
         figure=report(
-            f"{RESULTS}/figures/train/{{run}}/loss.png",
+            PLAN.figure("train", "loss", "{run}"),
             caption="../report/train_loss.rst",
             category="train",
             subcategory="{run}",

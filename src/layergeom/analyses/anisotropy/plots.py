@@ -13,11 +13,11 @@ from layergeom.plotting import line_style, plt, save
 from layergeom.stream.selection import describe
 
 DEPTH = "relative depth (layer / number of blocks)"
-PANELS = (
-    ("mean_cos", "mean pairwise cosine (uncentered)"),
-    ("mean_cos_centered", "mean pairwise cosine (centered)"),
-    ("sigma1_share", "top singular share sigma1^2 / sum sigma_i^2 (centered)"),
-    ("eff_rank", "effective rank (centered)"),
+PANELS = (  # column, title, y label
+    ("mean_cos", "mean pairwise cosine (uncentered)", "mean cosine"),
+    ("mean_cos_centered", "mean pairwise cosine (centered)", "mean cosine"),
+    ("sigma1_share", "top singular share sigma1^2 / sum sigma_i^2 (centered)", "top singular share"),
+    ("eff_rank", "effective rank (centered)", "effective rank"),
 )
 
 
@@ -31,7 +31,7 @@ def anisotropy_figure(tables: Sequence[pl.DataFrame], title: str, out: str | os.
     """Mean cosines, top singular share and effective rank: one panel each, one line per model."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
     for color, table in enumerate(tables):
-        for ax, (column, _) in zip(axes.flat, PANELS):
+        for ax, (column, *_) in zip(axes.flat, PANELS):
             ax.plot(
                 table["relative_depth"],
                 table[column],
@@ -41,9 +41,10 @@ def anisotropy_figure(tables: Sequence[pl.DataFrame], title: str, out: str | os.
                 color=f"C{color}",
                 label=label(table),
             )
-    for ax, (_, name) in zip(axes.flat, PANELS):
+    for ax, (_, name, ylabel) in zip(axes.flat, PANELS):
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(DEPTH)
+        ax.set_ylabel(ylabel)
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"{title}; solid: decoders, dashed: encoders")
     save(fig, out)
@@ -62,9 +63,9 @@ def id_figure(tables: Sequence[pl.DataFrame], title: str, settings: Mapping, out
         f"TwoNN (discard {settings['discard_fraction']:g}, {settings['confidence']:.0%} bootstrap band)", fontsize=10
     )
     axes[1].set_title(f"Levina-Bickel MLE (k = {settings['k_neighbors']})", fontsize=10)
-    axes[0].set_ylabel("intrinsic dimension")
     for ax in axes:
         ax.set_xlabel(DEPTH)
+        ax.set_ylabel("intrinsic dimension")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{title}; {settings['sample']} {settings['n_points']} tokens")
     save(fig, out)
@@ -115,6 +116,7 @@ def random_figure(tables: Sequence[str | os.PathLike], corpus: str, selection: d
                     )
             ax.set_title(f"{trained}: {name}", fontsize=10)
             ax.set_xlabel(DEPTH)
+            ax.set_ylabel(name)
         row[0].legend(fontsize=8)
     fig.suptitle(f"{corpus}: {describe(**selection)}")
     save(fig, out)

@@ -9,8 +9,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from layergeom.io.store import relative_depth
-from layergeom.plotting import plt, save
+from layergeom.plotting import layer_colours, plt, save, style_legend
 
 
 def _step_axis(ax, label: str = "training step") -> None:
@@ -49,7 +48,7 @@ def per_layer_over_steps(table: pl.DataFrame, column: str) -> tuple[np.ndarray, 
 
 
 def over_training(tables: Sequence[tuple[int, pl.DataFrame]], columns: Sequence[str], title: str) -> Figure:
-    """One panel per column: the value of every layer (colour = depth) against checkpoint step.
+    """One panel per column: the value of every layer (one colour per layer) against checkpoint step.
 
     Tables with a ``head`` column are averaged over heads (thick lines) and each head is drawn thin.
     """
@@ -62,34 +61,33 @@ def over_training(tables: Sequence[tuple[int, pl.DataFrame]], columns: Sequence[
     fig, axes = plt.subplots(
         rows, cols, figsize=(4.2 * cols + 1, 3.3 * rows + 0.6), layout="constrained", squeeze=False
     )
-    n_layers = int(table["layer"].max())  # a layer subset without the last block: only the colour scale changes
-    cmap = plt.get_cmap("viridis")
+    colours = layer_colours(fig, axes, table["layer"].unique().to_list())
     for ax, column in zip(axes.flat, columns):
         if "head" in table.columns:
             for (layer, _head), part in table.sort("step").group_by("layer", "head", maintain_order=True):
-                ax.plot(part["step"], part[column], lw=0.4, alpha=0.35, color=cmap(relative_depth(layer, n_layers)))
+                ax.plot(part["step"], part[column], lw=0.4, alpha=0.35, color=colours[layer])
         steps, layers, values = per_layer_over_steps(table, column)
         for layer, line in zip(layers, values):
-            ax.plot(steps, line, "o-", ms=3, lw=1.5, color=cmap(relative_depth(layer, n_layers)))
+            ax.plot(steps, line, "o-", ms=3, lw=1.5, color=colours[int(layer)])
         _step_axis(ax)
         finite = values[np.isfinite(values)]
         if finite.size and finite.min() > 0 and finite.max() > 50 * finite.min():
             ax.set_yscale("log")
-        ax.set_title(column, fontsize=10)
+        ax.set_ylabel(column)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    scale = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, n_layers))
-    fig.colorbar(scale, ax=axes, shrink=0.8, label="layer (0 = embeddings)")
+    if "head" in table.columns:
+        title += "\nthin lines: each head, thick lines with dots: mean over heads"
     fig.suptitle(title, fontsize=10)
     return fig
 
 
 def drift_figure(table: pl.DataFrame) -> Figure:
     """Output mean cosine, attention entropy and largest weight against drift N, one line per block type and depth."""
-    panels = [
-        ("mean_cos", "input_mean_cos", "mean cosine of outputs (dotted: inputs)"),
-        ("mean_entropy", "uniform_entropy", "attention entropy (dotted: uniform)"),
-        ("mean_max_weight", None, "mean largest attention weight"),
+    panels = [  # column, its dotted reference column, y label, legend of the solid and dotted lines
+        ("mean_cos", "input_mean_cos", "mean pairwise cosine", ("block outputs", "block inputs")),
+        ("mean_entropy", "uniform_entropy", "mean attention entropy (nats)", ("attention rows", "uniform attention")),
+        ("mean_max_weight", None, "mean largest attention weight", None),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
     positive = table.filter(pl.col("drift") > 0)["drift"]
@@ -103,7 +101,7 @@ def drift_figure(table: pl.DataFrame) -> Figure:
         .sort("block_type", "block", "drift")
     )
     kinds = list(dict.fromkeys(summary["block_type"]))
-    for ax, (column, reference, title) in zip(axes, panels):
+    for ax, (column, reference, name, _) in zip(axes, panels):
         for k, kind in enumerate(kinds):
             for (block,), part in summary.filter(pl.col("block_type") == kind).group_by("block", maintain_order=True):
                 style = dict(color=f"C{k}", alpha=1.0 if block == 1 else 0.55, marker="o" if block == 1 else "s", ms=3)
@@ -114,8 +112,12 @@ def drift_figure(table: pl.DataFrame) -> Figure:
         ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0, linscale=0.5)
         ax.set_xlim(left=0)
         ax.set_xlabel("drift norm N (inputs x_i + N b, ||x_i|| about 1)")
-        ax.set_title(title, fontsize=10)
-    axes[0].legend(fontsize=8)
+        ax.set_ylabel(name)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=len(labels))
+    for ax, (*_, styles) in zip(axes, panels):
+        if styles:
+            style_legend(ax, dict(zip(styles, ("-", ":"))), fontsize=8)
     n_rep = table["repeat"].n_unique()
     fig.suptitle(f"untrained blocks: mean over {n_rep} seeds, band = min to max", fontsize=10)
     return fig

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 
@@ -10,28 +9,25 @@ import numpy as np
 import polars as pl
 
 from layergeom.analyses.spec import FigureJob
-from layergeom.plotting import plt, save
+from layergeom.plotting import panel_grid, plt, save, shown_layers, spread_layers, style_legend
 
 LINESTYLES = {"all": "-", "filtered": "--"}
 SHARES = (("m_share", "M_all / Q_all"), ("vb_share", "V_B / Q_all"), ("vw_share", "V_W / Q_all"))
 
 
-def layer_grid(n: int) -> tuple[plt.Figure, np.ndarray]:
-    """A near-square grid of ``n`` small panels, the unused ones hidden."""
-    cols = math.ceil(math.sqrt(n))
-    nrows = math.ceil(n / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols, 2.6 * nrows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    return fig, axes
+def layer_panels(layers: Sequence[int]) -> tuple[plt.Figure, list, list[int]]:
+    """A panel per shown layer (``spread_layers``) and the layers shown."""
+    shown = [layers[i] for i in spread_layers(len(layers))]
+    fig, axes = panel_grid(max(len(shown), 1), size=3.0)
+    return fig, axes, shown
 
 
 def scatter_grid(types: pl.DataFrame, layers: pl.DataFrame, variant: str, title: str, path: str | os.PathLike) -> None:
-    """V against M of the types entering the fit, one panel per layer, with the fitted line."""
+    """V against M of the types entering the fit, a panel per shown layer, with the fitted line."""
     rows = layers.filter(pl.col("variant") == variant).sort("layer")
     points = types.filter((pl.col("variant") == variant) & pl.col("in_range") & ~pl.col("excluded"))
-    fig, axes = layer_grid(rows.height)
-    for ax, row in zip(axes.flat, rows.iter_rows(named=True)):
+    fig, axes, shown = layer_panels(rows["layer"].to_list())
+    for ax, row in zip(axes, rows.filter(pl.col("layer").is_in(shown)).iter_rows(named=True)):
         layer = points.filter(pl.col("layer") == row["layer"])
         m, v = layer["M"].to_numpy(), layer["V"].to_numpy()
         ax.scatter(m, v, s=3, alpha=0.4, color="tab:blue", linewidths=0)
@@ -49,22 +45,18 @@ def scatter_grid(types: pl.DataFrame, layers: pl.DataFrame, variant: str, title:
         )
         name = row["layer_name"] + (" (final norm)" if row["after_final_norm"] else "")
         ax.set_title(f"{row['layer']}: {name}", fontsize=9)
-        ax.tick_params(labelsize=7)
-    for ax in axes[-1]:
         ax.set_xlabel("M = ||mean||²", fontsize=8)
-    for ax in axes[:, 0]:
         ax.set_ylabel("V", fontsize=8)
-    fig.suptitle(f"{title} — variant {variant}")
-    fig.tight_layout()
+    fig.suptitle(f"{title} — variant {variant}\n({shown_layers(len(shown), rows.height)})")
     save(fig, path)
 
 
 def histograms(types: pl.DataFrame, title: str, path: str | os.PathLike) -> None:
-    """Histograms of Q, M and V over the types in the count range (variant all), one panel per layer."""
+    """Histograms of Q, M and V over the types in the count range (variant all), a panel per shown layer."""
     rows = types.filter((pl.col("variant") == "all") & pl.col("in_range"))
     layers = sorted(set(types["layer"].to_list()))
-    fig, axes = layer_grid(len(layers))
-    for ax, layer in zip(axes.flat, layers):
+    fig, axes, shown = layer_panels(layers)
+    for ax, layer in zip(axes, shown):
         values = rows.filter(pl.col("layer") == layer)
         positive = np.concatenate([values[c].to_numpy() for c in ("Q", "M", "V")])
         positive = positive[positive > 0]
@@ -74,22 +66,25 @@ def histograms(types: pl.DataFrame, title: str, path: str | os.PathLike) -> None
                 ax.hist(values[column].to_numpy(), bins=bins, histtype="step", color=color, label=column)
             ax.set_xscale("log")
         ax.set_title(f"layer {layer}", fontsize=9)
-        ax.tick_params(labelsize=7)
-    if axes.flat[0].get_legend_handles_labels()[0]:
-        axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"Q, M and V over token types (in count range, variant all) — {title}")
-    fig.tight_layout()
+        ax.set_xlabel("Q, M or V", fontsize=8)
+        ax.set_ylabel("token types", fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
+    fig.suptitle(
+        f"Q, M and V over token types (in count range, variant all) — {title}\n"
+        f"({shown_layers(len(shown), len(layers))})"
+    )
     save(fig, path)
 
 
 def type_pca(pca: pl.DataFrame, title: str, path: str | os.PathLike) -> None:
-    """The types' means on their first two principal directions per layer, coloured by log10 count."""
+    """The types' means on their first two principal directions per shown layer, coloured by log10 count."""
     layers = sorted(set(pca["layer"].to_list()))
-    fig, axes = layer_grid(max(len(layers), 1))
+    fig, axes, shown = layer_panels(layers)
     counts = np.log10(pca["n"].to_numpy()) if pca.height else np.zeros(0)
     low, high = (counts.min(), counts.max()) if len(counts) else (0.0, 1.0)
     image = None
-    for ax, layer in zip(axes.flat, layers):
+    for ax, layer in zip(axes, shown):
         rows = pca.filter(pl.col("layer") == layer)
         image = ax.scatter(
             rows["pc1"],
@@ -103,10 +98,12 @@ def type_pca(pca: pl.DataFrame, title: str, path: str | os.PathLike) -> None:
         )
         share = rows["explained1"][0] + rows["explained2"][0] if rows.height else np.nan
         ax.set_title(f"layer {layer} (PC1+2: {share:.0%})", fontsize=9)
-        ax.tick_params(labelsize=7)
+    for ax in axes:
+        ax.set_xlabel("PC1", fontsize=8)
+        ax.set_ylabel("PC2", fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=axes, label="log10 count", shrink=0.6)
-    fig.suptitle(f"PCA of the per-type mean embeddings — {title}")
+    fig.suptitle(f"PCA of the per-type mean embeddings — {title}\n({shown_layers(len(shown), len(layers))})")
     save(fig, path)
 
 
@@ -149,7 +146,7 @@ def overlay(
     hlines: Mapping[str, float] | None = None,
 ) -> None:
     """One panel per column over relative depth; a colour per model, a line style per variant."""
-    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4.4), squeeze=False, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (column, label) in zip(axes[0], columns):
         for i, (model, frame) in enumerate(frames.items()):
@@ -157,16 +154,19 @@ def overlay(
                 rows = frame.filter(pl.col("variant") == variant).sort("layer")
                 x, y = rows["relative_depth"].to_numpy(), rows[column].to_numpy()
                 colour = colours[i % len(colours)]
-                ax.plot(x, y, ls=style, marker="o", ms=3, color=colour, label=f"{model} ({variant})")
+                ax.plot(x, y, ls=style, marker="o", ms=3, color=colour, label=model if variant == "all" else None)
                 final = rows["after_final_norm"].to_numpy()
                 ax.plot(x[final], y[final], "s", mfc="none", ms=8, color=colour)
         if hlines and column in hlines:
             ax.axhline(hlines[column], color="k", ls=":", lw=1)
         ax.set_xlabel("relative depth (layer / number of blocks)")
         ax.set_ylabel(label)
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=7, title="model", title_fontsize=7)
+    styles = {f"variant {variant}": style for variant, style in LINESTYLES.items()}
+    styles["last layer after the final norm"] = {"linestyle": "None", "marker": "s", "mfc": "none", "ms": 8}
+    styles.update({f"{column} = {value:g}": ":" for column, value in (hlines or {}).items()})
+    style_legend(fig, styles, fontsize=8, loc="outside lower center", ncols=len(styles))
     fig.suptitle(title)
-    fig.tight_layout()
     save(fig, path)
 
 
@@ -187,6 +187,7 @@ def shares_figure(frames: Mapping[str, pl.DataFrame], title: str, path: str | os
             ax.set_ylim(0, 1)
             ax.set_title(f"{model} — {variant}", fontsize=10)
             ax.set_xlabel("relative depth")
+            ax.set_ylabel("share of Q_all")
     axes[0, 0].legend(fontsize=7, loc="lower left")
     fig.suptitle(title)
     fig.tight_layout()

@@ -25,6 +25,7 @@ def norms_figure(
         ax.set_yscale("log")
         ax.set_xlabel("relative depth (layer / number of blocks)")
         ax.set_title(title)
+        ax.set_ylabel(f"{title} (log scale)")
         ax.legend()
     fig.suptitle(f"{corpus}: {describe(**selection)}")
     save(fig, out)
