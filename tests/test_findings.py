@@ -180,10 +180,10 @@ def test_landing_page_renders_without_a_docutils_message():
     )
     claims = [claim for analysis in ANALYSES.values() for claim in analysis.claims]
     table = frame(rows, claims)
-    assert any("|" in claim.text + claim.reference for claim in claims)  # |cos(pos, ctx)| reads as a substitution unescaped
-    html = publish_parts(
-        landing_page("intro", table, claims), writer="html", settings_overrides={"halt_level": 2}
-    )["html_body"]
+    assert any("|" in claim.text + claim.reference for claim in claims)  # |cos(pos, ctx)|: a substitution unescaped
+    html = publish_parts(landing_page("intro", table, claims), writer="html", settings_overrides={"halt_level": 2})[
+        "html_body"
+    ]
     assert "system-message" not in html and html.count('class="holds"') >= 5
     assert "n_*x" in html and "|cos(pos, ctx)|" in html
 
