@@ -23,6 +23,19 @@ INTRO = (
     "results/findings.csv holds, per row, the value judged, its threshold, the margin on the holding side and the "
     "layer it comes from."
 )
+PAPERS = (
+    "Papers: [NV] Yamagiwa & Shimodaira 2024, Norm of Mean Contextualized Embeddings Determines their Variance; "
+    "[SL] Razzhigaev et al. 2024, The Shape of Learning: Anisotropy and Intrinsic Dimensions in Transformer-Based "
+    "Models; [AS] Godey, de la Clergerie & Sagot 2024, Anisotropy Is Inherent to Self-Attention in Transformers; "
+    "[PC] Song & Zhong 2024, Uncovering hidden geometry in Transformers via disentangling position and context."
+)
+GUIDE = (
+    "Which column answers which question: anisotropy as [AS] means it is mean_cos (the mean cosine between two "
+    "tokens' states, their common direction included); as [SL] means it, sigma1_share (the largest eigenvalue's "
+    "share of the covariance, the mean removed); mean_cos_centered is the cosine with the mean removed. They can "
+    "peak at different layers. after_final_norm marks, per row, a layer taken after the model's final norm. "
+    "docs/methods.md (the column dictionary) has the full guide."
+)
 #: the mark and the RST role (a CSS class of the landing page) of each verdict in the verdict matrix
 MARKS = {HOLDS: ("✓", "holds"), FAILS: ("✗", "fails"), NOT_APPLICABLE: ("–", "na")}
 #: the landing page's style: top-aligned (Snakemake's report centres its content vertically, which puts the top of
@@ -140,7 +153,10 @@ def heading(title: str) -> str:
 def markdown_page(table: pl.DataFrame, claims: Sequence[Claim]) -> str:
     """results/findings.md: the introduction, the rules and the findings."""
     rules = markdown(claims_frame(claims))
-    return f"# Findings\n\n{INTRO}\n\n{tally(table)}.\n\n## Rules\n\n{rules}\n## Findings\n\n{markdown(shown(table))}"
+    return (
+        f"# Findings\n\n{INTRO}\n\n{PAPERS}\n\n{GUIDE}\n\n{tally(table)}.\n\n## Rules\n\n{rules}\n"
+        f"## Findings\n\n{markdown(shown(table))}"
+    )
 
 
 def landing_page(intro: str, table: pl.DataFrame, claims: Sequence[Claim]) -> str:
@@ -148,6 +164,7 @@ def landing_page(intro: str, table: pl.DataFrame, claims: Sequence[Claim]) -> st
     measured = shown(table).select("claim", "model", "corpus", "measured", "reference", "verdict")
     return (
         f"{STYLE}\n{heading('Findings')}{tally(table)}.\n\n{verdict_section(table)}\n{rst_text(INTRO)}\n\n"
+        f"{rst_text(PAPERS)}\n\n{rst_text(GUIDE)}\n\n"
         f"{heading('This run')}{intro.strip()}\n\n{heading('Rules')}{rst_table(claims_frame(claims, table))}\n"
         f"{heading('Measured values')}{rst_table(measured)}"
     )
