@@ -168,6 +168,8 @@ def test_pages_list_every_claim_and_row():
     assert table.height == 4 and set(table["verdict"]) == {HOLDS}
     page = markdown_page(table, claims)
     assert len(claims) == 13 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
+    assert all(claim.quote.replace("|", "\\|") in page for claim in claims)
+    assert all(claim.quote.endswith("(abstract)") or claim.quote.startswith("paraphrase") for claim in claims)
     landing = landing_page("intro", table, claims)
     assert "Findings\n========" in landing and "{{" not in landing
     assert "4 holds, 0 does not hold, 0 not applicable" in landing and "4 holds" in page

@@ -27,6 +27,8 @@ SL_DECODER_PEAK = Claim(
     "bell-shaped over depth in GPT-2, OPT, Pythia, Llama",
     f"decoders only: holds if the layer of largest sigma1_share has relative depth in "
     f"[{PEAK_DEPTH[0]}, {PEAK_DEPTH[1]}] (layers before any final norm)",
+    '"the anisotropy profile in transformer decoders exhibits a distinct bell-shaped curve, with the highest '
+    'anisotropy concentrations in the middle layers" (abstract)',
 )
 SL_ENCODER_FLAT = Claim(
     "sl_encoder_flat",
@@ -34,6 +36,7 @@ SL_ENCODER_FLAT = Claim(
     "encoders: the top singular share is flat over depth",
     "low and flat in BERT, RoBERTa",
     f"encoders only: holds if max - min of sigma1_share over the layers is <= {FLAT_RANGE}",
+    '"This pattern diverges from the more uniformly distributed anisotropy observed in encoders." (abstract)',
 )
 SL_ID_TRAINING = Claim(
     "sl_id_training",
@@ -43,6 +46,9 @@ SL_ID_TRAINING = Claim(
     f"per layer, TwoNN twonn_id against step: holds if for some layer the largest value is at an inner "
     f"checkpoint, at least {CHANGE:.0%} above the first and {CHANGE:.0%} above the last; "
     "not applicable with fewer than 3 checkpoints",
+    '"the intrinsic dimension of embeddings increases in the initial phases of training, indicating an '
+    "expansion into higher-dimensional space. This fact is then followed by a compression phase towards the "
+    'end of training with dimensionality decrease" (abstract)',
 )
 CLAIMS = (SL_DECODER_PEAK, SL_ENCODER_FLAT, SL_ID_TRAINING)
 MIN_LAYERS = 2  # a depth claim needs at least two stored layers to compare

@@ -26,6 +26,8 @@ AS_QK_NORMS = Claim(
     "mean query and key norms grow during training",
     f"holds if the Spearman correlations with step of mean_q_norm and of mean_k_norm (each averaged over "
     f"layers and heads) are both >= {TREND}; not applicable with fewer than 3 checkpoints",
+    "paraphrase of the body (training dynamics of self-attention), not a quote: over training the mean query "
+    "and the mean key drift away from the origin in a common direction",
 )
 AS_SHARPENING = Claim(
     "as_sharpening",
@@ -34,6 +36,8 @@ AS_SHARPENING = Claim(
     "attention entropy falls during training",
     f"holds if the Spearman correlation with step of mean_entropy / uniform_entropy (averaged over layers "
     f"and heads) is <= -{TREND}; not applicable with fewer than 3 checkpoints",
+    "paraphrase of the body (training dynamics of self-attention), not a quote: the drift of queries and keys "
+    "makes attention sharper and the representations more anisotropic",
 )
 AS_DRIFT = Claim(
     "as_drift",
@@ -41,6 +45,8 @@ AS_DRIFT = Claim(
     "drift experiment: attention entropy falls as the shared drift N grows",
     "a larger shared drift makes attention sharper (lower entropy)",
     f"holds if the Spearman correlation of mean_entropy (averaged over repeats and blocks) with N is <= -{TREND}",
+    "paraphrase of the body (controlled experiment on untrained blocks), not a quote: a drift shared by the "
+    "inputs of an untrained block makes its attention sharper as the drift grows",
 )
 CLAIMS = (AS_QK_NORMS, AS_SHARPENING, AS_DRIFT)
 

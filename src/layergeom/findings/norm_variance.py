@@ -27,6 +27,8 @@ NV_SLOPE = Claim(
     "slope about -1 in the middle layers of BERT, RoBERTa, GPT-2",
     f"holds if a middle layer (relative depth in [1/3, 2/3]) has slope in [{SLOPE[0]}, {SLOPE[1]}] "
     f"and R² >= {R2}; not applicable without a fitted middle layer",
+    '"we found a strong trade-off relationship between the norm and the variance: as the mean embedding '
+    'becomes closer to the origin, the variance increases" (abstract)',
 )
 NV_M_SHARE = Claim(
     "nv_m_share",
@@ -34,6 +36,7 @@ NV_M_SHARE = Claim(
     "M_all / Q_all rises with depth",
     "M_all / Q_all tends to grow going deeper",
     f"holds if the Spearman correlation of m_share with the layer is >= {TREND} (layers before any final norm)",
+    '"as the layers of Transformer models deepen, the embeddings move farther from the origin" (abstract)',
 )
 NV_VW_OVER_V = Claim(
     "nv_vw_over_v",
@@ -41,6 +44,8 @@ NV_VW_OVER_V = Claim(
     "V_W / V_all rises with depth",
     "V_B shrinks relative to V_W going deeper",
     f"holds if the Spearman correlation of vw_over_v with the layer is >= {TREND} (layers before any final norm)",
+    '"the between-cluster variance relatively decreases, and the within-cluster variance relatively increases"'
+    " (abstract)",
 )
 CLAIMS = (NV_SLOPE, NV_M_SHARE, NV_VW_OVER_V)
 VARIANT = "all"

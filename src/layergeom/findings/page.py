@@ -96,8 +96,11 @@ def shown(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def claims_frame(claims: Sequence[Claim], table: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Every claim with its text and rule, and (given the findings) the token selections it was judged on."""
-    frame_ = pl.DataFrame([{"claim": c.key, "paper": c.paper, "text": c.text, "rule": c.rule} for c in claims])
+    """Every claim with the paper's statement it tests and its rule, and (given the findings) the token selections
+    it was judged on."""
+    frame_ = pl.DataFrame(
+        [{"claim": c.key, "paper": c.paper, "the paper says": c.quote, "rule": c.rule} for c in claims]
+    )
     if table is None:
         return frame_
     tokens = table.group_by("claim", maintain_order=True).agg(pl.col("tokens").unique(maintain_order=True))

@@ -19,6 +19,7 @@ PC_RANK = Claim(
     "position vectors have a low stable rank in the middle layers",
     "pos_stable_rank about 1.9 in GPT-2's middle layers (OpenWebText)",
     f"holds if the {WHERE} of pos_stable_rank is <= {STABLE_RANK:g}",
+    '"(pos_t)_t forms a low-dimensional, continuous, and often spiral shape across layers" (abstract)',
 )
 PC_TOPICS = Claim(
     "pc_topics",
@@ -27,6 +28,7 @@ PC_TOPICS = Claim(
     "mean |cos| about 0.44 within a topic against 0.10 across (GPT-2)",
     f"holds if the {WHERE} of ctx_within_cos is >= {TOPIC_RATIO:g} times that of ctx_across_cos; "
     "not applicable without topics",
+    '"(ctx_c)_c shows clear cluster structure that falls into context topics" (abstract)',
 )
 PC_INCOHERENCE = Claim(
     "pc_incoherence",
@@ -34,6 +36,7 @@ PC_INCOHERENCE = Claim(
     "position and context vectors are nearly orthogonal, as random vectors",
     "|cos(pos, ctx)| close to the random baseline",
     f"holds if the {WHERE} of incoherence_mean is <= {INCOHERENCE_RATIO:g} times random_baseline_mean",
+    '"(pos_t)_t and (ctx_c)_c are mutually nearly orthogonal" (abstract)',
 )
 PC_SMOOTH = Claim(
     "pc_smooth",
@@ -41,6 +44,7 @@ PC_SMOOTH = Claim(
     "position vectors trace a smooth curve",
     "the cosine Gram of positions is concentrated at low frequencies",
     f"holds if the {WHERE} of smoothness_lowfreq is >= {SMOOTHNESS:g}",
+    '"We argue that smoothness is pervasive and beneficial to transformers trained on languages" (abstract)',
 )
 CLAIMS = (PC_RANK, PC_TOPICS, PC_INCOHERENCE, PC_SMOOTH)
 

@@ -15,13 +15,15 @@ TREND = 0.5
 
 @dataclass(frozen=True)
 class Claim:
-    """A published claim, its reference value and the rule that turns measured values into a verdict."""
+    """A published claim, its reference value, the rule that turns measured values into a verdict, and the
+    paper's own statement that the rule tests (``quote``: its words and where they stand)."""
 
     key: str
     paper: str
     text: str
     reference: str
     rule: str
+    quote: str
 
 
 @dataclass(frozen=True)
