@@ -80,6 +80,7 @@ def test_anisotropy_rules():
     tables = {
         ("m", "c"): aniso_table("decoder", [0.1, 0.3, 0.6, 0.3, 0.2]),
         ("late", "c"): aniso_table("decoder", [0.1, 0.2, 0.3, 0.4, 0.6]),
+        ("plateau", "c"): aniso_table("decoder", [0.1, 0.5, 0.6, 0.6, 0.55]),  # interior peak, no bell
         ("enc", "c"): aniso_table("encoder", [0.05, 0.08, 0.1, 0.07, 0.06]),
         ("steep", "c"): aniso_table("encoder", [0.05, 0.3, 0.1, 0.07, 0.06]),
     }
@@ -93,6 +94,8 @@ def test_anisotropy_rules():
     rows = anisotropy.findings(tables, training, "sel", "first 4096")
     assert verdicts(rows) == {"sl_decoder_peak": HOLDS, "sl_encoder_flat": NOT_APPLICABLE, "sl_id_training": HOLDS}
     assert verdicts(rows, "late") == {"sl_decoder_peak": FAILS, "sl_encoder_flat": NOT_APPLICABLE}
+    plateau = next(r for r in rows if r.model == "plateau" and r.claim.key == "sl_decoder_peak")
+    assert plateau.verdict == FAILS and plateau.value == pytest.approx(1 - 0.55 / 0.6) and plateau.threshold == 0.2
     assert verdicts(rows, "enc") == {"sl_decoder_peak": NOT_APPLICABLE, "sl_encoder_flat": HOLDS}
     assert verdicts(rows, "steep")["sl_encoder_flat"] == FAILS
     assert verdicts(rows, "f") == {"sl_id_training": FAILS}

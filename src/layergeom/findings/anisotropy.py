@@ -18,6 +18,7 @@ from layergeom.findings.verdicts import (
 )
 
 PEAK_DEPTH = (0.2, 0.8)
+BELL_DROP = 0.2  # both ends of the bell at least this fraction below its peak
 FLAT_RANGE = 0.1
 CHANGE = 0.1
 SL_DECODER_PEAK = Claim(
@@ -25,8 +26,9 @@ SL_DECODER_PEAK = Claim(
     "SL",
     "decoders: the top singular share peaks in the middle of depth",
     "bell-shaped over depth in GPT-2, OPT, Pythia, Llama",
-    f"decoders only: holds if the layer of largest sigma1_share has relative depth in "
-    f"[{PEAK_DEPTH[0]}, {PEAK_DEPTH[1]}] (layers before any final norm)",
+    f"decoders only, layers before any final norm: holds if the layer of largest sigma1_share has relative depth "
+    f"in [{PEAK_DEPTH[0]}, {PEAK_DEPTH[1]}] and the first and last layers both lie at least {BELL_DROP:.0%} "
+    "below that peak (a bell, not a plateau)",
     '"the anisotropy profile in transformer decoders exhibits a distinct bell-shaped curve, with the highest '
     'anisotropy concentrations in the middle layers" (abstract)',
 )
@@ -60,15 +62,22 @@ def before_final_norm(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def decoder_peak(table: pl.DataFrame) -> Measure:
-    """Depth of the largest top singular share of a decoder."""
+    """Bell shape of a decoder's top singular share: an interior peak with both ends lower by BELL_DROP of it."""
     if table["kind"][0] != "decoder":
         return not_applicable(f"{table['kind'][0]} model")
-    kept = before_final_norm(table).filter(pl.col("sigma1_share").is_finite())
+    kept = before_final_norm(table).filter(pl.col("sigma1_share").is_finite()).sort("layer")
     if kept.height < MIN_LAYERS:
         return not_applicable(f"{kept.height} stored layer(s) before the final norm (at least {MIN_LAYERS} needed)")
     row = kept.sort("sigma1_share", descending=True).row(0, named=True)
-    text = f"peak {row['sigma1_share']:.3f} at layer {row['layer']} (depth {row['relative_depth']:.2f})"
-    return within(text, row["relative_depth"], PEAK_DEPTH, row["layer"])
+    first, last = kept["sigma1_share"][0], kept["sigma1_share"][-1]
+    text = (
+        f"peak {row['sigma1_share']:.3f} at layer {row['layer']} (depth {row['relative_depth']:.2f}), "
+        f"ends {first:.3f} and {last:.3f}"
+    )
+    if not PEAK_DEPTH[0] <= row["relative_depth"] <= PEAK_DEPTH[1]:
+        return within(text, row["relative_depth"], PEAK_DEPTH, row["layer"])
+    drop = 1 - max(first, last) / row["sigma1_share"]
+    return at_least(f"{text}: the higher end {drop:.0%} below the peak", drop, BELL_DROP, row["layer"])
 
 
 def encoder_flat(table: pl.DataFrame) -> Measure:
