@@ -28,7 +28,7 @@ def snakemake(
 
 # Columns of the intrinsic dimension: a point moved by float32 rounding can change them by percents.
 ID_COLUMNS = {"twonn_id", "twonn_lo", "twonn_hi", "twonn_mle", "twonn_mle_lo", "twonn_mle_hi", "levina_bickel_id"}
-ID_COLUMNS |= {"n_used", "n_duplicates"}
+ID_COLUMNS |= {"sl_id", "sl_id_lo", "sl_id_hi", "n_used", "n_duplicates", "sl_dropped"}
 # Relative tolerance of statistics from two forward passes that differ in the last float32 bits.
 FLOAT32_RTOL = 1e-5
 

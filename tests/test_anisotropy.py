@@ -99,6 +99,8 @@ def test_sharded_stage_equals_in_ram(store, tmp_path):
         rows = np.sort(np.random.default_rng(1).choice(np.flatnonzero(mask), 200, replace=False))
         want = estimate(data[layer][rows], 0.1, 10, 30, 0.9, 1, 64)
         assert row["twonn_id"] == want.twonn and row["levina_bickel_id"] == want.levina_bickel
+        assert (row["sl_id"], row["sl_id_lo"], row["sl_id_hi"]) == (want.sl, want.sl_lo, want.sl_hi)
+        assert row["sl_dropped"] == want.sl_dropped
         assert row["n_used"] == want.n_used == 200
 
 

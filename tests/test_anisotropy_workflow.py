@@ -39,6 +39,7 @@ def test_anisotropy_stage_end_to_end(tmp_path, text_corpus, tiny_bert, tiny_gpt2
         assert table["mean_cos"][2] == pytest.approx(((u.sum(0) @ u.sum(0)) - n) / (n * (n - 1)), rel=1e-9)
         assert table["sigma1_share"][2] == pytest.approx(s[0] / s.sum(), rel=1e-9)
         assert table["n_used"][2] <= 60 and np.isfinite(table["twonn_id"].to_numpy()).all()
+        assert np.isfinite(table["sl_id"].to_numpy()).all() and (table["sl_id_lo"] <= table["sl_id_hi"]).all()
     for name in ("anisotropy", "intrinsic_dimension", "trained_vs_random"):
         assert (results / "figures" / "anisotropy" / "docs" / f"{name}.png").stat().st_size > 0
     report = snakemake(tmp_path, "--report", "results/report.html")

@@ -63,7 +63,7 @@ def test_norm_variance_rules():
     assert all("variant all" in row.selection and row.selection.startswith("sel") for row in rows)
 
 
-def aniso_table(kind: str, shares, ids=None) -> pl.DataFrame:
+def aniso_table(kind: str, shares, ids=None, twonn=None) -> pl.DataFrame:
     n = len(shares)
     return pl.DataFrame(
         {
@@ -71,7 +71,8 @@ def aniso_table(kind: str, shares, ids=None) -> pl.DataFrame:
             "kind": kind,
             "after_final_norm": [False] * n,
             "sigma1_share": shares,
-            "twonn_id": ids or [1.0] * n,
+            "sl_id": ids or [1.0] * n,
+            "twonn_id": twonn or [1.0] * n,
         }
     )
 
@@ -85,11 +86,12 @@ def test_anisotropy_rules():
         ("steep", "c"): aniso_table("encoder", [0.05, 0.3, 0.1, 0.07, 0.06]),
     }
     up_down = [
-        (0, aniso_table("decoder", [0.1] * 3, [10, 10, 10])),
-        (4, aniso_table("decoder", [0.1] * 3, [10, 13, 10])),
+        (0, aniso_table("decoder", [0.1] * 3, [10, 10, 10], [3.0, 3.0, 3.0])),
+        (4, aniso_table("decoder", [0.1] * 3, [10, 13, 10], [3.0, 2.0, 3.0])),
     ]
-    up_down.append((16, aniso_table("decoder", [0.1] * 3, [10, 11, 10])))
-    falls = [(s, aniso_table("decoder", [0.1] * 3, [10 - s, 9 - s, 8 - s])) for s in (0, 1, 2)]
+    up_down.append((16, aniso_table("decoder", [0.1] * 3, [10, 11, 10], [3.0, 2.5, 3.0])))
+    # [SL]'s estimate falls while TwoNN rises and falls: the claim is judged on sl_id
+    falls = [(s, aniso_table("decoder", [0.1] * 3, [10 - s, 9 - s, 8 - s], [3.0 + (s == 1)] * 3)) for s in (0, 1, 2)]
     training = {("m", "c"): up_down, ("f", "c"): falls, ("two", "c"): falls[:2]}
     rows = anisotropy.findings(tables, training, "sel", "first 4096")
     assert verdicts(rows) == {"sl_decoder_peak": HOLDS, "sl_encoder_flat": NOT_APPLICABLE, "sl_id_training": HOLDS}
@@ -101,7 +103,7 @@ def test_anisotropy_rules():
     assert verdicts(rows, "f") == {"sl_id_training": FAILS}
     assert verdicts(rows, "two") == {"sl_id_training": NOT_APPLICABLE}
     assert next(r for r in rows if r.model == "m" and r.claim.key == "sl_id_training").measured.startswith(
-        "layer 1: 10.00 (step 0), largest 13.00 (step 4)"
+        "layer 1: 10.00 (step 0), largest 13.00 (step 4), 11.00 (step 16); TwoNN 3.00, 2.00, 2.50"
     )
 
 

@@ -1,23 +1,35 @@
-"""Intrinsic dimension: exact neighbours, synthetic manifolds, scikit-dimension agreement, duplicates."""
+"""Intrinsic dimension: exact neighbours, synthetic manifolds, scikit-dimension and llm-microscope agreement,
+duplicates."""
 
+import importlib.util
 import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import polars as pl
 import pytest
 import skdim
+import torch
 from scipy.spatial.distance import cdist
 
 from layergeom.analyses.anisotropy.accumulate import SAMPLE, sample_feeds
 from layergeom.analyses.anisotropy.intrinsic_dimension import (
+    SL_EPS,
     distinct_rows,
     estimate,
     levina_bickel,
     nearest_distances,
+    sl_from_ratios,
+    sl_kept,
+    sl_ratios,
     subsample_rows,
     twonn_from_ratios,
 )
+from layergeom.analyses.anisotropy.metrics import spectrum_measures
 from layergeom.io.store import create_store, open_hidden
+from layergeom.stats.scatter import Scatter
 from layergeom.stream.driver import stream_layers
 
 
@@ -171,3 +183,88 @@ def test_estimate_from_store_equals_in_ram(tmp_path):
         streamed = sampled[layer][SAMPLE].finalize()
         np.testing.assert_array_equal(streamed, data[layer, rows].astype(np.float64))
         assert estimate(streamed, n_bootstrap=20) == estimate(data[layer, rows].astype(np.float64), n_bootstrap=20)
+
+
+def microscope_functions() -> ModuleType:
+    """llm_microscope/functions.py of llm-microscope 0.0.7 ([SL]'s code), loaded from its file: the package's
+    __init__ does not import. A test dependency: missing, the tests fail."""
+    package = importlib.util.find_spec("llm_microscope")
+    assert package is not None, "llm-microscope==0.0.7 is a test dependency (pyproject.toml, extras 'test')"
+    path = Path(package.submodule_search_locations[0]) / "functions.py"
+    spec = importlib.util.spec_from_file_location("llm_microscope_functions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def torch_default_dtype(dtype: torch.dtype):
+    """Torch's default dtype set for the block, restored after."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def sl_clouds() -> dict[str, np.ndarray]:
+    """Points on S^5 off the origin: plain, with exact copies, and with near-copies on both sides of SL_EPS."""
+    rng = np.random.default_rng(9)
+    plain = sphere5(450, rng) + 3.0
+    copies = np.concatenate([plain, plain[:40], plain[:5]])  # 35 points twice, 5 three times
+    near = np.concatenate([plain, plain[100:110] + 1e-12, plain[200:220] + 1e-5 * rng.standard_normal((20, 100))])
+    return {name: x[rng.permutation(len(x))] for name, x in [("plain", plain), ("copies", copies), ("near", near)]}
+
+
+def brute_force_dropped(x: np.ndarray) -> int:
+    """Points whose [SL] ratio is dropped, from the full distance matrix of the centred cloud of mean norm 1."""
+    centred = x - x.mean(axis=0)
+    full = cdist(centred, centred) / np.linalg.norm(centred, axis=1).mean()
+    np.fill_diagonal(full, np.inf)
+    r1, r2 = np.sort(full, axis=1)[:, :2].T
+    return int(((r1 < SL_EPS) | (r2 <= (1 + SL_EPS) * r1)).sum())
+
+
+def test_sl_estimate_equals_llm_microscope():
+    """Ours against [SL]'s own intrinsic_dimension, float64 throughout (torch's default dtype float64)."""
+    functions = microscope_functions()
+    for name, x in sl_clouds().items():
+        mu = sl_ratios(x, block=64)
+        with torch_default_dtype(torch.float64):
+            theirs = functions.intrinsic_dimension(torch.from_numpy(x), "cpu")
+        assert abs(float(sl_from_ratios(mu)) - theirs) <= 1e-10 * theirs, name
+        dropped = len(x) - int(sl_kept(mu).sum())
+        assert dropped == brute_force_dropped(x), name
+        assert (dropped == 0) == (name == "plain") and dropped >= {"plain": 0, "copies": 85, "near": 20}[name], name
+    # As shipped (default dtype float32), their F = arange / N and -log(1 - F) are float32: ~1e-8 apart.
+    theirs_f32 = functions.intrinsic_dimension(torch.from_numpy(x), "cpu")
+    assert float(sl_from_ratios(mu)) == pytest.approx(theirs_f32, rel=1e-7)
+
+
+def test_sigma1_share_equals_llm_microscope_anisotropy():
+    x = sl_clouds()["plain"]
+    ours = spectrum_measures(Scatter.of(x).finalize())["sigma1_share"]
+    theirs = microscope_functions().calculate_anisotropy_torch(torch.from_numpy(x))
+    assert abs(ours - theirs) <= 1e-10 * theirs
+
+
+def test_sl_from_ratios_batched_equals_single_and_edge_cases():
+    rng = np.random.default_rng(10)
+    mu = 1 + rng.random((3, 60))
+    mu[:, :7] = [-1.0, 1.0, 1 + SL_EPS / 2, -1.0, 1.0, 1.0, -1.0]  # dropped ratios, different counts per row
+    mu[1, :3] = 2.0
+    batched = sl_from_ratios(mu)
+    for i in range(3):
+        assert batched[i] == sl_from_ratios(mu[i])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(sl_from_ratios(np.array([-1.0, 1.0, 1.5, 2.0])))  # 2 kept: no point to fit
+
+
+def test_estimate_reports_sl_with_interval():
+    x = sl_clouds()["copies"]
+    result = estimate(x, n_bootstrap=50)
+    assert result.sl == float(sl_from_ratios(sl_ratios(x)))
+    assert result.sl_lo <= result.sl <= result.sl_hi
+    assert result.sl_dropped == brute_force_dropped(x)

@@ -45,9 +45,9 @@ SL_ID_TRAINING = Claim(
     "SL",
     "over training the intrinsic dimension first rises, then falls",
     "expansion then compression over Pythia's revisions step0 ... step143000",
-    f"per layer, TwoNN twonn_id against step: holds if for some layer the largest value is at an inner "
-    f"checkpoint, at least {CHANGE:.0%} above the first and {CHANGE:.0%} above the last; "
-    "not applicable with fewer than 3 checkpoints",
+    f"per layer, [SL]'s estimator sl_id against step: holds if for some layer the largest value is at an inner "
+    f"checkpoint, at least {CHANGE:.0%} above the first and {CHANGE:.0%} above the last (TwoNN twonn_id at the "
+    "same checkpoints reported beside it); not applicable with fewer than 3 checkpoints",
     '"the intrinsic dimension of embeddings increases in the initial phases of training, indicating an '
     "expansion into higher-dimensional space. This fact is then followed by a compression phase towards the "
     'end of training with dimensionality decrease" (abstract)',
@@ -92,20 +92,23 @@ def encoder_flat(table: pl.DataFrame) -> Measure:
 
 
 def expansion_then_compression(steps: list[int], tables: list[pl.DataFrame]) -> Measure:
-    """The layer whose twonn_id over the checkpoints rises and falls the most, by the rule of the claim."""
+    """The layer whose sl_id over the checkpoints rises and falls the most, by the rule of the claim, with its
+    twonn_id at the same checkpoints beside it."""
     if len(steps) < 3:
         return not_applicable(f"{len(steps)} checkpoint(s)")
-    series = pl.concat([t.select("layer", "twonn_id").with_columns(step=pl.lit(s)) for s, t in zip(steps, tables)])
+    series = pl.concat(
+        [t.select("layer", "sl_id", "twonn_id").with_columns(step=pl.lit(s)) for s, t in zip(steps, tables)]
+    )
     best, best_score, best_layer = "", -np.inf, None
     for (layer,), rows in series.sort("step").group_by("layer", maintain_order=True):
-        values, at = rows["twonn_id"].to_list(), rows["step"].to_list()
+        values, twonn, at = rows["sl_id"].to_list(), rows["twonn_id"].to_list(), rows["step"].to_list()
         peak = max(range(len(values)), key=values.__getitem__)
         score = min(values[peak] / values[0], values[peak] / values[-1]) - 1
         if score > best_score:
             best_score, best_layer = score, layer
             best = (
                 f"layer {layer}: {values[0]:.2f} (step {at[0]}), largest {values[peak]:.2f} (step {at[peak]}), "
-                f"{values[-1]:.2f} (step {at[-1]})"
+                f"{values[-1]:.2f} (step {at[-1]}); TwoNN {twonn[0]:.2f}, {twonn[peak]:.2f}, {twonn[-1]:.2f}"
             )
     return at_least(best, best_score, CHANGE, best_layer)
 

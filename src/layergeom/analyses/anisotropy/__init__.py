@@ -40,7 +40,7 @@ def random_baselines(config: dict, corpus: str) -> list[tuple[str, str]]:
 ANALYSIS = Analysis(
     name="anisotropy",
     what="mean pairwise cosine (uncentered and centered), top singular share and effective rank of the centered "
-    "covariance, TwoNN and Levina-Bickel intrinsic dimension",
+    "covariance, TwoNN, [SL]'s and Levina-Bickel intrinsic dimension",
     feeds=accumulate.feeds,
     fused_feeds=lambda tokens, selection, section: accumulate.fused_feeds(tokens, selection, section["id"]),
     kinds=(UnitSum, Scatter, PointSample),
@@ -69,7 +69,7 @@ ANALYSIS = Analysis(
             when=has_baselines,
         ),
     ),
-    training=("mean_cos", "sigma1_share", "twonn_id"),
+    training=("mean_cos", "sigma1_share", "sl_id", "twonn_id"),
     claims=claims.CLAIMS,
     findings=judge,
 )

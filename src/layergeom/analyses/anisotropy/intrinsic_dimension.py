@@ -1,5 +1,5 @@
-"""Intrinsic dimension of a point cloud: TwoNN (Facco et al. 2017) and Levina-Bickel MLE (docs/methods.md,
-Intrinsic dimension).
+"""Intrinsic dimension of a point cloud: TwoNN (Facco et al. 2017), [SL]'s TwoNN variant and Levina-Bickel MLE
+(docs/methods.md, Intrinsic dimension).
 
 Nearest neighbours are exact: a float32 matrix-product screen with a rigorous rounding-error
 bound keeps every pair that can be among the k nearest, whose distances are then recomputed in
@@ -16,6 +16,8 @@ import polars as pl
 
 _U32 = 2.0**-24  # unit roundoff of float32
 _PAIR_CHUNK = 1 << 22  # float64 values per chunk of exact pair differences
+SL_EPS = 1e-8  # [SL]: r1 below it (mean norm 1) or mu = r2 / r1 at most 1 + it drops a point's ratio
+SL_REDUCTION = 5  # [SL]'s reduction_factor: the line is fitted on the smallest fifth of the kept ratios
 
 
 def nearest_distances(x: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
@@ -92,6 +94,41 @@ def twonn_from_ratios(mu: np.ndarray, discard_fraction: float = 0.1) -> tuple[np
     return slope, mle
 
 
+def sl_ratios(x: np.ndarray, block: int = 1024) -> np.ndarray:
+    """[SL]'s ratios mu = r2 / r1 of every row, neighbours among all rows (copies too), -1 where r1 < SL_EPS.
+
+    Distances are those of the centred cloud scaled to mean norm 1, the scale of [SL]'s threshold.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    centred = x - x.mean(axis=0)
+    scale = np.sqrt(np.einsum("ij,ij->i", centred, centred)).mean()
+    r1, r2 = (nearest_distances(x, 2, block) / scale).T
+    return np.where(r1 < SL_EPS, -1.0, r2 / np.maximum(r1, SL_EPS))
+
+
+def sl_kept(mu: np.ndarray) -> np.ndarray:
+    """Which of [SL]'s ratios enter the fit: mu > 1 + SL_EPS (not r1 ~ 0, not two equally near neighbours)."""
+    return mu > 1 + SL_EPS
+
+
+def sl_from_ratios(mu: np.ndarray) -> np.ndarray:
+    """[SL]'s estimate from ratios along the last axis (``intrinsic_dimension`` of llm-microscope 0.0.7).
+
+    Sorted, mu_(j) at most 1 + SL_EPS are dropped but keep their place in F_j = j / N; the slope through the
+    origin of -log(1 - F_j) on log mu_(j) is fitted on the next min(K // 5, K - 1) ratios, K of them kept.
+    """
+    n = mu.shape[-1]
+    kept = sl_kept(mu).sum(axis=-1, keepdims=True)
+    dropped = n - kept
+    mu = np.sort(mu, axis=-1)[..., :-1]  # the largest ratio (F = 1) is never fitted
+    j = np.arange(n - 1)
+    fit = (j >= dropped) & (j < dropped + np.minimum(kept // SL_REDUCTION, kept - 1))
+    log_mu = np.log(np.where(fit, mu, 1.0))
+    y = -np.log1p(-np.arange(1, n) / n)
+    numerator, denominator = log_mu @ y, np.einsum("...i,...i->...", log_mu, log_mu)
+    return np.divide(numerator, denominator, out=np.full(numerator.shape, np.nan), where=denominator > 0)
+
+
 def levina_bickel(distances: np.ndarray) -> float:
     """Levina-Bickel MLE with k = distances.shape[1] neighbours, pooled as 1 / mean(1 / m_k(x)).
 
@@ -117,6 +154,10 @@ class IntrinsicDimension:
     twonn_mle_lo: float
     twonn_mle_hi: float
     levina_bickel: float
+    sl: float
+    sl_lo: float
+    sl_hi: float
+    sl_dropped: int
     n_points: int
     n_used: int
     n_duplicates: int
@@ -131,7 +172,8 @@ def estimate(
     seed: int = 0,
     block: int = 1024,
 ) -> IntrinsicDimension:
-    """TwoNN (both forms, with bootstrap intervals) and Levina-Bickel on the distinct rows of ``x``.
+    """TwoNN (both forms) and Levina-Bickel on the distinct rows of ``x``, [SL]'s estimate on all its rows;
+    bootstrap intervals of TwoNN and [SL] over their ratios (TwoNN's resamples drawn first).
 
     Duplicate rule: rows that are exactly equal are one point; the first copy in row order is kept and
     the others removed before any neighbour search (``distinct_rows``, as DADApy's ``remove_identical_points``
@@ -140,7 +182,8 @@ def estimate(
     distinct rows still end up at distance zero (they collapse when the cloud's mean is subtracted), their
     ratios are left out of ``n_used``. (scikit-dimension's TwoNN given the raw rows, as of 0.5.0, drops
     every point at distance zero, all copies, while the copies stay neighbours of the other points; that
-    rule is not followed here.)
+    rule is not followed here.) [SL]'s estimate keeps every row, copies too, and ``sl_dropped`` counts its
+    ratios left out of the fit but kept in the empirical distribution (``sl_ratios``, ``sl_from_ratios``).
     """
     x = np.asarray(x, dtype=np.float64)
     if k_neighbors < 2:
@@ -150,24 +193,40 @@ def estimate(
     kept = distances[distances[:, 0] > 0]
     mu = kept[:, 1] / kept[:, 0]
     slope, mle = twonn_from_ratios(mu, discard_fraction)
+    sl_mu = sl_ratios(x, block)
     rng = np.random.default_rng(seed)
-    boots = mu[rng.integers(0, len(mu), size=(n_bootstrap, len(mu)))]
-    boot_slope, boot_mle = twonn_from_ratios(boots, discard_fraction)
-    tails = [50 * (1 - confidence), 50 * (1 + confidence)]
-    slope_lo, slope_hi = np.percentile(boot_slope, tails)
-    mle_lo, mle_hi = np.percentile(boot_mle, tails)
+    boot_slope, boot_mle = twonn_from_ratios(resample(mu, n_bootstrap, rng), discard_fraction)
+    boot_sl = sl_from_ratios(resample(sl_mu, n_bootstrap, rng))
+    slope_lo, slope_hi = percentile_interval(boot_slope, confidence)
+    mle_lo, mle_hi = percentile_interval(boot_mle, confidence)
+    sl_lo, sl_hi = percentile_interval(boot_sl, confidence)
     return IntrinsicDimension(
         twonn=float(slope),
-        twonn_lo=float(slope_lo),
-        twonn_hi=float(slope_hi),
+        twonn_lo=slope_lo,
+        twonn_hi=slope_hi,
         twonn_mle=float(mle),
-        twonn_mle_lo=float(mle_lo),
-        twonn_mle_hi=float(mle_hi),
+        twonn_mle_lo=mle_lo,
+        twonn_mle_hi=mle_hi,
         levina_bickel=levina_bickel(kept),
+        sl=float(sl_from_ratios(sl_mu)),
+        sl_lo=sl_lo,
+        sl_hi=sl_hi,
+        sl_dropped=len(x) - int(sl_kept(sl_mu).sum()),
         n_points=len(x),
         n_used=len(mu),
         n_duplicates=len(x) - len(keep),
     )
+
+
+def resample(values: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_bootstrap`` resamples of ``values`` with replacement, one per row."""
+    return values[rng.integers(0, len(values), size=(n_bootstrap, len(values)))]
+
+
+def percentile_interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central percentile interval of bootstrap estimates at level ``confidence``."""
+    lo, hi = np.percentile(boot, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return float(lo), float(hi)
 
 
 def subsample_rows(tokens: pl.DataFrame, mask: np.ndarray, n_points: int, how: str, seed: int = 0) -> np.ndarray:

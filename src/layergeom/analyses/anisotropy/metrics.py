@@ -143,11 +143,14 @@ def id_row(layer: int, sample: np.ndarray, settings: dict) -> dict:
         settings["block_points"],
     )
     log.info(
-        "layer %d: TwoNN %.2f [%.2f, %.2f], Levina-Bickel %.2f, %d of %d points used",
+        "layer %d: TwoNN %.2f [%.2f, %.2f], [SL] %.2f [%.2f, %.2f], Levina-Bickel %.2f, %d of %d points used",
         layer,
         est.twonn,
         est.twonn_lo,
         est.twonn_hi,
+        est.sl,
+        est.sl_lo,
+        est.sl_hi,
         est.levina_bickel,
         est.n_used,
         est.n_points,
@@ -161,6 +164,10 @@ def id_row(layer: int, sample: np.ndarray, settings: dict) -> dict:
         "twonn_mle_lo": est.twonn_mle_lo,
         "twonn_mle_hi": est.twonn_mle_hi,
         "levina_bickel_id": est.levina_bickel,
+        "sl_id": est.sl,
+        "sl_id_lo": est.sl_lo,
+        "sl_id_hi": est.sl_hi,
+        "sl_dropped": est.sl_dropped,
         "id_points": est.n_points,
         "n_used": est.n_used,
         "n_duplicates": est.n_duplicates,
@@ -261,7 +268,14 @@ def write_table(
     log.info(
         "\n%s",
         table.select(
-            "layer", "mean_cos", "mean_cos_centered", "sigma1_share", "eff_rank", "twonn_id", "levina_bickel_id"
+            "layer",
+            "mean_cos",
+            "mean_cos_centered",
+            "sigma1_share",
+            "eff_rank",
+            "twonn_id",
+            "sl_id",
+            "levina_bickel_id",
         ),
     )
     write_parquet(table, out)

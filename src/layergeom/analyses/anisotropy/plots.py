@@ -51,18 +51,23 @@ def anisotropy_figure(tables: Sequence[pl.DataFrame], title: str, out: str | os.
 
 
 def id_figure(tables: Sequence[pl.DataFrame], title: str, settings: Mapping, out: str | os.PathLike) -> None:
-    """TwoNN with its bootstrap band and Levina-Bickel, one line per model."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout="constrained")
+    """TwoNN and [SL]'s estimate with their bootstrap bands and Levina-Bickel, one line per model."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4), layout="constrained")
     for color, table in enumerate(tables):
         style = dict(color=f"C{color}", marker="o", ms=3, label=label(table))
         depth = table["relative_depth"]
-        axes[0].plot(depth, table["twonn_id"], line_style(table["kind"][0]), **style)
-        axes[0].fill_between(depth, table["twonn_lo"], table["twonn_hi"], color=f"C{color}", alpha=0.2, lw=0)
-        axes[1].plot(depth, table["levina_bickel_id"], line_style(table["kind"][0]), **style)
+        for ax, column, lo, hi in (
+            (axes[0], "twonn_id", "twonn_lo", "twonn_hi"),
+            (axes[1], "sl_id", "sl_id_lo", "sl_id_hi"),
+        ):
+            ax.plot(depth, table[column], line_style(table["kind"][0]), **style)
+            ax.fill_between(depth, table[lo], table[hi], color=f"C{color}", alpha=0.2, lw=0)
+        axes[2].plot(depth, table["levina_bickel_id"], line_style(table["kind"][0]), **style)
     axes[0].set_title(
         f"TwoNN (discard {settings['discard_fraction']:g}, {settings['confidence']:.0%} bootstrap band)", fontsize=10
     )
-    axes[1].set_title(f"Levina-Bickel MLE (k = {settings['k_neighbors']})", fontsize=10)
+    axes[1].set_title(f"[SL]'s estimator (all tokens, smallest fifth; {settings['confidence']:.0%} band)", fontsize=10)
+    axes[2].set_title(f"Levina-Bickel MLE (k = {settings['k_neighbors']})", fontsize=10)
     for ax in axes:
         ax.set_xlabel(DEPTH)
         ax.set_ylabel("intrinsic dimension")
