@@ -106,11 +106,12 @@ def test_norm_variance_overlays_name_variants_and_the_reference(drawn, tmp_path)
 
 
 def test_anisotropy_and_summary_figures_name_their_styles(drawn, tmp_path):
-    columns = ("mean_cos", "mean_cos_centered", "sigma1_share", "eff_rank", "twonn_id", "levina_bickel_id")
+    columns = ("mean_cos", "mean_cos_centered", "sigma1_share", "eff_rank", "twonn_id", "sl_id", "levina_bickel_id")
+    bands = {f"{name}_{end}": DEPTH + (end == "hi") for name in ("twonn", "sl_id") for end in ("lo", "hi")}
     tables = [
-        depth_table("dec", "decoder", **ramps(columns), twonn_lo=DEPTH, twonn_hi=DEPTH + 1),
-        depth_table("enc", "encoder", **ramps(columns), twonn_lo=DEPTH, twonn_hi=DEPTH + 1),
-        depth_table("dec_random", "decoder", "random", **ramps(columns), twonn_lo=DEPTH, twonn_hi=DEPTH + 1),
+        depth_table("dec", "decoder", **ramps(columns), **bands),
+        depth_table("enc", "encoder", **ramps(columns), **bands),
+        depth_table("dec_random", "decoder", "random", **ramps(columns), **bands),
     ]
     paths = [tmp_path / f"{i}.parquet" for i in range(3)]
     for table, path in zip(tables, paths):
