@@ -30,7 +30,9 @@ def nv_table(slopes, r2, m_share, vw_over_v, final_norm=False) -> pl.DataFrame:
             "after_final_norm": [final_norm and i == n - 1 for i in range(n)],
             "slope": slopes,
             "r2": r2,
-            "m_share": m_share,
+            "whole_m_share": m_share,
+            "whole_vw_over_v": vw_over_v,
+            "m_share": m_share[::-1],  # the types in the count range: reported, not judged
             "vw_over_v": vw_over_v,
         }
     )

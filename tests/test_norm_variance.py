@@ -174,6 +174,18 @@ def test_analyse_layer_matches_reference_with_and_without_exclusions():
     assert rows["filtered"]["n_excluded"] == 2
     assert sorted(filtered.filter(pl.col("in_range") & ~pl.col("excluded"))["token_id"]) == sorted(used_f)
 
+    for variant, mask in (("all", keep), ("filtered", keep_f)):  # the whole set: every type, any count
+        points = x[mask].astype(np.float64)
+        center = points.mean(axis=0)
+        v = ((points - center) ** 2).sum(axis=1).mean()
+        v_w = sum(((points[ids[mask] == t] - points[ids[mask] == t].mean(0)) ** 2).sum() for t in set(ids[mask]))
+        q = (points**2).sum(axis=1).mean()
+        row = rows[variant]
+        assert row["whole_n_tokens"] == mask.sum() and row["whole_m_share"] == pytest.approx(center @ center / q)
+        assert row["whole_vw_share"] == pytest.approx(v_w / mask.sum() / q, rel=RTOL)
+        assert row["whole_vw_over_v"] == pytest.approx(v_w / mask.sum() / v, rel=RTOL)
+        assert row["whole_m_share"] + row["whole_vw_share"] + row["whole_vb_share"] == pytest.approx(1, abs=1e-12)
+
     top = result.top
     assert top["rank"].to_list() == [1, 2, 3, 4]
     assert top["Q"].to_list() == sorted(top["Q"].to_list(), reverse=True)

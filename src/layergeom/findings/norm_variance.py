@@ -35,7 +35,9 @@ NV_M_SHARE = Claim(
     "NV",
     "M_all / Q_all rises with depth",
     "M_all / Q_all tends to grow going deeper",
-    f"holds if the Spearman correlation of m_share with the layer is >= {TREND} (layers before any final norm)",
+    f"holds if the Spearman correlation of whole_m_share (every token type, as [NV] decomposes the whole set) "
+    f"with the layer is >= {TREND} (layers before any final norm); m_share over the types in the count range "
+    "is reported beside it",
     '"as the layers of Transformer models deepen, the embeddings move farther from the origin" (abstract)',
 )
 NV_VW_OVER_V = Claim(
@@ -43,7 +45,8 @@ NV_VW_OVER_V = Claim(
     "NV",
     "V_W / V_all rises with depth",
     "V_B shrinks relative to V_W going deeper",
-    f"holds if the Spearman correlation of vw_over_v with the layer is >= {TREND} (layers before any final norm)",
+    f"holds if the Spearman correlation of whole_vw_over_v (every token type) with the layer is >= {TREND} "
+    "(layers before any final norm); vw_over_v over the types in the count range is reported beside it",
     '"the between-cluster variance relatively decreases, and the within-cluster variance relatively increases"'
     " (abstract)",
 )
@@ -67,14 +70,18 @@ def slope_finding(layers: pl.DataFrame) -> Measure:
     )
 
 
-def depth_trend(layers: pl.DataFrame, column: str) -> Measure:
-    """Spearman correlation of ``column`` with the layer, and its first and last values."""
+def depth_trend(layers: pl.DataFrame, column: str, beside: str) -> Measure:
+    """Spearman correlation of ``column`` with the layer, its first and last values, and ``beside``'s correlation."""
     kept = layers.filter(~pl.col("after_final_norm")).sort("layer")
     rho = spearman(kept["layer"].to_numpy(), kept[column].to_numpy())
     if not np.isfinite(rho):
         return not_applicable("fewer than 3 layers with values")
     first, last = kept.row(0, named=True), kept.row(-1, named=True)
-    measured = f"ρ = {rho:.2f}; layer {first['layer']} {first[column]:.3f}, layer {last['layer']} {last[column]:.3f}"
+    other = spearman(kept["layer"].to_numpy(), kept[beside].to_numpy())
+    measured = (
+        f"ρ = {rho:.2f}; layer {first['layer']} {first[column]:.3f}, layer {last['layer']} {last[column]:.3f} "
+        f"({beside}: ρ = {other:.2f})"
+    )
     return at_least(measured, rho, TREND)
 
 
@@ -86,8 +93,8 @@ def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> lis
         layers = table.filter(pl.col("variant") == VARIANT)
         for claim, measure in (
             (NV_SLOPE, slope_finding(layers)),
-            (NV_M_SHARE, depth_trend(layers, "m_share")),
-            (NV_VW_OVER_V, depth_trend(layers, "vw_over_v")),
+            (NV_M_SHARE, depth_trend(layers, "whole_m_share", "m_share")),
+            (NV_VW_OVER_V, depth_trend(layers, "whole_vw_over_v", "vw_over_v")),
         ):
             rows.append(finding(claim, model, corpus, tokens, measure))
     return rows

@@ -139,6 +139,13 @@ def summarize(moments: Moments, use: np.ndarray) -> dict[str, float]:
     }
 
 
+def whole_set(moments: Moments) -> dict[str, float]:
+    """The decomposition over every type of the variant, whatever its count ([NV] decomposes the whole set)."""
+    keys = ("m_share", "vb_share", "vw_share", "vw_over_v")
+    parts = decomposition(moments)
+    return {"whole_n_tokens": int(moments.n.sum()), **{f"whole_{key}": parts[key] for key in keys}}
+
+
 def type_frame(variant: str, layer: int, moments: Moments, in_range: np.ndarray, excluded: np.ndarray) -> pl.DataFrame:
     """Per-type rows of one layer and variant."""
     q, m, v = moments.qmv()
@@ -215,7 +222,7 @@ def analyse_layer(
         use = in_range & ~excluded
         used[variant] = moments.ids[use]
         frames.append(type_frame(variant, layer, moments, in_range, excluded))
-        row = {"variant": variant, "layer": layer, **summarize(moments, use)}
+        row = {"variant": variant, "layer": layer, **summarize(moments, use), **whole_set(moments)}
         row["n_excluded"] = int((in_range & excluded).sum())
         summary.append(row)
     ranked = frames[0].filter(pl.col("in_range")).sort("Q", descending=True)
