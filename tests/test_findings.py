@@ -138,6 +138,7 @@ def pc_table(rank, smooth, within, across, coherence, baseline) -> pl.DataFrame:
     return pl.DataFrame(
         {
             **depth(n),
+            "after_final_norm": [False] * n,
             "pos_stable_rank": [rank] * n,
             "smoothness_lowfreq": [smooth] * n,
             "ctx_within_cos": [within] * n,

@@ -1,18 +1,18 @@
-"""[PC] claims on the middle layers: low-rank, smooth position vectors, topic-clustered contexts, and
-position and context nearly orthogonal."""
+"""[PC] claims across layers: low-rank, smooth position vectors, topic-clustered contexts, and position and
+context nearly orthogonal."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
-from layergeom.findings.verdicts import Claim, Finding, Measure, at_least, at_most, finding, middle, not_applicable
+from layergeom.findings.verdicts import Claim, Finding, Measure, at_least, at_most, finding, not_applicable
 
 STABLE_RANK = 3.0
-TOPIC_RATIO = 1.25
+TOPIC_RATIO = 2.0  # [PC] reports 0.44 against 0.10 (4.4x) for GPT-2
 INCOHERENCE_RATIO = 2.0
 SMOOTHNESS = 0.9
-WHERE = "median over the middle layers (relative depth in [1/3, 2/3])"
+WHERE = "median over the layers before any final norm ([PC] states its findings across layers)"
 PC_RANK = Claim(
     "pc_rank",
     "PC",
@@ -50,8 +50,8 @@ CLAIMS = (PC_RANK, PC_TOPICS, PC_INCOHERENCE, PC_SMOOTH)
 
 
 def medians(table: pl.DataFrame, *columns: str) -> list[float]:
-    """Median of each column over the middle layers (NaN when none is finite)."""
-    rows = middle(table)
+    """Median of each column over the layers before any final norm (NaN when none is finite)."""
+    rows = table.filter(~pl.col("after_final_norm"))
     values = [rows[c].drop_nans().drop_nulls() for c in columns]
     return [float(v.median()) if len(v) else np.nan for v in values]
 
