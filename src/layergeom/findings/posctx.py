@@ -16,7 +16,7 @@ WHERE = "median over the layers before any final norm ([PC] states its findings 
 PC_RANK = Claim(
     "pc_rank",
     "PC",
-    "position vectors have a low stable rank in the middle layers",
+    "position vectors have a low stable rank across layers",
     "pos_stable_rank about 1.9 in GPT-2's middle layers (OpenWebText)",
     f"holds if the {WHERE} of pos_stable_rank is <= {STABLE_RANK:g}",
     '"(pos_t)_t forms a low-dimensional, continuous, and often spiral shape across layers" (abstract)',
