@@ -1,8 +1,11 @@
-"""The untrained-block drift experiment [AS]: randomly initialised transformer blocks fed x_i + N b.
+"""The untrained-block drift experiment [AS]: randomly initialised transformer blocks whose first attention
+reads x_i + N b.
 
 x_i are standard Gaussian vectors scaled to norm about 1 (variance 1/d per coordinate), b is one random
-unit direction shared by every token, N runs over 0 and a log grid. After each block: the mean pairwise
-cosine of the outputs (anisotropy) and the mean entropy and largest weight of the attention rows.
+unit direction shared by every token, N runs over 0 and a log grid. The drift must reach the queries and keys:
+BERT's post-norm block reads its input, so the input is x_i + N b; GPT-2's pre-norm block normalises its input
+first, so N b is added to the output of its first norm. After each block: the mean pairwise cosine of the
+outputs (anisotropy) and the mean entropy and largest weight of the attention rows.
 """
 
 from __future__ import annotations
@@ -114,6 +117,15 @@ def run_blocks(
     return results
 
 
+def drift_site(block: torch.nn.Module, kind: str, x: torch.Tensor, shift: torch.Tensor):
+    """The first block's input, what its attention reads, and the hook (or None) that adds ``shift`` there."""
+    if kind == "bert":
+        return x + shift, x + shift, None
+    with torch.inference_mode():
+        read = block.ln_1(x) + shift
+    return x, read, block.ln_1.register_forward_hook(lambda _m, _a, out: out + shift)
+
+
 def block_measures(h_in: torch.Tensor, out: torch.Tensor, weights: torch.Tensor, causal: bool) -> dict:
     """Mean cosine of inputs and outputs over all tokens, output mean norm, attention entropy and largest weight."""
     entropy, largest = entropy_and_max(weights)
@@ -142,18 +154,23 @@ def drift_table(settings: dict) -> pl.DataFrame:
             blocks = make_blocks(kind, s["d_model"], s["n_head"], s["n_blocks"], seed)
             x, b = drift_inputs(s["sequences"], s["length"], s["d_model"], seed)
             for drift in grid:
-                h = x + float(drift) * b
-                for index, (out, weights) in enumerate(run_blocks(blocks, kind, h, s["n_head"])):
+                h, read, hook = drift_site(blocks[0], kind, x, float(drift) * b)
+                try:
+                    outputs = run_blocks(blocks, kind, h, s["n_head"])
+                finally:
+                    if hook is not None:
+                        hook.remove()
+                for index, (out, weights) in enumerate(outputs):
                     rows.append(
                         {
                             "block_type": kind,
                             "repeat": repeat,
                             "drift": float(drift),
                             "block": index + 1,
-                            **block_measures(h, out, weights, kind == "gpt2"),
+                            **block_measures(read, out, weights, kind == "gpt2"),
                         }
                     )
-                    h = out
+                    read = out
                 progress.update(1)
     progress.update(0, force=True)
     return pl.DataFrame(rows, schema=DRIFT_SCHEMA)
