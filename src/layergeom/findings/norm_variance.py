@@ -70,19 +70,29 @@ def slope_finding(layers: pl.DataFrame) -> Measure:
     )
 
 
-def depth_trend(layers: pl.DataFrame, column: str, beside: str) -> Measure:
-    """Spearman correlation of ``column`` with the layer, its first and last values, and ``beside``'s correlation."""
+def depth_trend(layers: pl.DataFrame, column: str, besides: dict[str, tuple[pl.DataFrame, str]]) -> Measure:
+    """Spearman correlation of ``column`` with the layer and its first and last values; ``besides`` names the
+    (table, column) pairs whose correlation the text reports beside it."""
     kept = layers.filter(~pl.col("after_final_norm")).sort("layer")
     rho = spearman(kept["layer"].to_numpy(), kept[column].to_numpy())
     if not np.isfinite(rho):
         return not_applicable("fewer than 3 layers with values")
     first, last = kept.row(0, named=True), kept.row(-1, named=True)
-    other = spearman(kept["layer"].to_numpy(), kept[beside].to_numpy())
+    others = []
+    for label, (table, other) in besides.items():
+        rows = table.filter(~pl.col("after_final_norm")).sort("layer")
+        others.append(f"{label}: ρ = {spearman(rows['layer'].to_numpy(), rows[other].to_numpy()):.2f}")
     measured = (
         f"ρ = {rho:.2f}; layer {first['layer']} {first[column]:.3f}, layer {last['layer']} {last[column]:.3f} "
-        f"({beside}: ρ = {other:.2f})"
+        f"({'; '.join(others)})"
     )
     return at_least(measured, rho, TREND)
+
+
+def besides(layers: pl.DataFrame, filtered: pl.DataFrame, column: str) -> dict[str, tuple[pl.DataFrame, str]]:
+    """What a trend claim reports beside its value: the count-range column, and the whole set of variant
+    ``filtered`` (without position 0 and the listed types: where massive first tokens decide the trend)."""
+    return {column: (layers, column), f"variant filtered, whole_{column}": (filtered, f"whole_{column}")}
 
 
 def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> list[Finding]:
@@ -91,10 +101,11 @@ def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> lis
     rows = []
     for (model, corpus), table in tables.items():
         layers = table.filter(pl.col("variant") == VARIANT)
+        filtered = table.filter(pl.col("variant") == "filtered")
         for claim, measure in (
             (NV_SLOPE, slope_finding(layers)),
-            (NV_M_SHARE, depth_trend(layers, "whole_m_share", "m_share")),
-            (NV_VW_OVER_V, depth_trend(layers, "whole_vw_over_v", "vw_over_v")),
+            (NV_M_SHARE, depth_trend(layers, "whole_m_share", besides(layers, filtered, "m_share"))),
+            (NV_VW_OVER_V, depth_trend(layers, "whole_vw_over_v", besides(layers, filtered, "vw_over_v"))),
         ):
             rows.append(finding(claim, model, corpus, tokens, measure))
     return rows
