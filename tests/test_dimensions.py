@@ -1,10 +1,13 @@
 """The dimensions analysis: rogue-dimension contributions, standardized cosine and IsoScore, from the real stream
 shards, merges and passes on a small store, against float64 references in RAM and the IsoScore package."""
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
 from IsoScore import IsoScore
+from snakemake.utils import validate
 
 from layergeom import config as lgconfig
 from layergeom.analyses.anisotropy.metrics import merge_moments
@@ -17,12 +20,13 @@ from layergeom.analyses.spec import MergeJob
 from layergeom.findings.dimensions import rogue_middle
 from layergeom.findings.verdicts import FAILS, HOLDS, NOT_APPLICABLE, verdict
 from layergeom.io.atomic import write_parquet
-from layergeom.io.store import create_store, open_hidden
+from layergeom.io.store import create_store
 from layergeom.stats.protocol import Slot, part_path, save
 from layergeom.stats.sample import PointSample
 from layergeom.stats.scatter import Scatter, UnitSum
 from layergeom.stream.selection import token_mask
 
+SCHEMA = str(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
 SELECTION = {"include_special": False, "exclude_first_position": False}
 ATTRS = {"n_layers": 2, "layer_names": ["embeddings", "block_1", "block_2"], "last_layer_after_final_norm": False}
 
@@ -37,7 +41,9 @@ def pair_contributions(x: np.ndarray) -> np.ndarray:
     """Per dimension, the mean of u_i v_i over ordered pairs of distinct unit vectors (every pair, explicitly)."""
     u = unit_rows(x)
     n = len(u)
-    return np.array([(np.outer(u[:, i], u[:, i]).sum() - (u[:, i] ** 2).sum()) / (n * (n - 1)) for i in range(x.shape[1])])
+    return np.array(
+        [(np.outer(u[:, i], u[:, i]).sum() - (u[:, i] ** 2).sum()) / (n * (n - 1)) for i in range(x.shape[1])]
+    )
 
 
 def mean_cos(x: np.ndarray) -> float:
@@ -205,10 +211,14 @@ def test_rogue_claim_on_the_middle_layers():
     assert verdict(rogue_middle(table.with_columns(top3_share=pl.lit(float("nan")))).ok) == NOT_APPLICABLE
 
 
-def test_top_k_beyond_the_hidden_size_is_refused(tmp_path):
+def test_top_k_beyond_the_hidden_size_is_refused_before_any_job(tmp_path):
     (tmp_path / "config.json").write_text('{"hidden_size": 2}')
-    lgconfig.check_top_k({"dimensions": {"top_k": 2}}, "m", lgconfig.local_hidden_size(str(tmp_path)))
+    config = {"corpora": {"bbc": {"source": "bbc"}}, "models": {"m": {"source": str(tmp_path)}}}
+    validate(config, SCHEMA)
+    config["dimensions"]["top_k"] = 2
+    lgconfig.check(config)
+    config["dimensions"]["top_k"] = 3
     with pytest.raises(lgconfig.ConfigError, match=r"dimensions\.top_k = 3 exceeds the hidden size d = 2 of models\.m"):
-        lgconfig.check_top_k({"dimensions": {"top_k": 3}}, "m", lgconfig.local_hidden_size(str(tmp_path)))
+        lgconfig.check(config)
     with pytest.raises(ValueError, match=r"dimensions\.top_k = 3"):
         check_top_k(3, 2, "states.zarr")

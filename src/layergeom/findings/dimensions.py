@@ -26,7 +26,9 @@ def rogue_middle(table: pl.DataFrame) -> Measure:
         return not_applicable("no middle layer with a positive mean cosine")
     value = float(rows["top3_share"].median())
     top1 = float(rows["top1_share"].median())
-    return at_least(f"median top3_share {value:.3f} (top1 {top1:.3f}) over {rows.height} middle layer(s)", value, TOP3_SHARE)
+    return at_least(
+        f"median top3_share {value:.3f} (top1 {top1:.3f}) over {rows.height} middle layer(s)", value, TOP3_SHARE
+    )
 
 
 def findings(tables: dict[tuple[str, str], pl.DataFrame], selection: str) -> list[Finding]:

@@ -23,9 +23,7 @@ def top_shares(contributions: np.ndarray) -> dict[str, float]:
     contributions, k in SHARES; NaN when the mean cosine is not positive."""
     total = float(contributions.sum())
     order = ranked(contributions)
-    return {
-        f"top{k}_share": float(contributions[order[:k]].sum()) / total if total > 0 else math.nan for k in SHARES
-    }
+    return {f"top{k}_share": float(contributions[order[:k]].sum()) / total if total > 0 else math.nan for k in SHARES}
 
 
 def standardization(scatter: Scatter) -> np.ndarray:
