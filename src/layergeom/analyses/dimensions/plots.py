@@ -26,7 +26,9 @@ def shares_figure(
     models: Sequence[str], tables: Sequence[str | os.PathLike], corpus: str, selection: dict, out: str | os.PathLike
 ) -> None:
     """One panel per model: top1/top3/top10_share over depth, one line style each, the 0.5 rule dotted."""
-    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(4 * len(models), 3.8), squeeze=False, sharey=True, layout="constrained"
+    )
     for ax, model, path in zip(axes[0], models, tables):
         table = pl.read_parquet(path)
         for k in SHARES:
@@ -45,7 +47,7 @@ def isotropy_figure(
     models: Sequence[str], tables: Sequence[str | os.PathLike], corpus: str, selection: dict, out: str | os.PathLike
 ) -> None:
     """Three panels (raw and standardized mean cosine, IsoScore), one line per model."""
-    fig, axes = plt.subplots(1, len(ISOTROPY), figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, len(ISOTROPY), figsize=(13, 3.8), layout="constrained")
     for model, path in zip(models, tables):
         table = pl.read_parquet(path)
         for ax, (column, _) in zip(axes, ISOTROPY):
