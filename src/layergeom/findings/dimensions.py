@@ -21,9 +21,10 @@ CLAIMS = (RD_ROGUE,)
 
 def rogue_middle(table: pl.DataFrame) -> Measure:
     """The median top-3 share of the middle layers (the share is NaN where mean_cos is not positive)."""
-    rows = middle(table).filter(pl.col("top3_share").is_not_nan())
+    stored = middle(table)
+    rows = stored.filter(pl.col("top3_share").is_not_nan())
     if rows.height == 0:
-        return not_applicable("no middle layer with a positive mean cosine")
+        return not_applicable("mean cosine not positive in the middle layers" if stored.height else "no middle layer")
     value = float(rows["top3_share"].median())
     top1 = float(rows["top1_share"].median())
     return at_least(
