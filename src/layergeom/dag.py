@@ -170,8 +170,7 @@ class Dag:
 
     def centered_parts(self, wc) -> list[str]:
         """Anisotropy's pass-2 shards of a stored pair; none in fused mode (the ID sample gives the centered cosine)."""
-        folder = f"{self.results}/anisotropy/{wc.model}/{wc.corpus}/parts/centered"
-        return [] if self.fused(wc.model) else [f"{folder}/{s}" for s in self.pair_shards(wc.model)]
+        return self.second_pass_parts("anisotropy", "centered")(wc)
 
     def second_pass_parts(self, name: str, step: str):
         """Input function: an analysis' second-pass shards ``parts/<step>/<shard>`` of a stored pair; none in fused
