@@ -16,7 +16,8 @@ BF16_PEAK, FP64_PEAK = 989e12, 67e12
 FORWARD_UTILISATION, FP64_UTILISATION = 0.40, 0.50
 GPU_MEMORY_GB = 80
 WRITE_GBPS = 2.0  # assumed sustained write (and read) of a parallel file system per job, GB/s
-N_POINTS = 4096  # anisotropy.id.n_points
+N_POINTS = 4096  # anisotropy.id.n_points and dimensions.sample.n_points
+STORE_READS = 3  # store mode reads the store in the stream shards, anisotropy's and dimensions' second passes
 BATCH_TOKENS = 8192
 TOKEN_TABLE_BYTES = 40  # bytes per token of tokens.parquet, upper bound (seq, doc, position, id, flags, topic)
 
@@ -47,7 +48,9 @@ def layer_bytes(p: Plan) -> dict[str, float]:
         "per-type moments": types * (p.d + 3) * 8,
         "scatter": p.d * p.d * 8 + p.d * 8,
         "unit sum": p.d * 8 + 24,
+        "unit sums and squares (dimensions)": 2 * p.d * 8 + 24,
         "ID sample": N_POINTS * p.d * 8,
+        "dimensions sample": N_POINTS * p.d * 8,
     }
 
 
@@ -63,8 +66,9 @@ def plan_rows(p: Plan) -> dict[str, str]:
     scatter_s = 2 * p.d * p.d * p.hidden * p.tokens / (FP64_PEAK * FP64_UTILISATION)
     store_bytes = p.tokens * p.hidden * p.d * 2  # float16 store
     write_s = store_bytes / (WRITE_GBPS * GB)
-    partial = p.hidden * (acc - layer_bytes(p)["ID sample"])  # per shard, without the sample
-    fused_disk = p.tokens * TOKEN_TABLE_BYTES + p.shards * partial + p.hidden * N_POINTS * p.d * 4  # float32 on disk
+    samples = layer_bytes(p)["ID sample"] + layer_bytes(p)["dimensions sample"]
+    partial = p.hidden * (acc - samples)  # per shard, without the samples
+    fused_disk = p.tokens * TOKEN_TABLE_BYTES + p.shards * partial + p.hidden * samples / 2  # float32 on disk
     store_disk = store_bytes + p.tokens * TOKEN_TABLE_BYTES + p.shards * partial
     return {
         "hidden states x d": f"{p.hidden} x {p.d}",
@@ -79,7 +83,7 @@ def plan_rows(p: Plan) -> dict[str, str]:
         "layers per pass, passes": f"{min(per_pass, p.hidden)}, {passes}",
         "fused GPU-hours (passes x forward + scatter)": f"{(passes * forward_s + scatter_s) / 3600:.3f}",
         "store GPU-hours (forward + write at 2 GB/s)": f"{(forward_s + write_s) / 3600:.3f}",
-        "store mode: CPU stream passes read (TB)": f"{2 * store_bytes / 1e12:.2f}",
+        "store mode: CPU stream passes read (TB)": f"{STORE_READS * store_bytes / 1e12:.2f}",
         "jobs (token shards K)": f"{p.shards}",
         "fused disk (TB)": f"{fused_disk / 1e12:.3f}",
         "store disk (TB)": f"{store_disk / 1e12:.3f}",

@@ -101,6 +101,8 @@ def test_deprecated_keys_are_moved_and_merged(stream_shards, expected):
         ({"extraction": {"shards": 0}}, "shards"),
         ({"extraction": {"layers": [-1, 2]}}, "layers"),
         ({"models": {"m": {"source": "minilm", "extraction": {"layers": []}}}}, "layers"),
+        ({"dimensions": {"top_k": 0}}, "top_k"),
+        ({"dimensions": {"top_k": 11}}, "top_k"),
     ],
 )
 def test_schema_refuses_with_field_named(patch, field):

@@ -57,6 +57,15 @@ def test_selection_overrides_and_plans(plan):
     assert fused["anisotropy"]["settings"]["id"] == plan.config["anisotropy"]["id"]
 
 
+def test_second_pass_parts_only_for_stored_pairs(plan):
+    parts = plan.second_pass_parts("dimensions", "standardized")
+    assert parts(wc(model="bert", corpus="docs")) == ["results/dimensions/bert/docs/parts/standardized/0-of-1"]
+    assert parts(wc(model="gpt", corpus="ctx")) == []
+    assert plan.fused_stream_parts(wc(model="bert", corpus="docs")) == []
+    assert plan.fused_stream_parts(wc(model="gpt", corpus="ctx")) == plan.stream_parts(wc(model="gpt", corpus="ctx"))
+    assert plan.fused_plans(wc(model="gpt", corpus="ctx"))["dimensions"]["settings"]["sample"]["n_points"] == 4096
+
+
 def test_hashed_settings_leave_out_what_changes_no_number(plan):
     settings = plan.extract_params(wc(model="bert", corpus="docs"))["settings"]
     assert "store" not in settings and "accumulator_budget_gb" not in settings and settings["shards"] == 3

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import torch
 
+from layergeom.analyses.dimensions.accumulate import feeds as dimensions_feeds
 from layergeom.analyses.norm_variance.accumulate import feeds as norm_variance_feeds
 from layergeom.analyses.posctx.accumulate import feeds as posctx_feeds
 from layergeom.analyses.registry import kinds
@@ -56,14 +57,17 @@ def test_torch_path_equals_numpy_path_for_every_kind():
     selection = {"include_special": False, "exclude_first_position": True}
     n, d = tokens.height, 5
     center = np.random.default_rng(3).normal(size=d)
+    scale = np.random.default_rng(4).uniform(0.5, 2.0, size=d)
     mask = np.ones(n, dtype=bool)
 
     feeds = [
         *summary_feeds(tokens, selection),
         *norm_variance_feeds(tokens, selection),
         *posctx_feeds(tokens, selection),
+        *dimensions_feeds(tokens, selection),
         Feed("units", mask, lambda layer, d: UnitSum(d)),
         Feed("centered", mask, lambda layer, d: UnitSum(d, center)),
+        Feed("standardized", mask, lambda layer, d: UnitSum(d, center, scale)),
         Feed("sample", mask, lambda layer, d: PointSample(d)),
     ]
     values = np.random.default_rng(2).normal(size=(n, d)) * 3 + 1

@@ -178,7 +178,7 @@ def test_pages_list_every_claim_and_row():
     table = frame(rows, claims)
     assert table.height == 4 and set(table["verdict"]) == {HOLDS}
     page = markdown_page(table, claims)
-    assert len(claims) == 13 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
+    assert len(claims) == 14 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.endswith("(abstract)") or claim.quote.startswith("paraphrase") for claim in claims)
     landing = landing_page("intro", table, claims)
@@ -244,6 +244,9 @@ def model_tables(kind: str, blocks: int, rng) -> dict[str, pl.DataFrame]:
         "posctx": pc_table(1.9, 0.95, 0.44, 0.10, 0.05, 0.04)
         .head(n)
         .with_columns(relative_depth=pl.col("layer") / blocks),
+        "dimensions": pl.DataFrame(
+            {"layer": range(n), "relative_depth": [i / blocks for i in range(n)], "top3_share": values()}
+        ).with_columns(top1_share=pl.col("top3_share") / 2),
         "attention": pl.DataFrame(
             {
                 "layer": [i for i in range(1, n) for _ in range(2)],

@@ -1,5 +1,6 @@
 """Fused extraction (extraction.store: none) makes the tables of store mode (float32) from the forward pass."""
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -14,9 +15,11 @@ TABLES = [
     "norm_variance/{m}/{c}/layers.parquet",
     "norm_variance/{m}/{c}/top_q.parquet",
     "anisotropy/{m}/{c}/layers.parquet",
+    "dimensions/{m}/{c}/layers.parquet",
+    "dimensions/{m}/{c}/top_dimensions.parquet",
 ]
-# Not the same number by construction: which method gave the centered cosine, and the library versions.
-METHOD_COLUMNS = {"centered_method"}
+# Not the same number by construction: which method gave the centered and standardized cosines.
+METHOD_COLUMNS = {"centered_method", "standardized_method"}
 
 
 def run(workdir, config):
@@ -35,8 +38,8 @@ def both_modes(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
     config["extraction"]["store"] = "none"
     config["extraction"]["shards"] = 2  # two fused jobs per pair, cut inside forward batches, merged as one
 
-    # gpt: 170 kB hold two of its three layers' accumulators (59-83 kB each), so its fused jobs make two passes.
-    config["models"]["gpt"]["extraction"]["accumulator_budget_gb"] = 1.7e-4
+    # gpt: 270 kB hold two of its three layers' accumulators (92-132 kB each), so its fused jobs make two passes.
+    config["models"]["gpt"]["extraction"]["accumulator_budget_gb"] = 2.7e-4
     fused = run(tmp_path_factory.mktemp("fused"), config)
     return stored, fused
 
@@ -59,6 +62,8 @@ def test_fused_mode_writes_no_store_and_the_same_tables(both_modes):
                 assert_same_table(pl.read_parquet(stored / path), pl.read_parquet(fused / path), path)
             methods = pl.read_parquet(fused / f"anisotropy/{model}/{corpus}/layers.parquet")["centered_method"]
             assert set(methods) == {"id_sample"}
+            methods = pl.read_parquet(fused / f"dimensions/{model}/{corpus}/layers.parquet")["standardized_method"]
+            assert set(methods) == {"sample"}
         path = f"posctx/{model}/ctx/layers.parquet"
         assert_same_table(pl.read_parquet(stored / path), pl.read_parquet(fused / path), path)
 
@@ -70,6 +75,19 @@ def test_fused_centered_cosine_is_exact_when_the_sample_is_every_token(both_mode
     b = pl.read_parquet(fused / "anisotropy/gpt/docs/layers.parquet")
     assert set(a["centered_method"]) == {"all_tokens"}
     assert_tables_match(a.select("mean_cos_centered"), b.select("mean_cos_centered"), "anisotropy/gpt/docs")
+
+
+def test_rogue_contributions_sum_to_the_mean_cosine(both_modes):
+    """The dimensions' contributions (their sum, dimensions' mean_cos) equal anisotropy's mean_cos, in both modes."""
+    for results in both_modes:
+        for model, corpus in (("bert", "docs"), ("gpt", "ctx")):
+            dims = pl.read_parquet(results / f"dimensions/{model}/{corpus}/layers.parquet")
+            aniso = pl.read_parquet(results / f"anisotropy/{model}/{corpus}/layers.parquet")
+            np.testing.assert_allclose(dims["mean_cos"], aniso["mean_cos"], rtol=0, atol=1e-12)
+            top = pl.read_parquet(results / f"dimensions/{model}/{corpus}/top_dimensions.parquet")
+            first, total = top.filter(pl.col("rank") == 1)["contribution"].to_numpy(), dims["mean_cos"].to_numpy()
+            share = np.where(total > 0, first / total, np.nan)  # a share of a non-positive mean cosine is NaN
+            np.testing.assert_allclose(share, dims["top1_share"], rtol=1e-12)
 
 
 def test_fused_jobs_split_layers_under_the_budget(both_modes):

@@ -12,6 +12,7 @@ import zarr
 from polars.testing import assert_frame_equal
 
 from layergeom.analyses.anisotropy import accumulate as anisotropy
+from layergeom.analyses.dimensions.accumulate import UnitSquares
 from layergeom.analyses.jobs import run_stream_shard
 from layergeom.analyses.norm_variance import accumulate as norm_variance
 from layergeom.analyses.posctx import accumulate as posctx
@@ -89,6 +90,7 @@ SAMPLE_MASK = np.random.default_rng(3).random(TOKENS.height) < 0.3
 KEYS = norm_variance.type_keys(TOKENS["token_id"].to_numpy(), TOKENS["position"].to_numpy())
 DESIGN = grid_design(TOKENS, **SPECIALS_OUT)
 CENTER = X[MASK].mean(axis=0) + 0.1
+SCALE = np.linspace(0.5, 2.0, D)
 
 
 def check_norms(acc: summary.NormSums, rows: np.ndarray) -> None:
@@ -116,10 +118,22 @@ def check_moments(acc: GroupedMoments, rows: np.ndarray) -> None:
 
 
 def check_units(acc: UnitSum, rows: np.ndarray) -> None:
-    """Count of nonzero rows and the pairwise mean cosine (around the center, if any)."""
+    """Count of nonzero rows and the pairwise mean cosine (around the center and scaled, if set)."""
     x = X[rows] if acc.center is None else X[rows] - CENTER
+    x = x if acc.scale is None else x * SCALE
     assert acc.count == np.count_nonzero(np.any(x != 0, axis=1))
     assert acc.finalize() == pytest.approx(mean_cosine(x), rel=RTOL)
+
+
+def check_unit_squares(acc: UnitSquares, rows: np.ndarray) -> None:
+    """Per dimension, the mean of u_i v_i over every ordered pair of distinct unit vectors; they sum to the cosine."""
+    norms = np.linalg.norm(X[rows], axis=1)
+    u = X[rows][norms > 0] / norms[norms > 0, None]
+    pairs = [np.outer(u[:, i], u[:, i]) for i in range(D)]
+    want = np.array([(p.sum() - np.trace(p)) / (len(u) * (len(u) - 1)) for p in pairs])
+    assert acc.count == len(u)
+    assert_close(acc.finalize(), want)
+    assert acc.finalize().sum() == pytest.approx(mean_cosine(X[rows]), rel=RTOL)
 
 
 def check_scatter(acc: Scatter, rows: np.ndarray) -> None:
@@ -156,6 +170,8 @@ CASES: dict[str, tuple[Callable[[], Accumulator], np.ndarray, Callable]] = {
     "GroupedMoments": (lambda: GroupedMoments(D, KEYS), MASK, check_moments),
     "UnitSum": (lambda: UnitSum(D), MASK, check_units),
     "UnitSum centered": (lambda: UnitSum(D, CENTER), MASK, check_units),
+    "UnitSum standardized": (lambda: UnitSum(D, CENTER, SCALE), MASK, check_units),
+    "UnitSquares": (lambda: UnitSquares(D), MASK, check_unit_squares),
     "Scatter": (lambda: Scatter(D), MASK, check_scatter),
     "PosCtxSums": (lambda: posctx.PosCtxSums(*DESIGN.shape, D, DESIGN), DESIGN.mask, check_posctx),
     "PointSample": (lambda: PointSample(D), SAMPLE_MASK, check_sample),

@@ -161,7 +161,7 @@ def test_findings_judge_every_claim_from_the_tables(workflow_run):
     results = workflow_run / "results"
     table = pl.read_csv(results / "findings.csv")
     expected = {"nv_slope", "nv_m_share", "nv_vw_over_v", "sl_decoder_peak", "sl_encoder_flat", "as_drift"}
-    expected |= {"pc_rank", "pc_topics", "pc_incoherence", "pc_smooth"}
+    expected |= {"pc_rank", "pc_topics", "pc_incoherence", "pc_smooth", "rd_rogue"}
     assert set(table["claim"]) == expected
     assert set(table["verdict"]) <= {"holds", "does not hold", "not applicable"}
     for row in table.filter(claim="nv_slope").iter_rows(named=True):

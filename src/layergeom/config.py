@@ -246,11 +246,31 @@ def check(config: dict, base: Path = Path(".")) -> None:
         layers = settings.get("layers")
         if layers is not None and list(layers) != sorted(set(layers)):
             raise ConfigError(f"{where}: extraction.layers must be increasing layer indices without repeats: {layers}")
-        if (model.get("checkpoint") or {}).get("run"):
+        run = (model.get("checkpoint") or {}).get("run")
+        if run:
+            check_top_k(config, name, config["training"]["runs"][run]["n_embd"])
             continue  # a workflow-trained checkpoint: its folder is made by the train rule
         if not model.get("source"):
             raise ConfigError(f"{where}.source is required (or checkpoints: {{train: <run>}})")
         try:
-            resolve_source(model["source"], model.get("gguf_file"), base)
+            source = resolve_source(model["source"], model.get("gguf_file"), base)
         except (FileNotFoundError, ImportError, ValueError) as err:
             raise ConfigError(f"{where}.source: {err}") from err
+        check_top_k(config, name, local_hidden_size(source.name_or_path))
+
+
+def local_hidden_size(folder: str) -> int | None:
+    """The hidden size d in a local model folder's config.json (``hidden_size``, ``n_embd`` or ``d_model``); None
+    for a hub id or a folder without one (a GGUF file)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text())
+    return next((entry[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(entry.get(k), int)), None)
+
+
+def check_top_k(config: dict, model: str, d: int | None) -> None:
+    """``dimensions.top_k`` names dimensions of the model: at most its hidden size d where known before any job."""
+    top_k = (config.get("dimensions") or {}).get("top_k", 1)
+    if d is not None and top_k > d:
+        raise ConfigError(f"dimensions.top_k = {top_k} exceeds the hidden size d = {d} of models.{model}")

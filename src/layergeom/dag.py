@@ -170,8 +170,21 @@ class Dag:
 
     def centered_parts(self, wc) -> list[str]:
         """Anisotropy's pass-2 shards of a stored pair; none in fused mode (the ID sample gives the centered cosine)."""
-        folder = f"{self.results}/anisotropy/{wc.model}/{wc.corpus}/parts/centered"
-        return [] if self.fused(wc.model) else [f"{folder}/{s}" for s in self.pair_shards(wc.model)]
+        return self.second_pass_parts("anisotropy", "centered")(wc)
+
+    def second_pass_parts(self, name: str, step: str):
+        """Input function: an analysis' second-pass shards ``parts/<step>/<shard>`` of a stored pair; none in fused
+        mode (no store to pass over again)."""
+
+        def parts(wc) -> list[str]:
+            folder = f"{self.results}/{name}/{wc.model}/{wc.corpus}/parts/{step}"
+            return [] if self.fused(wc.model) else [f"{folder}/{s}" for s in self.pair_shards(wc.model)]
+
+        return parts
+
+    def fused_stream_parts(self, wc) -> list[str]:
+        """Input function: the stream partials of a fused pair (what its forward pass sampled); none of a stored one."""
+        return self.stream_parts(wc) if self.fused(wc.model) else []
 
     def pair_dir(self, name: str) -> str:
         """An analysis' folder of one pair (wildcards ``{model}``, ``{corpus}``)."""

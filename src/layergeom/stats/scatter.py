@@ -13,44 +13,56 @@ import numpy as np
 from layergeom.stats.device import is_tensor, like, row_sq_norms, to_numpy
 
 
-class UnitSum:
-    """Count and sum of unit vectors (x - center) / ||x - center||; zero vectors have no direction and are skipped."""
+def unit_weights(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1 / ||row|| of every row and which rows are nonzero; a zero row gets weight 1 (it adds nothing)."""
+    norms = row_sq_norms(x) ** 0.5
+    nonzero = norms > 0
+    return 1.0 / (norms + ~nonzero), nonzero
 
-    def __init__(self, d: int, center: np.ndarray | None = None) -> None:
+
+class UnitSum:
+    """Count and sum of unit vectors of z = (x - center) * scale, z / ||z||; zero vectors have no direction and are
+    skipped. ``scale`` multiplies each dimension (1 / its standard deviation: standardized vectors)."""
+
+    def __init__(self, d: int, center: np.ndarray | None = None, scale: np.ndarray | None = None) -> None:
         self.count = 0
         self.total = np.zeros(d)
         self.center = center
+        self.scale = scale
 
     def update(self, values: np.ndarray, rows: np.ndarray) -> None:
-        """Add a block's rows (minus ``center`` if set) as unit vectors."""
+        """Add a block's rows (minus ``center``, times ``scale``, where set) as unit vectors."""
         x = values if self.center is None else values - like(self.center, values)
-        norms = row_sq_norms(x) ** 0.5
-        nonzero = norms > 0
-        weights = 1.0 / (norms + ~nonzero)  # zero rows get weight 1 / 1 on a zero vector: no contribution
+        x = x if self.scale is None else x * like(self.scale, x)
+        weights, nonzero = unit_weights(x)
         if is_tensor(x) and not is_tensor(self.total):
             self.total = like(self.total, x)
         self.total += weights @ x
         self.count += int(nonzero.sum())
 
     def merge(self, other: UnitSum) -> None:
-        """Add another shard's sum (same center)."""
-        if (self.center is None) != (other.center is None) or (
-            self.center is not None and not np.array_equal(self.center, other.center)
-        ):
-            raise ValueError("cannot merge unit-vector sums taken about different centers")
+        """Add another shard's sum (same center and scale)."""
+        if not (same_array(self.center, other.center) and same_array(self.scale, other.scale)):
+            raise ValueError("cannot merge unit-vector sums taken about different centers or scales")
         self.count += other.count
         self.total += like(other.total, self.total)
 
     def state(self) -> dict[str, np.ndarray]:
-        """count, total and the center (empty when uncentered)."""
+        """count, total, the center and the scale (empty when not set)."""
         center = np.empty(0) if self.center is None else self.center
-        return {"count": np.int64(self.count), "total": to_numpy(self.total), "center": to_numpy(center)}
+        scale = np.empty(0) if self.scale is None else self.scale
+        return {
+            "count": np.int64(self.count),
+            "total": to_numpy(self.total),
+            "center": to_numpy(center),
+            "scale": to_numpy(scale),
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> UnitSum:
-        """Rebuild from :meth:`state`."""
-        center = state["center"] if state["center"].size else None
-        acc = cls(len(state["total"]), center)
+        """Rebuild from :meth:`state` (a partial saved before ``scale`` existed has none)."""
+        center, scale = state["center"], state.get("scale", np.empty(0))
+        acc = cls(len(state["total"]), center if center.size else None, scale if scale.size else None)
         acc.count, acc.total = int(state["count"]), np.array(state["total"], dtype=np.float64)
         return acc
 
@@ -60,6 +72,11 @@ class UnitSum:
         if n < 2:
             return math.nan
         return float((self.total @ self.total - n) / (n * (n - 1)))
+
+
+def same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Whether two optional arrays are both unset or equal."""
+    return (a is None) == (b is None) and (a is None or np.array_equal(to_numpy(a), to_numpy(b)))
 
 
 class Scatter:
