@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import torch
 
+from layergeom.analyses.massive.accumulate import feeds as massive_feeds
 from layergeom.analyses.norm_variance.accumulate import feeds as norm_variance_feeds
 from layergeom.analyses.posctx.accumulate import feeds as posctx_feeds
 from layergeom.analyses.registry import kinds
@@ -62,6 +63,7 @@ def test_torch_path_equals_numpy_path_for_every_kind():
         *summary_feeds(tokens, selection),
         *norm_variance_feeds(tokens, selection),
         *posctx_feeds(tokens, selection),
+        *massive_feeds(tokens, selection),
         Feed("units", mask, lambda layer, d: UnitSum(d)),
         Feed("centered", mask, lambda layer, d: UnitSum(d, center)),
         Feed("sample", mask, lambda layer, d: PointSample(d)),
@@ -85,7 +87,11 @@ def test_merge_across_kinds_of_arrays(first):
     """A device accumulator merges with a host one (a partial loaded from disk) in either order."""
     tokens = grid_tokens()
     selection = {"include_special": False, "exclude_first_position": False}
-    feeds = [*norm_variance_feeds(tokens, selection), *posctx_feeds(tokens, selection)]
+    feeds = [
+        *norm_variance_feeds(tokens, selection),
+        *posctx_feeds(tokens, selection),
+        *massive_feeds(tokens, selection),
+    ]
     values = np.random.default_rng(5).normal(size=(tokens.height, 4))
     half = tokens.height // 2
     whole = feed_all(feeds, values, 13, lambda v: v)

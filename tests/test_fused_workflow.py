@@ -14,6 +14,8 @@ TABLES = [
     "norm_variance/{m}/{c}/layers.parquet",
     "norm_variance/{m}/{c}/top_q.parquet",
     "anisotropy/{m}/{c}/layers.parquet",
+    "massive/{m}/{c}/layers.parquet",
+    "massive/{m}/{c}/top.parquet",
 ]
 # Not the same number by construction: which method gave the centered cosine, and the library versions.
 METHOD_COLUMNS = {"centered_method"}
