@@ -14,7 +14,7 @@ MA_MASSIVE = Claim(
     "ma_massive",
     "MA",
     "decoders: a few hidden-state entries are massive, far above the median magnitude",
-    "|x| > 100 and about 1000 times the median |x| (e.g. about 2500 in Llama2-7B, at the first token)",
+    "a few entries over 100 and about 1000 times the median |x|, some up to 100,000 times larger",
     f"decoders only, layers before any final norm: holds if some layer is massive ({CRITERION}); otherwise the "
     "layer nearest to it is reported; encoders are not applicable (the paper studies LLMs and ViTs)",
     '"very few activations exhibit significantly larger values than others (e.g., 100,000 times larger). We call '
