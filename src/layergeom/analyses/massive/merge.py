@@ -48,15 +48,16 @@ def top_rows(layer: int, top: TopEntries, tokens: pl.DataFrame, k: int) -> pl.Da
 def layer_row(top: pl.DataFrame, median: dict) -> dict:
     """The layer's largest entry, its median bin, their ratio, the criterion and the top entries' shares."""
     first, magnitude = top.row(0, named=True), top["value"].abs()
-    ratio = abs(first["value"]) / median["median_abs"]
+    max_abs = magnitude[0]
+    ratio = max_abs / median["median_abs"]
     return {
-        "max_abs": abs(first["value"]),
+        "max_abs": max_abs,
         "max_dim": first["dim"],
         "max_position": first["position"],
         "max_token": first["token"],
         **median,
         "ratio": ratio,
-        "massive": bool(is_massive(abs(first["value"]), ratio)),
+        "massive": bool(is_massive(max_abs, ratio)),
         "n_massive_top": int(is_massive(magnitude, magnitude / median["median_abs"]).sum()),
         "first_position_share": float((top["position"] == 0).mean()),
     }
