@@ -7,12 +7,14 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from runs import ROOT
 
 from layergeom.analyses.jobs import run_stream_shard
 from layergeom.analyses.massive.histogram import BINS, EDGES, RESOLUTION, AbsHistogram
 from layergeom.analyses.massive.merge import massive_tables
 from layergeom.analyses.massive.top import TopEntries
 from layergeom.analyses.spec import MergeJob
+from layergeom.config import ConfigError, check_schema
 from layergeom.io.store import create_store
 
 
@@ -147,3 +149,16 @@ def test_tables_of_a_store_streamed_in_two_shards(tmp_path):
     assert massive["massive"] and massive["n_massive_top"] == 1 and massive["max_position"] == 0
     assert massive["max_dim"] == 3 and massive["max_token"] == "t12"
     assert table["massive"].to_list() == [False, True, False] and table["kind"].to_list() == ["decoder"] * 3
+
+
+@pytest.mark.parametrize(
+    ("top_k", "words"), [(0, "less than the minimum of 1"), (101, "greater than the maximum of 100")]
+)
+def test_top_k_out_of_range_is_refused_with_the_field_named(top_k, words):
+    config = {
+        "corpora": {"a": {"source": "text", "path": "x"}},
+        "models": {"m": {"source": "x"}},
+        "massive": {"top_k": top_k},
+    }
+    with pytest.raises(ConfigError, match=f"massive.top_k = {top_k}: .*{words}"):
+        check_schema(config, ROOT / "workflow" / "schemas" / "config.schema.yaml")
