@@ -19,6 +19,7 @@ WRITE_GBPS = 2.0  # assumed sustained write (and read) of a parallel file system
 N_POINTS = 4096  # anisotropy.id.n_points and dimensions.sample.n_points
 STORE_READS = 3  # store mode reads the store in the stream shards, anisotropy's and dimensions' second passes
 BATCH_TOKENS = 8192
+MASSIVE_BYTES = 1602 * 8 + 100 * 24  # massive: |x| histogram (1600 bins, underflow, overflow) and 100 top entries
 TOKEN_TABLE_BYTES = 40  # bytes per token of tokens.parquet, upper bound (seq, doc, position, id, flags, topic)
 
 
@@ -51,7 +52,13 @@ def layer_bytes(p: Plan) -> dict[str, float]:
         "unit sums and squares (dimensions)": 2 * p.d * 8 + 24,
         "ID sample": N_POINTS * p.d * 8,
         "dimensions sample": N_POINTS * p.d * 8,
+        "massive": MASSIVE_BYTES,
     }
+
+
+def size(n: float) -> str:
+    """Bytes as GB, or as kB below a megabyte."""
+    return f"{n / GB:.3f} GB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 def plan_rows(p: Plan) -> dict[str, str]:
@@ -103,7 +110,7 @@ def main() -> None:
     for key in next(iter(rows.values())):
         print(f"| {key} | " + " | ".join(r[key] for r in rows.values()) + " |")
     for p in PLANS:
-        print(f"\nPer layer, {p.name}: " + ", ".join(f"{k} {v / GB:.3f} GB" for k, v in layer_bytes(p).items()))
+        print(f"\nPer layer, {p.name}: " + ", ".join(f"{k} {size(v)}" for k, v in layer_bytes(p).items()))
     smol = 2 * 134_515_008  # SmolLM2-135M forward FLOP per token
     rate = smol * args.cpu_tokens / args.cpu_forward_s
     print(

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from layergeom.analyses.dimensions.accumulate import feeds as dimensions_feeds
+from layergeom.analyses.massive.accumulate import feeds as massive_feeds
 from layergeom.analyses.norm_variance.accumulate import feeds as norm_variance_feeds
 from layergeom.analyses.posctx.accumulate import feeds as posctx_feeds
 from layergeom.analyses.registry import kinds
@@ -65,6 +66,7 @@ def test_torch_path_equals_numpy_path_for_every_kind():
         *norm_variance_feeds(tokens, selection),
         *posctx_feeds(tokens, selection),
         *dimensions_feeds(tokens, selection),
+        *massive_feeds(tokens, selection),
         Feed("units", mask, lambda layer, d: UnitSum(d)),
         Feed("centered", mask, lambda layer, d: UnitSum(d, center)),
         Feed("standardized", mask, lambda layer, d: UnitSum(d, center, scale)),
@@ -89,7 +91,11 @@ def test_merge_across_kinds_of_arrays(first):
     """A device accumulator merges with a host one (a partial loaded from disk) in either order."""
     tokens = grid_tokens()
     selection = {"include_special": False, "exclude_first_position": False}
-    feeds = [*norm_variance_feeds(tokens, selection), *posctx_feeds(tokens, selection)]
+    feeds = [
+        *norm_variance_feeds(tokens, selection),
+        *posctx_feeds(tokens, selection),
+        *massive_feeds(tokens, selection),
+    ]
     values = np.random.default_rng(5).normal(size=(tokens.height, 4))
     half = tokens.height // 2
     whole = feed_all(feeds, values, 13, lambda v: v)

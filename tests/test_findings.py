@@ -12,7 +12,7 @@ from docutils.core import publish_parts
 from runs import snakemake_command
 
 from layergeom.analyses.registry import ANALYSES
-from layergeom.findings import anisotropy, attention, norm_variance, posctx
+from layergeom.findings import anisotropy, attention, massive, norm_variance, posctx
 from layergeom.findings.page import frame, landing_page, markdown_page
 from layergeom.findings.verdicts import FAILS, HOLDS, NOT_APPLICABLE, spearman
 
@@ -164,6 +164,43 @@ def test_posctx_rules():
     assert verdicts(rows, "n")["pc_topics"] == NOT_APPLICABLE
 
 
+def ma_table(kind: str, max_abs, median_abs, final_norm: bool = False) -> pl.DataFrame:
+    n = len(max_abs)
+    return pl.DataFrame(
+        {
+            **depth(n),
+            "kind": kind,
+            "after_final_norm": [final_norm and i == n - 1 for i in range(n)],
+            "max_abs": max_abs,
+            "max_dim": [3] * n,
+            "max_position": [0] * n,
+            "median_abs": median_abs,
+        }
+    ).with_columns(ratio=pl.col("max_abs") / pl.col("median_abs"))
+
+
+def test_massive_rule():
+    tables = {
+        ("m", "c"): ma_table("decoder", [5.0, 2500.0, 2600.0, 50.0], [1.0, 0.5, 0.5, 1.0]),
+        ("flat", "c"): ma_table("decoder", [5.0, 150.0, 90.0], [1.0, 1.0, 1.0]),  # over 100, ratio 150
+        ("small", "c"): ma_table("decoder", [5.0, 100.0, 9.0], [1e-4, 1e-5, 1e-4]),  # ratio 1e7, max_abs not > 100
+        ("normed", "c"): ma_table("decoder", [5.0, 9.0, 5000.0], [1.0, 1.0, 1.0], final_norm=True),
+        ("enc", "c"): ma_table("encoder", [5.0, 5000.0], [1.0, 1.0]),
+    }
+    rows = {row.model: row for row in massive.findings(tables, "sel")}
+    assert rows["m"].verdict == HOLDS and rows["m"].layer == 2 and rows["m"].value == 5200.0
+    assert rows["m"].threshold == 1000.0 and rows["m"].measured.startswith("layer 2: max |x| 2600")
+    assert rows["flat"].verdict == FAILS and rows["flat"].value == 150.0 and rows["flat"].margin == -850.0
+    assert rows["small"].verdict == FAILS and rows["small"].value == 100.0 and rows["small"].margin < 0
+    assert rows["normed"].verdict == FAILS and rows["normed"].layer == 1  # the final-norm layer is left out
+    assert rows["enc"].verdict == NOT_APPLICABLE and "encoder" in rows["enc"].measured
+    assert massive.is_massive(np.array([100.0, 100.5, 200.0]), np.array([1e4, 1e3, 999.0])).tolist() == [
+        False,
+        True,
+        False,
+    ]
+
+
 def test_spearman_matches_float64_reference():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=30), rng.normal(size=30)
@@ -241,6 +278,7 @@ def model_tables(kind: str, blocks: int, rng) -> dict[str, pl.DataFrame]:
     return {
         "norm_variance": nv_table(values(), values(), values(), values(), final_norm=kind == "decoder"),
         "anisotropy": aniso_table(kind, values()).with_columns(pl.Series("after_final_norm", final)),
+        "massive": ma_table(kind, (10 ** rng.uniform(0, 4, n)).tolist(), values(), final_norm=kind == "decoder"),
         "posctx": pc_table(1.9, 0.95, 0.44, 0.10, 0.05, 0.04)
         .head(n)
         .with_columns(relative_depth=pl.col("layer") / blocks),

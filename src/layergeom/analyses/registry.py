@@ -3,7 +3,7 @@ findings are built from this list (in this order)."""
 
 from __future__ import annotations
 
-from layergeom.analyses import anisotropy, attention, dimensions, norm_variance, posctx, summary
+from layergeom.analyses import anisotropy, attention, dimensions, massive, norm_variance, posctx, summary
 from layergeom.analyses.spec import Analysis
 
 ANALYSES: dict[str, Analysis] = {
@@ -15,6 +15,7 @@ ANALYSES: dict[str, Analysis] = {
         attention.ANALYSIS,
         posctx.ANALYSIS,
         dimensions.ANALYSIS,
+        massive.ANALYSIS,
     )
 }
 

@@ -29,7 +29,8 @@ PAPERS = (
     "Models; [AS] Godey, de la Clergerie & Sagot 2024, Anisotropy Is Inherent to Self-Attention in Transformers; "
     "[PC] Song & Zhong 2024, Uncovering hidden geometry in Transformers via disentangling position and context; "
     "[RD] Timkey & van Schijndel 2021, All Bark and No Bite: Rogue Dimensions in Transformer Language Models "
-    "Obscure Representational Quality."
+    "Obscure Representational Quality; "
+    "[MA] Sun, Chen, Kolter & Liu 2024, Massive Activations in Large Language Models."
 )
 GUIDE = (
     "Which column answers which question: anisotropy as [AS] means it is mean_cos (the mean cosine between two "

@@ -1,0 +1,45 @@
+"""Massive activations [MA]: per layer the largest |x| of a hidden-state entry against the median |x|."""
+
+from layergeom.analyses.massive import accumulate, histogram, merge, plots
+from layergeom.analyses.massive.histogram import AbsHistogram
+from layergeom.analyses.massive.top import TopEntries
+from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.findings import massive as claims
+
+
+def facts(config: dict, selection: dict) -> dict:
+    """The token selection, top_k, the histogram's bins and the criterion (figure caption, findings page)."""
+    return {
+        "selection": selection,
+        "top_k": config["massive"]["top_k"],
+        "bins": f"{histogram.BINS} log-spaced bins over [{histogram.LOW:g}, {histogram.HIGH:g})",
+        "resolution": f"{histogram.RESOLUTION:.1%}",
+        "criterion": claims.CRITERION,
+    }
+
+
+def judge(evidence: Evidence) -> list:
+    """The [MA] claim on the depth tables."""
+    return claims.findings(dict(evidence.depth), evidence.tokens)
+
+
+ANALYSIS = Analysis(
+    name="massive",
+    what="largest |x| of a hidden-state entry (its dimension, position and token), the median |x| from a "
+    f"histogram and their ratio; massive: {claims.CRITERION}",
+    feeds=accumulate.feeds,
+    kinds=(TopEntries, AbsHistogram),
+    merge=merge.merge,
+    outputs={"table": "layers.parquet", "top": "top.parquet"},
+    settings=("top_k",),
+    facts=facts,
+    corpus_figures=(
+        FigureSet(
+            "figure",
+            plots.depth_figure,
+            (Figure("depth", "depth", "massive_depth", "max and median |x| over depth"),),
+        ),
+    ),
+    claims=claims.CLAIMS,
+    findings=judge,
+)
