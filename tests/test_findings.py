@@ -215,7 +215,7 @@ def test_pages_list_every_claim_and_row():
     table = frame(rows, claims)
     assert table.height == 4 and set(table["verdict"]) == {HOLDS}
     page = markdown_page(table, claims)
-    assert len(claims) == 14 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
+    assert len(claims) == 15 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.endswith("(abstract)") or claim.quote.startswith("paraphrase") for claim in claims)
     landing = landing_page("intro", table, claims)
