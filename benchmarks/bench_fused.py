@@ -1,5 +1,9 @@
 """Fused extraction against store mode, every analysis on: time over the bare forward, bytes written per token.
 
+Every streamed analysis of the registry runs, with its selection and settings from config/config.yaml (the default
+run's), and store mode makes every pass the workflow makes (the stream shard, anisotropy's centered pass, the
+dimensions' standardized pass, the ID sample read).
+
 Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_fused.py [--model smollm2-135m] [--contexts 32 128] [--repeats 2]
 Each measurement (bare forward, fused, store + stream passes) runs in a fresh process, as a job would, so that
 one run's heap does not speed up or slow down the next; the three are interleaved so that load hits all alike.
@@ -19,11 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from bench_extract import SETTINGS, bare_forward
 
 from layergeom.analyses.anisotropy.accumulate import SAMPLE, centered_feeds, sample_feeds
 from layergeom.analyses.anisotropy.intrinsic_dimension import subsample_rows
+from layergeom.analyses.dimensions.accumulate import standardized_feeds
+from layergeom.analyses.dimensions.metrics import standardization
 from layergeom.analyses.jobs import fused_feeds, stream_feeds
+from layergeom.analyses.registry import ANALYSES
 from layergeom.corpus import build_corpus
 from layergeom.extraction.forward import HiddenStates
 from layergeom.extraction.fused import fused_shard
@@ -40,14 +48,20 @@ from layergeom.stream.feeds import scatter_name
 from layergeom.stream.job import stream_shard
 from layergeom.stream.selection import token_mask
 
-SELECTION = {"include_special": False, "exclude_first_position": False}
+CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+TOKEN_KEYS = ("include_special", "exclude_first_position")
+
+
+def selection_of(name: str) -> dict:
+    """An analysis' token selection as the default config sets it: its own keys, else the `selection` section."""
+    section = CONFIG.get(name) or {}
+    return {key: CONFIG["selection"][key] if section.get(key) is None else section[key] for key in TOKEN_KEYS}
+
+
 PLANS = {
-    "summary": SELECTION,
-    "norm_variance": SELECTION,
-    "anisotropy": SELECTION,
-    "posctx": {"include_special": False, "exclude_first_position": True},
+    a.name: {"selection": selection_of(a.name), "settings": CONFIG.get(a.name)} for a in ANALYSES.values() if a.streamed
 }
-ID = {"n_points": 4096, "sample": "first", "seed": 0}
+ID = CONFIG["anisotropy"]["id"]
 
 
 def prepare(model: str, contexts: int, device: str):
@@ -67,10 +81,16 @@ def folder_bytes(path: Path) -> int:
 
 
 def all_feeds(table, fused: bool):
-    """The feeds of every analysis; fused mode adds the intrinsic-dimension sample."""
+    """The feeds of every analysis; fused mode adds what each takes from the forward pass (the samples)."""
     if fused:
-        return fused_feeds({name: {"selection": s, "settings": {"id": ID}} for name, s in PLANS.items()})(table)
-    return stream_feeds(PLANS)(table)
+        return fused_feeds(PLANS)(table)
+    return stream_feeds({name: plan["selection"] for name, plan in PLANS.items()})(table)
+
+
+def layer_scatters(parts: Path, table, name: str, n_layers: int) -> list[Scatter]:
+    """Every layer's merged scatter of the tokens analysis ``name`` selects."""
+    mask = token_mask(table, **PLANS[name]["selection"])
+    return [load_merged([parts], layer, scatter_name(mask), Scatter) for layer in range(n_layers)]
 
 
 def fused_run(loaded, seqs, tmp: Path) -> tuple[float, int]:
@@ -85,25 +105,27 @@ def fused_run(loaded, seqs, tmp: Path) -> tuple[float, int]:
 
 
 def store_run(loaded, seqs, tmp: Path) -> tuple[float, float, int]:
-    """Seconds of extraction, seconds of the store's streaming passes (stream shard, centered pass, ID sample
-    read) and bytes written by all of them."""
+    """Seconds of extraction, seconds of the store's streaming passes (stream shard, centered pass, standardized
+    pass, ID sample read) and bytes written by all of them."""
     states, tokens = tmp / "states.zarr", tmp / "tokens.parquet"
     start = time.perf_counter()
     extract(loaded, seqs, states, tokens, SETTINGS, {"config_hash": "bench"})
     extracted = time.perf_counter()
     stream_shard(states, tokens, tmp / "parts", "0-of-1", lambda table: all_feeds(table, False))
     table = read_tokens(tokens)
-    mask = token_mask(table, **SELECTION)
     n_layers = open_hidden(states).shape[0]
-    means = np.stack(
-        [load_merged([tmp / "parts"], layer, scatter_name(mask), Scatter).mean for layer in range(n_layers)]
-    )
-    stream_shard(states, tokens, tmp / "centered", "0-of-1", lambda t: centered_feeds(t, SELECTION, means))
-    rows = subsample_rows(table, mask, ID["n_points"], ID["sample"], ID["seed"])
+    chosen = PLANS["anisotropy"]["selection"]
+    means = np.stack([scatter.mean for scatter in layer_scatters(tmp / "parts", table, "anisotropy", n_layers)])
+    stream_shard(states, tokens, tmp / "centered", "0-of-1", lambda t: centered_feeds(t, chosen, means))
+    standardize = np.stack([standardization(s) for s in layer_scatters(tmp / "parts", table, "dimensions", n_layers)])
+    picked = PLANS["dimensions"]["selection"]
+    stream_shard(states, tokens, tmp / "standardized", "0-of-1", lambda t: standardized_feeds(t, picked, standardize))
+    rows = subsample_rows(table, token_mask(table, **chosen), ID["n_points"], ID["sample"], ID["seed"])
     for _layer, accumulators in stream_layers(open_hidden(states), sample_feeds(table.height, rows)):
         accumulators[SAMPLE].finalize()
     streamed = time.perf_counter()
-    written = sum(folder_bytes(tmp / name) for name in ("states.zarr", "tokens.parquet", "parts", "centered"))
+    passes = ("states.zarr", "tokens.parquet", "parts", "centered", "standardized")
+    written = sum(folder_bytes(tmp / name) for name in passes)
     return extracted - start, streamed - extracted, written
 
 
@@ -146,7 +168,8 @@ def report(model: str, contexts: int, rounds: list[dict], device: str) -> None:
             f"{store['streams']:.2f} | {store['seconds'] / bare:.2f} |"
         )
     table = token_table(seqs, plan_batches(seqs.lengths(), SETTINGS["batch_tokens"])[0], loaded.tokenizer)
-    sample = len(subsample_rows(table, token_mask(table, **SELECTION), ID["n_points"], ID["sample"], ID["seed"]))
+    mask = token_mask(table, **PLANS["anisotropy"]["selection"])
+    sample = len(subsample_rows(table, mask, ID["n_points"], ID["sample"], ID["seed"]))
     sample_bytes = sample * (loaded.n_layers + 1) * loaded.d_model * 4
     print(
         f"\nBytes written per token: fused {rounds[-1]['fused']['bytes'] / tokens:,.0f} (of which the "

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import transformers
 from bench_extract import bare_forward
-from bench_fused import fused_run
+from bench_fused import PLANS, fused_run
 
 from layergeom.extraction.models import load_model
 from layergeom.extraction.sequences import Sequences
@@ -187,7 +187,7 @@ def part_timing(device: str, small: bool, tmp: Path, out: Callable[[str], None])
     out(
         f"\nGPT-2 config n_layer={config.n_layer}, n_embd={config.n_embd}, n_head={config.n_head}, random weights, "
         f"{loaded.model.dtype}, on {device}; {n} sequences of {length} Zipf-drawn token ids ({tokens} tokens); "
-        f"analyses summary, norm_variance, anisotropy (+ ID sample), posctx; warm-up "
+        f"analyses {', '.join(PLANS)} (as config/config.yaml sets them); warm-up "
         f"(bare {warm['bare']['seconds']:.2f} s, fused {warm['fused']['seconds']:.2f} s), then 2 interleaved rounds.\n"
     )
     out("| round | bare s | bare tokens/s | fused s | fused tokens/s | fused / bare | fused bytes/token |")
