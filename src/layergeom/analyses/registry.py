@@ -3,7 +3,7 @@ findings are built from this list (in this order)."""
 
 from __future__ import annotations
 
-from layergeom.analyses import anisotropy, attention, norm_variance, posctx, summary
+from layergeom.analyses import anisotropy, attention, linearity, norm_variance, posctx, summary
 from layergeom.analyses.spec import Analysis
 
 ANALYSES: dict[str, Analysis] = {
@@ -14,6 +14,7 @@ ANALYSES: dict[str, Analysis] = {
         anisotropy.ANALYSIS,
         attention.ANALYSIS,
         posctx.ANALYSIS,
+        linearity.ANALYSIS,
     )
 }
 
