@@ -144,3 +144,21 @@ def test_the_analysis_feeds_one_pair_feed_of_its_selection():
     [feed] = feeds(tokens, {"include_special": False, "exclude_first_position": True})
     assert feed.pair and feed.mask.tolist() == [False, True, True, False, False]
     assert isinstance(feed.make(0, 8), CrossScatter)
+
+
+def test_pair_feeds_read_each_layer_beside_the_next_and_the_last_alone(tmp_path, monkeypatch):
+    data = np.random.default_rng(5).normal(size=(3, 64, 4)).astype(np.float32)
+    array = create_store(tmp_path / "s.zarr", *data.shape, "float32", 32, None, {})
+    array[:] = data
+    array = open_hidden(tmp_path / "s.zarr")
+    reads: list[tuple[int, int]] = []
+    read = type(array).__getitem__
+
+    def counted(self, key):
+        reads.append((key[0], key[1].start))
+        return read(self, key)
+
+    monkeypatch.setattr(type(array), "__getitem__", counted)
+    pair = [Feed(NAME, np.ones(64, dtype=bool), lambda layer, width: CrossScatter(width), pair=True)]
+    assert [sorted(accs) for _, accs in stream_layers(array, pair, block_tokens=32)] == [[NAME], [NAME], []]
+    assert sorted(reads) == sorted([(0, 0), (0, 32)] + [(1, 0), (1, 32), (2, 0), (2, 32)] * 2)  # l beside l + 1

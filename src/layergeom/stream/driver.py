@@ -204,7 +204,8 @@ def layer_blocks(
     blocks = iter_layer(array, layer, union, block_tokens)
     if not pairs:
         return ((block, None) for block in blocks)
-    return ((block, following.values) for block, following in zip(blocks, iter_layer(array, layer + 1, union, block_tokens)))
+    following = iter_layer(array, layer + 1, union, block_tokens)  # the same blocks: same mask and step
+    return ((block, after.values) for block, after in zip(blocks, following))
 
 
 def stream_to_folder(

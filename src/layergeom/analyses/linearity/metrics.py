@@ -22,9 +22,7 @@ def explained_share(sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray) -> float:
     return float(np.sum(coords**2 / values[keep, None]) / total)
 
 
-def residual_blocks(
-    sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def residual_blocks(sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The blocks of (x, r) with r = y - x: S_xx, S_xr = S_xy - S_xx and S_rr = S_yy - S_xy - S_yx + S_xx."""
     return sxx, sxy - sxx, syy - sxy - sxy.T + sxx
 
