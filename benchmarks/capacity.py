@@ -18,6 +18,7 @@ GPU_MEMORY_GB = 80
 WRITE_GBPS = 2.0  # assumed sustained write (and read) of a parallel file system per job, GB/s
 N_POINTS = 4096  # anisotropy.id.n_points
 BATCH_TOKENS = 8192
+SCATTER_FLOP = 2 + 8  # per d^2, token and layer: the d x d scatter, and linearity's 2d x 2d joint scatter
 TOKEN_TABLE_BYTES = 40  # bytes per token of tokens.parquet, upper bound (seq, doc, position, id, flags, topic)
 
 
@@ -48,6 +49,7 @@ def layer_bytes(p: Plan) -> dict[str, float]:
         "scatter": p.d * p.d * 8 + p.d * 8,
         "unit sum": p.d * 8 + 24,
         "ID sample": N_POINTS * p.d * 8,
+        "linearity joint scatter": 4 * p.d * p.d * 8 + 2 * p.d * 8,
     }
 
 
@@ -60,7 +62,8 @@ def plan_rows(p: Plan) -> dict[str, str]:
     per_pass = max(1, int(budget // acc))
     passes = math.ceil(p.hidden / per_pass)
     forward_s = 2 * p.params * p.tokens / (BF16_PEAK * FORWARD_UTILISATION)
-    scatter_s = 2 * p.d * p.d * p.hidden * p.tokens / (FP64_PEAK * FP64_UTILISATION)
+    scatter_flop = SCATTER_FLOP * p.d * p.d * p.hidden * p.tokens
+    scatter_s = scatter_flop / (FP64_PEAK * FP64_UTILISATION)
     store_bytes = p.tokens * p.hidden * p.d * 2  # float16 store
     write_s = store_bytes / (WRITE_GBPS * GB)
     partial = p.hidden * (acc - layer_bytes(p)["ID sample"])  # per shard, without the sample
@@ -71,7 +74,7 @@ def plan_rows(p: Plan) -> dict[str, str]:
         "tokens": f"{p.tokens:,.0f}",
         "forward FLOP (2 x params x tokens)": f"{2 * p.params * p.tokens:.3g}",
         "forward s (at 40% of 989 TFLOP/s)": f"{forward_s:,.0f}",
-        "float64 scatter FLOP (2 d^2 x layers x tokens)": f"{2 * p.d * p.d * p.hidden * p.tokens:.3g}",
+        "float64 scatter FLOP (10 d^2 x layers x tokens)": f"{scatter_flop:.3g}",
         "scatter s (at 50% of 67 TFLOP/s)": f"{scatter_s:,.0f}",
         "accumulators per layer A (GB)": f"{acc / GB:.2f}",
         "all layers' accumulators (GB)": f"{p.hidden * acc / GB:.1f}",
@@ -79,7 +82,7 @@ def plan_rows(p: Plan) -> dict[str, str]:
         "layers per pass, passes": f"{min(per_pass, p.hidden)}, {passes}",
         "fused GPU-hours (passes x forward + scatter)": f"{(passes * forward_s + scatter_s) / 3600:.3f}",
         "store GPU-hours (forward + write at 2 GB/s)": f"{(forward_s + write_s) / 3600:.3f}",
-        "store mode: CPU stream passes read (TB)": f"{2 * store_bytes / 1e12:.2f}",
+        "store mode: CPU stream passes read (TB)": f"{3 * store_bytes / 1e12:.2f}",  # linearity reads l + 1 again
         "jobs (token shards K)": f"{p.shards}",
         "fused disk (TB)": f"{fused_disk / 1e12:.3f}",
         "store disk (TB)": f"{store_disk / 1e12:.3f}",

@@ -162,3 +162,37 @@ def test_pair_feeds_read_each_layer_beside_the_next_and_the_last_alone(tmp_path,
     pair = [Feed(NAME, np.ones(64, dtype=bool), lambda layer, width: CrossScatter(width), pair=True)]
     assert [sorted(accs) for _, accs in stream_layers(array, pair, block_tokens=32)] == [[NAME], [NAME], []]
     assert sorted(reads) == sorted([(0, 0), (0, 32)] + [(1, 0), (1, 32), (2, 0), (2, 32)] * 2)  # l beside l + 1
+
+
+def pair_frame(kind: str, scores: list[float], final_norm: bool = True):
+    """A synthetic pair table: consecutive layers 0..n, the last pair into a final norm when ``final_norm``."""
+    import polars as pl
+
+    n = len(scores)
+    return pl.DataFrame(
+        {
+            "layer": range(n),
+            "next_layer": range(1, n + 1),
+            "relative_depth": [i / n for i in range(n)],
+            "after_final_norm": [final_norm and i == n - 1 for i in range(n)],
+            "linearity": scores,
+            "kind": kind,
+        }
+    )
+
+
+def test_tl_linear_takes_the_median_of_the_decoder_pairs_before_the_final_norm():
+    from layergeom.findings.linearity import findings
+    from layergeom.findings.verdicts import FAILS, HOLDS, NOT_APPLICABLE
+
+    tables = {
+        ("near", "c"): pair_frame("decoder", [0.93, 0.97, 0.99, 0.2]),  # the pair into the final norm left out
+        ("far", "c"): pair_frame("decoder", [0.5, 0.85, 0.99], final_norm=False),
+        ("enc", "c"): pair_frame("encoder", [0.99, 0.99]),
+        ("one", "c"): pair_frame("decoder", [0.99]),
+    }
+    rows = {row.model: row for row in findings(tables, "sel")}
+    assert rows["near"].verdict == HOLDS and rows["near"].value == pytest.approx(0.97)
+    assert "lowest 0.930 (0 -> 1)" in rows["near"].measured
+    assert rows["far"].verdict == FAILS and rows["far"].margin == pytest.approx(-0.05)
+    assert rows["enc"].verdict == NOT_APPLICABLE and rows["one"].verdict == NOT_APPLICABLE

@@ -27,7 +27,8 @@ PAPERS = (
     "Papers: [NV] Yamagiwa & Shimodaira 2024, Norm of Mean Contextualized Embeddings Determines their Variance; "
     "[SL] Razzhigaev et al. 2024, The Shape of Learning: Anisotropy and Intrinsic Dimensions in Transformer-Based "
     "Models; [AS] Godey, de la Clergerie & Sagot 2024, Anisotropy Is Inherent to Self-Attention in Transformers; "
-    "[PC] Song & Zhong 2024, Uncovering hidden geometry in Transformers via disentangling position and context."
+    "[PC] Song & Zhong 2024, Uncovering hidden geometry in Transformers via disentangling position and context; "
+    "[TL] Razzhigaev et al. 2024, Your Transformer is Secretly Linear."
 )
 GUIDE = (
     "Which column answers which question: anisotropy as [AS] means it is mean_cos (the mean cosine between two "

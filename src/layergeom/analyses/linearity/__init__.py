@@ -1,8 +1,15 @@
 """Layer to layer: the linearity score of LLM-Microscope [TL] and linear CKA between consecutive stored layers."""
 
 from layergeom.analyses.linearity import accumulate, merge, plots
-from layergeom.analyses.spec import Analysis, Figure, FigureSet
+from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.findings import linearity as claims
 from layergeom.stats.scatter import CrossScatter
+
+
+def judge(evidence: Evidence) -> list:
+    """The [TL] claim on the pair tables."""
+    return claims.findings(dict(evidence.depth), evidence.tokens)
+
 
 ANALYSIS = Analysis(
     name="linearity",
@@ -21,4 +28,6 @@ ANALYSIS = Analysis(
             (Figure("depth", "depth", "linearity_depth", "linearity and CKA over depth"),),
         ),
     ),
+    claims=claims.CLAIMS,
+    findings=judge,
 )

@@ -15,7 +15,7 @@ from layergeom.stats.scatter import CrossScatter
 
 def pair_table(header, parts) -> pl.DataFrame:
     """layer, next_layer (model indices of consecutive stored layers), layer_name, relative_depth (of ``layer``),
-    after_final_norm (of ``next_layer``), linearity, linearity_residual and cka."""
+    after_final_norm (of ``next_layer``), linearity, linearity_residual, cka and the model's kind."""
     array = open_hidden(header)
     axis = layer_axis(array)
     rows = [pair_row(*load_merged(parts, pair, NAME, CrossScatter).finalize()) for pair in range(axis.height - 1)]
@@ -28,7 +28,8 @@ def pair_table(header, parts) -> pl.DataFrame:
         ],
         how="horizontal",
     )
-    return pairs.select("layer", "next_layer", pl.exclude("layer", "next_layer"))
+    kind = pl.lit(array.attrs.get("kind"), dtype=pl.Utf8).alias("kind")
+    return pairs.select("layer", "next_layer", pl.exclude("layer", "next_layer"), kind)
 
 
 def merge(job: MergeJob) -> None:
