@@ -30,7 +30,7 @@ def median_linearity(table: pl.DataFrame) -> Measure:
     value = float(pairs["linearity"].median())
     low = pairs.sort("linearity").row(0, named=True)
     text = (
-        f"median {value:.3f} over {pairs.height} pairs, lowest {low['linearity']:.3f} "
+        f"median {value:.3f} over {pairs.height} pair(s), lowest {low['linearity']:.3f} "
         f"({low['layer']} -> {low['next_layer']})"
     )
     return at_least(text, value, LINEAR)
