@@ -17,9 +17,13 @@ FORWARD_UTILISATION, FP64_UTILISATION = 0.40, 0.50
 GPU_MEMORY_GB = 80
 WRITE_GBPS = 2.0  # assumed sustained write (and read) of a parallel file system per job, GB/s
 N_POINTS = 4096  # anisotropy.id.n_points and dimensions.sample.n_points
-STORE_READS = 3  # store mode reads the store in the stream shards, anisotropy's and dimensions' second passes
+STORE_READS = (
+    4  # store mode reads the store in the stream shards (twice for linearity's pairs), and in anisotropy's and
+)
+# dimensions' second passes
 BATCH_TOKENS = 8192
 MASSIVE_BYTES = 1602 * 8 + 100 * 24  # massive: |x| histogram (1600 bins, underflow, overflow) and 100 top entries
+SCATTER_FLOP = 2 + 8  # per d^2, token and layer: the d x d scatter, and linearity's 2d x 2d joint scatter
 TOKEN_TABLE_BYTES = 40  # bytes per token of tokens.parquet, upper bound (seq, doc, position, id, flags, topic)
 
 
@@ -53,6 +57,7 @@ def layer_bytes(p: Plan) -> dict[str, float]:
         "ID sample": N_POINTS * p.d * 8,
         "dimensions sample": N_POINTS * p.d * 8,
         "massive": MASSIVE_BYTES,
+        "linearity joint scatter": 4 * p.d * p.d * 8 + 2 * p.d * 8,
     }
 
 
@@ -70,7 +75,8 @@ def plan_rows(p: Plan) -> dict[str, str]:
     per_pass = max(1, int(budget // acc))
     passes = math.ceil(p.hidden / per_pass)
     forward_s = 2 * p.params * p.tokens / (BF16_PEAK * FORWARD_UTILISATION)
-    scatter_s = 2 * p.d * p.d * p.hidden * p.tokens / (FP64_PEAK * FP64_UTILISATION)
+    scatter_flop = SCATTER_FLOP * p.d * p.d * p.hidden * p.tokens
+    scatter_s = scatter_flop / (FP64_PEAK * FP64_UTILISATION)
     store_bytes = p.tokens * p.hidden * p.d * 2  # float16 store
     write_s = store_bytes / (WRITE_GBPS * GB)
     samples = layer_bytes(p)["ID sample"] + layer_bytes(p)["dimensions sample"]
@@ -82,7 +88,7 @@ def plan_rows(p: Plan) -> dict[str, str]:
         "tokens": f"{p.tokens:,.0f}",
         "forward FLOP (2 x params x tokens)": f"{2 * p.params * p.tokens:.3g}",
         "forward s (at 40% of 989 TFLOP/s)": f"{forward_s:,.0f}",
-        "float64 scatter FLOP (2 d^2 x layers x tokens)": f"{2 * p.d * p.d * p.hidden * p.tokens:.3g}",
+        "float64 scatter FLOP (10 d^2 x layers x tokens)": f"{scatter_flop:.3g}",
         "scatter s (at 50% of 67 TFLOP/s)": f"{scatter_s:,.0f}",
         "accumulators per layer A (GB)": f"{acc / GB:.2f}",
         "all layers' accumulators (GB)": f"{p.hidden * acc / GB:.1f}",

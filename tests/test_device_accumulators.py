@@ -17,8 +17,8 @@ from layergeom.analyses.posctx.accumulate import feeds as posctx_feeds
 from layergeom.analyses.registry import kinds
 from layergeom.analyses.summary.accumulate import feeds as summary_feeds
 from layergeom.stats.sample import PointSample
-from layergeom.stats.scatter import UnitSum
-from layergeom.stream.driver import Feed, FeedSet
+from layergeom.stats.scatter import CrossScatter, UnitSum
+from layergeom.stream.driver import Feed, FeedSet, LayerFeeds
 
 DEVICE = torch.device(os.environ.get("LAYERGEOM_TEST_DEVICE", "cpu"))
 
@@ -44,12 +44,13 @@ def grid_tokens(n_ctx: int = 6, length: int = 9) -> pl.DataFrame:
 
 
 def feed_all(feeds, values, rows_per_block, to):
-    """Feed ``values`` (n, d) in blocks through a FeedSet; ``to`` maps a numpy block to what is fed."""
-    feed_set = FeedSet(feeds, len(values), "test")
+    """Feed ``values`` (n, d) in blocks through the feeds of a pass, the pair feeds beside the rows reversed (their
+    next layer); ``to`` maps a numpy block to what is fed."""
+    feed_set = LayerFeeds(feeds, len(values), "test")
     accs = feed_set.start(0, values.shape[1])
     for lo in range(0, len(values), rows_per_block):
         rows = np.arange(lo, min(lo + rows_per_block, len(values)))
-        feed_set.feed(accs, 0, to(values[rows]), rows)
+        feed_set.feed(accs, 0, to(values[rows]), rows, "", to(values[rows][:, ::-1].copy()))
     return accs
 
 
@@ -71,6 +72,7 @@ def test_torch_path_equals_numpy_path_for_every_kind():
         Feed("centered", mask, lambda layer, d: UnitSum(d, center)),
         Feed("standardized", mask, lambda layer, d: UnitSum(d, center, scale)),
         Feed("sample", mask, lambda layer, d: PointSample(d)),
+        Feed("pairs", mask, lambda layer, width: CrossScatter(width), pair=True),
     ]
     values = np.random.default_rng(2).normal(size=(n, d)) * 3 + 1
     values[4] = 0.0  # a zero vector has no direction

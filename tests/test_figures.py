@@ -10,6 +10,7 @@ from matplotlib.legend import Legend
 
 from layergeom.analyses.anisotropy import plots as anisotropy
 from layergeom.analyses.dynamics import plots as dynamics
+from layergeom.analyses.linearity import plots as linearity
 from layergeom.analyses.norm_variance import plots as norm_variance
 from layergeom.analyses.posctx import plots as posctx
 from layergeom.analyses.summary import plots as summary
@@ -41,7 +42,7 @@ def check(fig: plt.Figure) -> None:
 def drawn(monkeypatch) -> list[plt.Figure]:
     """The figures the plots modules would save, kept open instead."""
     figures: list[plt.Figure] = []
-    for module in (anisotropy, norm_variance, summary):
+    for module in (anisotropy, norm_variance, summary, linearity):
         monkeypatch.setattr(module, "save", lambda fig, path: figures.append(fig))
     return figures
 
@@ -125,6 +126,15 @@ def test_anisotropy_and_summary_figures_name_their_styles(drawn, tmp_path):
     assert len(drawn) == 4
     for fig in drawn:
         check(fig)
+
+
+def test_linearity_figure_names_its_styles(drawn, tmp_path):
+    paths = [tmp_path / f"{m}.parquet" for m in ("a", "b")]
+    for path in paths:
+        depth_table("a", "decoder", **ramps(("linearity", "linearity_residual", "cka"))).write_parquet(path)
+    linearity.depth_figure(["a", "b"], paths, "c", {"include_special": False, "exclude_first_position": True}, "x")
+    [fig] = drawn
+    check(fig)
 
 
 def test_drift_and_loss_figures_name_their_dotted_lines():

@@ -215,7 +215,7 @@ def test_pages_list_every_claim_and_row():
     table = frame(rows, claims)
     assert table.height == 4 and set(table["verdict"]) == {HOLDS}
     page = markdown_page(table, claims)
-    assert len(claims) == 15 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
+    assert len(claims) == 16 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.endswith("(abstract)") or claim.quote.startswith("paraphrase") for claim in claims)
     landing = landing_page("intro", table, claims)
@@ -290,6 +290,16 @@ def model_tables(kind: str, blocks: int, rng) -> dict[str, pl.DataFrame]:
                 "layer": [i for i in range(1, n) for _ in range(2)],
                 **{c: rng.uniform(1, 2, 2 * blocks) for c in ("mean_q_norm", "mean_k_norm", "mean_entropy")},
                 "uniform_entropy": [3.0] * (2 * blocks),
+            }
+        ),
+        "linearity": pl.DataFrame(
+            {
+                "layer": range(blocks),
+                "next_layer": range(1, n),
+                "relative_depth": [i / blocks for i in range(blocks)],
+                "after_final_norm": final[1:],
+                "linearity": values()[1:],
+                "kind": kind,
             }
         ),
     }

@@ -3,7 +3,7 @@ findings are built from this list (in this order)."""
 
 from __future__ import annotations
 
-from layergeom.analyses import anisotropy, attention, dimensions, massive, norm_variance, posctx, summary
+from layergeom.analyses import anisotropy, attention, dimensions, linearity, massive, norm_variance, posctx, summary
 from layergeom.analyses.spec import Analysis
 
 ANALYSES: dict[str, Analysis] = {
@@ -16,6 +16,7 @@ ANALYSES: dict[str, Analysis] = {
         posctx.ANALYSIS,
         dimensions.ANALYSIS,
         massive.ANALYSIS,
+        linearity.ANALYSIS,
     )
 }
 

@@ -25,7 +25,7 @@ from layergeom.io import atomic, store
 from layergeom.io.shards import parse_shard, shard_range
 from layergeom.joblog import Progress
 from layergeom.stats.protocol import Accumulator, Slot, part_path, save
-from layergeom.stream.driver import Feed, FeedSet
+from layergeom.stream.driver import Feed, LayerFeeds
 
 log = logging.getLogger("layergeom")
 
@@ -68,8 +68,9 @@ def fused_runner(loaded, spec: dict, model_name: str) -> HiddenStates:
     return HiddenStates(loaded, spec["model"]["residual_before_final_norm"], layers)
 
 
-def layer_bytes(feed_set: FeedSet, d: int) -> int:
-    """Bytes one layer's accumulators hold at most: their own arrays, plus d x 8 per row for growing samples."""
+def layer_bytes(feed_set: LayerFeeds, d: int) -> int:
+    """Bytes one layer's accumulators hold at most (pairs included): their own arrays, plus d x 8 per row for
+    growing samples."""
     first, second = feed_set.start(0, d), feed_set.start(1, d)
     shared = {id(v) for acc in second.values() for v in vars(acc).values()}
     total = 0
@@ -142,7 +143,7 @@ def fused_shard(
     _, batches = plan_batches(lengths, settings["batch_tokens"])
     token_range = shard_range(n_tokens, settings["chunk_tokens"], *parse_shard(shard))
     chosen, offset = batches_in_range(lengths, batches, *token_range)
-    feed_set = FeedSet(feeds, n_tokens, f"forward pass of shard {shard}")
+    feed_set = LayerFeeds(feeds, n_tokens, f"forward pass of shard {shard}")
     n_layers, d = len(runner.names), runner.loaded.d_model
     per_layer = layer_bytes(feed_set, d)
     groups = layer_groups(n_layers, per_layer, budget_gb)
@@ -164,11 +165,14 @@ def fused_shard(
     with atomic.atomic_output(out_dir) as tmp:
         tmp.mkdir()
         for group in groups:
-            accumulators: dict[int, dict[str, Accumulator]] = {layer: feed_set.start(layer, d) for layer in group}
+            accumulators: dict[int, dict[str, Accumulator]] = {
+                layer: feed_set.start(layer, d, layer + 1 == n_layers) for layer in group
+            }
             for hidden, rows in shard_blocks(runner, seqs, chosen, offset, token_range, feed_set.union):
                 with reuse_heap():
                     for layer in group:
-                        feed_set.feed(accumulators[layer], layer, on_device(hidden[layer]), rows)
+                        following = on_device(hidden[layer + 1]) if feed_set.pairs_at(layer + 1 == n_layers) else None
+                        feed_set.feed(accumulators[layer], layer, on_device(hidden[layer]), rows, "", following)
                 progress.update(len(rows))
             for layer in group:
                 save(part_path(tmp, layer), accumulators.pop(layer), Slot(layer, shard, *token_range, store_key))

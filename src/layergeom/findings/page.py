@@ -30,7 +30,8 @@ PAPERS = (
     "[PC] Song & Zhong 2024, Uncovering hidden geometry in Transformers via disentangling position and context; "
     "[RD] Timkey & van Schijndel 2021, All Bark and No Bite: Rogue Dimensions in Transformer Language Models "
     "Obscure Representational Quality; "
-    "[MA] Sun, Chen, Kolter & Liu 2024, Massive Activations in Large Language Models."
+    "[MA] Sun, Chen, Kolter & Liu 2024, Massive Activations in Large Language Models; "
+    "[TL] Razzhigaev et al. 2024, Your Transformer is Secretly Linear."
 )
 GUIDE = (
     "Which column answers which question: anisotropy as [AS] means it is mean_cos (the mean cosine between two "

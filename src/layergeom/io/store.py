@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -24,6 +25,7 @@ import zarr
 from layergeom.io.atomic import write_parquet
 from layergeom.io.integrity import StoreError, checksummed, read_error
 
+T = TypeVar("T")
 ARRAY = "hidden"
 DIMS = ("layer", "token", "d")
 COORD_BLOCK = 1 << 20  # token rows per chunk of the ``token`` coordinate
@@ -163,7 +165,7 @@ def iter_layer(
         yield Block(start, stop, rows, values)
 
 
-def prefetched(blocks: Iterator[Block]) -> Iterator[Block]:
+def prefetched(blocks: Iterator[T]) -> Iterator[T]:
     """Read the next block in a background thread while the caller works on the current one (2 in memory)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(next, blocks, None)

@@ -58,3 +58,12 @@ def finite_rows(values: Values) -> np.ndarray:
 
         return to_numpy(torch.isfinite(values).all(dim=1))
     return np.isfinite(values).all(axis=1)
+
+
+def side_by_side(left: Values, right: Values) -> Values:
+    """Rows of ``left`` and ``right`` joined, (n, d) and (n, e) -> (n, d + e), on their device."""
+    if is_tensor(left):
+        import torch
+
+        return torch.cat((left, right), dim=1)
+    return np.concatenate((left, right), axis=1)

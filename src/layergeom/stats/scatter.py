@@ -132,3 +132,16 @@ class Scatter:
             raise ValueError("no vectors were accumulated")
         values = np.linalg.eigvalsh(to_numpy(self.scatter) / self.count)[::-1]
         return np.clip(values, 0.0, None)
+
+
+class CrossScatter(Scatter):
+    """The joint scatter of vector pairs (x, y) fed side by side as rows (x, y) of width 2d (a layer and the next);
+    its blocks are S_xx, S_xy and S_yy."""
+
+    def finalize(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The centered scatter blocks S_xx, S_xy, S_yy (sums over the rows, not divided by the count)."""
+        if self.count == 0:
+            raise ValueError("no vector pairs were accumulated")
+        d = len(self.mean) // 2
+        joint = to_numpy(self.scatter)
+        return joint[:d, :d], joint[:d, d:], joint[d:, d:]

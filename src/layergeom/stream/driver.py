@@ -13,9 +13,9 @@ import zarr
 
 from layergeom.io.atomic import atomic_output
 from layergeom.io.integrity import chunks_of
-from layergeom.io.store import iter_layer, prefetched, store_id
+from layergeom.io.store import Block, iter_layer, prefetched, store_id
 from layergeom.joblog import Progress
-from layergeom.stats.device import finite_rows, take_rows
+from layergeom.stats.device import finite_rows, side_by_side, take_rows
 from layergeom.stats.protocol import Accumulator, Slot, part_path, save
 from layergeom.stream.selection import mask_digest
 
@@ -31,13 +31,16 @@ class Feed:
 
     Feeds of the same name are one accumulator (a shared scatter, say), so they must select the same tokens.
     With ``block``, the accumulator is fed by merges of ``block(values)``, computed once per cell of tokens that
-    the same feeds of that ``block`` select, so overlapping selections share the work.
+    the same feeds of that ``block`` select, so overlapping selections share the work. A ``pair`` feed is fed a
+    layer and the next stored layer side by side, rows (h_l, h_next) of width 2d, and saved under layer l; the
+    last layer has none.
     """
 
     name: str
     mask: np.ndarray  # (tokens,) bool over the token table
-    make: Callable[[int, int], Accumulator]  # (layer, d) -> empty accumulator
+    make: Callable[[int, int], Accumulator]  # (layer, width: d, or 2d for a pair) -> empty accumulator
     block: Callable[[Values], Accumulator] | None = None  # rows -> their own accumulator, to merge
+    pair: bool = False  # fed (h_l, h_next) side by side
 
 
 def unique_feeds(feeds: Sequence[Feed]) -> list[Feed]:
@@ -129,6 +132,45 @@ class FeedSet:
                     accumulators[name].merge(part)
 
 
+class LayerFeeds:
+    """The feeds of one pass: a FeedSet of single layers and one of pairs (a layer beside the next stored layer)."""
+
+    def __init__(self, feeds: Sequence[Feed], n_tokens: int, where: str) -> None:
+        self.single = FeedSet([feed for feed in feeds if not feed.pair], n_tokens, where)
+        self.pairs = FeedSet([feed for feed in feeds if feed.pair], n_tokens, where)
+        clash = {feed.name for feed in self.single.feeds} & {feed.name for feed in self.pairs.feeds}
+        if clash:
+            raise ValueError(f"feeds {sorted(clash)} are both single-layer and pair feeds")
+        self.feeds, self.where = self.single.feeds + self.pairs.feeds, where
+        self.union = self.single.union | self.pairs.union
+
+    def pairs_at(self, last: bool) -> bool:
+        """Whether a layer's blocks need the next layer's (it has pair feeds and is not the last layer)."""
+        return bool(self.pairs.feeds) and not last
+
+    def start(self, layer: int, d: int, last: bool = False) -> dict[str, Accumulator]:
+        """Empty accumulators of one layer, by feed name; the pairs' (width 2d) unless it is the last layer."""
+        accumulators = self.single.start(layer, d)
+        if self.pairs_at(last):
+            accumulators |= self.pairs.start(layer, 2 * d)
+        return accumulators
+
+    def feed(
+        self,
+        accumulators: dict[str, Accumulator],
+        layer: int,
+        values: Values,
+        rows: np.ndarray,
+        where: str = "",
+        following: Values | None = None,
+    ) -> None:
+        """Add a block of one layer to the single feeds and, with the next layer's same rows, to the pair feeds."""
+        self.single.feed(accumulators, layer, values, rows, where)
+        if following is not None:
+            check_finite(following, rows, where or self.where, layer + 1)
+            self.pairs.feed(accumulators, layer, side_by_side(values, following), rows, where)
+
+
 def stream_layers(
     array: zarr.Array,
     feeds: Sequence[Feed],
@@ -137,7 +179,7 @@ def stream_layers(
     block_tokens: int | None = None,
 ) -> Iterator[tuple[int, dict[str, Accumulator]]]:
     """Yield (layer, accumulators by feed name) once every block of the layer in ``token_range`` is in."""
-    feed_set = FeedSet(feeds, array.shape[1], str(getattr(array.store, "root", array.store)))
+    feed_set = LayerFeeds(feeds, array.shape[1], str(getattr(array.store, "root", array.store)))
     start, stop = token_range or (0, array.shape[1])
     union = feed_set.union.copy()
     union[:start] = False
@@ -145,13 +187,25 @@ def stream_layers(
     layers = list(range(array.shape[0]) if layers is None else layers)
     progress = Progress(len(layers) * int(union.sum()), "token-layers")
     for layer in layers:
-        accumulators = feed_set.start(layer, array.shape[2])
-        for block in prefetched(iter_layer(array, layer, union, block_tokens)):
+        last = layer + 1 == array.shape[0]
+        accumulators = feed_set.start(layer, array.shape[2], last)
+        for block, following in prefetched(layer_blocks(array, layer, union, block_tokens, feed_set.pairs_at(last))):
             where = f"{feed_set.where} ({chunks_of(array, layer, block.start, block.stop)})"
-            feed_set.feed(accumulators, layer, block.values, block.rows, where)
+            feed_set.feed(accumulators, layer, block.values, block.rows, where, following)
             progress.update(len(block.rows))
         yield layer, accumulators
     progress.update(0, force=True)
+
+
+def layer_blocks(
+    array: zarr.Array, layer: int, union: np.ndarray, block_tokens: int | None, pairs: bool
+) -> Iterator[tuple[Block, Values | None]]:
+    """(block, the same rows of the next stored layer when ``pairs``, else None) of one layer."""
+    blocks = iter_layer(array, layer, union, block_tokens)
+    if not pairs:
+        return ((block, None) for block in blocks)
+    following = iter_layer(array, layer + 1, union, block_tokens)  # the same blocks: same mask and step
+    return ((block, after.values) for block, after in zip(blocks, following))
 
 
 def stream_to_folder(

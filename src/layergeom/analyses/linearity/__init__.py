@@ -1,0 +1,33 @@
+"""Layer to layer: the linearity score of LLM-Microscope [TL] and linear CKA between consecutive stored layers."""
+
+from layergeom.analyses.linearity import accumulate, merge, plots
+from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.findings import linearity as claims
+from layergeom.stats.scatter import CrossScatter
+
+
+def judge(evidence: Evidence) -> list:
+    """The [TL] claim on the pair tables."""
+    return claims.findings(dict(evidence.depth), evidence.tokens)
+
+
+ANALYSIS = Analysis(
+    name="linearity",
+    what="per pair of consecutive stored layers (layer -> next_layer): linearity score of h_next and of "
+    "h_next - h_l on h_l (least squares, centered, Frobenius-normalised), linear CKA",
+    covers=lambda config, model, corpus: config["linearity"]["enabled"],
+    feeds=accumulate.feeds,
+    kinds=(CrossScatter,),
+    merge=merge.merge,
+    outputs={"table": "layers.parquet"},
+    facts=lambda config, selection: {"selection": selection},
+    corpus_figures=(
+        FigureSet(
+            "figure",
+            plots.corpus_figures,
+            (Figure("depth", "depth", "linearity_depth", "linearity and CKA over depth"),),
+        ),
+    ),
+    claims=claims.CLAIMS,
+    findings=judge,
+)
