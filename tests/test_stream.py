@@ -14,6 +14,8 @@ from polars.testing import assert_frame_equal
 from layergeom.analyses.anisotropy import accumulate as anisotropy
 from layergeom.analyses.dimensions.accumulate import UnitSquares
 from layergeom.analyses.jobs import run_stream_shard
+from layergeom.analyses.massive.histogram import AbsHistogram
+from layergeom.analyses.massive.top import TopEntries
 from layergeom.analyses.norm_variance import accumulate as norm_variance
 from layergeom.analyses.posctx import accumulate as posctx
 from layergeom.analyses.posctx.design import grid_design
@@ -174,6 +176,23 @@ def check_sample(acc: PointSample, rows: np.ndarray) -> None:
     np.testing.assert_array_equal(acc.finalize(), X[rows])
 
 
+def check_top(acc: TopEntries, rows: np.ndarray) -> None:
+    """The KEEP entries of largest |x|, by |x| descending, then row, then dimension."""
+    entries = sorted((-abs(X[r, i]), r, i) for r in rows for i in range(D))[: acc.keep]
+    value, row, dim = acc.finalize()
+    np.testing.assert_array_equal(row, [r for _, r, _ in entries])
+    np.testing.assert_array_equal(dim, [i for _, _, i in entries])
+    np.testing.assert_array_equal(value, [X[r, i] for _, r, i in entries])
+
+
+def check_histogram(acc: AbsHistogram, rows: np.ndarray) -> None:
+    """Every entry counted once, the exact lower median inside the reported bin."""
+    values = np.sort(np.abs(X[rows]).ravel())
+    median = acc.finalize()
+    assert median["n_entries"] == values.size
+    assert median["median_lo"] <= values[(values.size + 1) // 2 - 1] < median["median_hi"]
+
+
 #: case -> (empty accumulator, rows it is fed, check against the float64 reference of those rows)
 CASES: dict[str, tuple[Callable[[], Accumulator], np.ndarray, Callable]] = {
     "NormSums": (lambda: summary.NormSums(), MASK, check_norms),
@@ -186,6 +205,8 @@ CASES: dict[str, tuple[Callable[[], Accumulator], np.ndarray, Callable]] = {
     "CrossScatter": (lambda: CrossScatter(D), MASK, check_cross),
     "PosCtxSums": (lambda: posctx.PosCtxSums(*DESIGN.shape, D, DESIGN), DESIGN.mask, check_posctx),
     "PointSample": (lambda: PointSample(D), SAMPLE_MASK, check_sample),
+    "TopEntries": (lambda: TopEntries(7), MASK, check_top),
+    "AbsHistogram": (lambda: AbsHistogram(), MASK, check_histogram),
 }
 
 
