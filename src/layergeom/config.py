@@ -261,11 +261,14 @@ def check(config: dict, base: Path = Path(".")) -> None:
 
 def local_hidden_size(folder: str) -> int | None:
     """The hidden size d in a local model folder's config.json (``hidden_size``, ``n_embd`` or ``d_model``); None
-    for a hub id or a folder without one (a GGUF file)."""
+    for a hub id, a folder without one (a GGUF file) or one that does not parse (the extraction job names it)."""
     path = Path(folder) / "config.json"
-    if not path.is_file():
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    entry = json.loads(path.read_text())
+    if not isinstance(entry, dict):
+        return None
     return next((entry[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(entry.get(k), int)), None)
 
 
