@@ -37,6 +37,9 @@ from layergeom.stats.protocol import SLOT
 ROOT = Path(__file__).resolve().parent.parent
 #: normwise relative tolerance (max |cuda - cpu| / max |cpu| of one array) by forward dtype and array dtype
 TOLERANCE = {"float32": {"float64": 1e-4, "float32": 1e-4}, "float64": {"float64": 1e-9, "float32": 1e-6}}
+#: counts of |x| per histogram bin: an entry within float32 rounding of a bin edge may fall on either side of it
+#: when the forward is float32 (counts then move between neighbouring bins; each array's total still agrees)
+BIN_COUNTS = ("AbsHistogram", "counts")
 
 
 def save_random_model(root: Path, config: transformers.PretrainedConfig) -> Path:
@@ -100,10 +103,12 @@ def compare(ref: dict[str, np.ndarray], other: dict[str, np.ndarray], dtype: str
         row["arrays"] += 1
         row["abs"] = max(row["abs"], float(diff.max()))
         row["rel"] = max(row["rel"], float(diff.max() / scale) if scale else float(diff.max()))
-        row["shape_ok"] = row.get("shape_ok", True) and same_shape
+        row["shape_ok"] = row.get("shape_ok", True) and same_shape and (a.sum() == b.sum() or a.dtype.kind == "f")
     for row in rows.values():
         exact = not np.issubdtype(np.dtype(row["dtype"]), np.floating)
         row["tolerance"] = 0.0 if exact else TOLERANCE[dtype][row["dtype"]]
+        if (row["kind"], row["key"]) == BIN_COUNTS and dtype == "float32":
+            row["tolerance"] = 1e-3  # a few entries in a neighbouring bin, out of every entry of the layer
         row["pass"] = bool(row["shape_ok"] and row["rel"] <= row["tolerance"])
     return sorted(rows.values(), key=lambda r: (r["kind"], r["key"]))
 
