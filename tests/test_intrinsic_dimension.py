@@ -1,17 +1,15 @@
 """Intrinsic dimension: exact neighbours, synthetic manifolds, scikit-dimension and llm-microscope agreement,
 duplicates."""
 
-import importlib.util
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import polars as pl
 import pytest
 import skdim
 import torch
+from peers import microscope_functions
 from scipy.spatial.distance import cdist
 
 from layergeom.analyses.anisotropy.accumulate import SAMPLE, sample_feeds
@@ -183,18 +181,6 @@ def test_estimate_from_store_equals_in_ram(tmp_path):
         streamed = sampled[layer][SAMPLE].finalize()
         np.testing.assert_array_equal(streamed, data[layer, rows].astype(np.float64))
         assert estimate(streamed, n_bootstrap=20) == estimate(data[layer, rows].astype(np.float64), n_bootstrap=20)
-
-
-def microscope_functions() -> ModuleType:
-    """llm_microscope/functions.py of llm-microscope 0.0.7 ([SL]'s code), loaded from its file: the package's
-    __init__ does not import. A test dependency: missing, the tests fail."""
-    package = importlib.util.find_spec("llm_microscope")
-    assert package is not None, "llm-microscope==0.0.7 is a test dependency (pyproject.toml, extras 'test')"
-    path = Path(package.submodule_search_locations[0]) / "functions.py"
-    spec = importlib.util.spec_from_file_location("llm_microscope_functions", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextmanager

@@ -1,13 +1,10 @@
 """Layer to layer: the joint scatter of consecutive layers against float64 references, the linearity score against
 LLM-Microscope's own function, linear CKA against its Gram-matrix form, and pair feeds streamed from a store."""
 
-import glob
-import importlib.util
-import sysconfig
-
 import numpy as np
 import pytest
 import torch
+from peers import microscope_functions
 
 from layergeom.analyses.linearity.accumulate import NAME, feeds
 from layergeom.analyses.linearity.merge import pair_table
@@ -17,17 +14,6 @@ from layergeom.io.store import create_store, open_hidden
 from layergeom.stats.protocol import load, merged, part_path, save
 from layergeom.stats.scatter import CrossScatter, Scatter
 from layergeom.stream.driver import Feed, stream_layers, stream_to_folder
-
-
-def microscope():
-    """LLM-Microscope's ``functions.py``, loaded by path (the package's ``__init__`` fails to import)."""
-    path = glob.glob(f"{sysconfig.get_paths()['purelib']}/llm_microscope/functions.py")
-    if not path:
-        pytest.skip("llm-microscope is not installed")
-    spec = importlib.util.spec_from_file_location("llm_microscope_functions", path[0])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def layers(rng: np.random.Generator, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +57,7 @@ def test_cross_scatter_equals_two_pass_blocks_and_merges_in_any_order(tmp_path):
 
 
 def test_linearity_is_llm_microscopes_procrustes_similarity():
-    functions = microscope()
+    functions = microscope_functions()
     rng = np.random.default_rng(1)
     x, y = layers(rng, 300, 12)
     row = pair_row(*blocks(x, y))
