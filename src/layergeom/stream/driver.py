@@ -163,11 +163,13 @@ class LayerFeeds:
         rows: np.ndarray,
         where: str = "",
         following: Values | None = None,
+        following_where: str = "",
     ) -> None:
-        """Add a block of one layer to the single feeds and, with the next layer's same rows, to the pair feeds."""
+        """Add a block of one layer to the single feeds and, with the next layer's same rows (read from
+        ``following_where``), to the pair feeds."""
         self.single.feed(accumulators, layer, values, rows, where)
         if following is not None:
-            check_finite(following, rows, where or self.where, layer + 1)
+            check_finite(following, rows, following_where or where or self.where, layer + 1)
             self.pairs.feed(accumulators, layer, side_by_side(values, following), rows, where)
 
 
@@ -191,7 +193,8 @@ def stream_layers(
         accumulators = feed_set.start(layer, array.shape[2], last)
         for block, following in prefetched(layer_blocks(array, layer, union, block_tokens, feed_set.pairs_at(last))):
             where = f"{feed_set.where} ({chunks_of(array, layer, block.start, block.stop)})"
-            feed_set.feed(accumulators, layer, block.values, block.rows, where, following)
+            after = f"{feed_set.where} ({chunks_of(array, layer + 1, block.start, block.stop)})" if not last else ""
+            feed_set.feed(accumulators, layer, block.values, block.rows, where, following, after)
             progress.update(len(block.rows))
         yield layer, accumulators
     progress.update(0, force=True)
