@@ -354,7 +354,7 @@ def test_a_damaged_or_misplaced_partial_stops_the_merge_with_the_file_named(work
     else:
         shutil.copy(parts / "0-of-2" / "layer_001.npz", victim)
         expected = f"{named} holds layer 1 of shard 0-of-2, not layer 1 of shard 1-of-2"
-    done = snakemake(work, "--notemp", "--forcerun", "summary_merge", table)
+    done = snakemake(work, "--notemp", table, "--forcerun", "summary_merge")  # the target first: a list follows
     assert done.returncode != 0
     log = job_log(work, "summary/bert/docs", "merge")
     assert expected in log and f"remove {named.parent} and run the workflow again" in log, log[-2000:]
