@@ -297,7 +297,8 @@ def model_tables(kind: str, blocks: int, rng) -> dict[str, pl.DataFrame]:
                 "layer": range(blocks),
                 "next_layer": range(1, n),
                 "relative_depth": [i / blocks for i in range(blocks)],
-                "after_final_norm": final[1:],
+                "after_final_norm": final[:-1],
+                "next_after_final_norm": final[1:],
                 "linearity": values()[1:],
                 "kind": kind,
             }

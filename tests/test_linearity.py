@@ -160,7 +160,8 @@ def pair_frame(kind: str, scores: list[float], final_norm: bool = True):
             "layer": range(n),
             "next_layer": range(1, n + 1),
             "relative_depth": [i / n for i in range(n)],
-            "after_final_norm": [final_norm and i == n - 1 for i in range(n)],
+            "after_final_norm": [False] * n,
+            "next_after_final_norm": [final_norm and i == n - 1 for i in range(n)],
             "linearity": scores,
             "kind": kind,
         }

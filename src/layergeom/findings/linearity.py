@@ -24,7 +24,7 @@ def median_linearity(table: pl.DataFrame) -> Measure:
     """Median linearity score of a decoder's consecutive pairs before the final norm."""
     if table.height == 0 or table["kind"][0] != "decoder":
         return not_applicable("no decoder pair" if table.height == 0 else f"{table['kind'][0]} model")
-    pairs = table.filter(~pl.col("after_final_norm") & pl.col("linearity").is_finite())
+    pairs = table.filter(~pl.col("next_after_final_norm") & pl.col("linearity").is_finite())
     if pairs.height == 0:
         return not_applicable("no pair of stored layers before the final norm")
     value = float(pairs["linearity"].median())

@@ -15,15 +15,18 @@ from layergeom.stats.scatter import CrossScatter
 
 def pair_table(header, parts) -> pl.DataFrame:
     """layer, next_layer (model indices of consecutive stored layers), layer_name, relative_depth (of ``layer``),
-    after_final_norm (of ``next_layer``), linearity, linearity_residual, cka and the model's kind."""
+    after_final_norm (of ``layer``), next_after_final_norm (of ``next_layer``), linearity, linearity_residual, cka
+    and the model's kind."""
     array = open_hidden(header)
     axis = layer_axis(array)
     rows = [pair_row(*load_merged(parts, pair, NAME, CrossScatter).finalize()) for pair in range(axis.height - 1)]
     values = pl.DataFrame(rows, schema=dict.fromkeys(("linearity", "linearity_residual", "cka"), pl.Float64))
     pairs = pl.concat(
         [
-            axis.head(axis.height - 1).select("layer", "layer_name", "relative_depth"),
-            axis.tail(axis.height - 1).select(pl.col("layer").alias("next_layer"), "after_final_norm"),
+            axis.head(axis.height - 1).select("layer", "layer_name", "relative_depth", "after_final_norm"),
+            axis.tail(axis.height - 1).select(
+                pl.col("layer").alias("next_layer"), pl.col("after_final_norm").alias("next_after_final_norm")
+            ),
             values,
         ],
         how="horizontal",
