@@ -101,3 +101,8 @@ class Analysis:
     def streamed(self) -> bool:
         """Whether the stream shards (or a fused extraction) feed it."""
         return self.feeds is not None
+
+
+def depth_claims(findings: Callable[[dict, str], list]) -> Callable[[Evidence], list]:
+    """The judge of an analysis whose claims read only its depth tables: ``findings(tables, tokens)``."""
+    return lambda evidence: findings(dict(evidence.depth), evidence.tokens)

@@ -2,7 +2,7 @@
 and IsoScore [IS] per layer."""
 
 from layergeom.analyses.dimensions import accumulate, merge, plots
-from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
 from layergeom.findings import dimensions as claims
 from layergeom.stats.sample import PointSample
 from layergeom.stats.scatter import Scatter, UnitSum
@@ -12,11 +12,6 @@ def facts(config: dict, selection: dict) -> dict:
     """The token selection, top_k and the fused-mode sample (figures, captions and the findings page)."""
     section = config["dimensions"]
     return {"selection": selection, "top_k": section["top_k"], "sample": section["sample"]}
-
-
-def judge(evidence: Evidence) -> list:
-    """The [RD] claim on every depth table."""
-    return claims.findings(dict(evidence.depth), evidence.tokens)
 
 
 ANALYSIS = Analysis(
@@ -41,5 +36,5 @@ ANALYSIS = Analysis(
         ),
     ),
     claims=claims.CLAIMS,
-    findings=judge,
+    findings=depth_claims(claims.findings),
 )

@@ -1,15 +1,9 @@
 """Layer to layer: the linearity score of LLM-Microscope [TL] and linear CKA between consecutive stored layers."""
 
 from layergeom.analyses.linearity import accumulate, merge, plots
-from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
 from layergeom.findings import linearity as claims
 from layergeom.stats.scatter import CrossScatter
-
-
-def judge(evidence: Evidence) -> list:
-    """The [TL] claim on the pair tables."""
-    return claims.findings(dict(evidence.depth), evidence.tokens)
-
 
 ANALYSIS = Analysis(
     name="linearity",
@@ -29,5 +23,5 @@ ANALYSIS = Analysis(
         ),
     ),
     claims=claims.CLAIMS,
-    findings=judge,
+    findings=depth_claims(claims.findings),
 )

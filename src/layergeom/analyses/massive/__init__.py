@@ -3,7 +3,7 @@
 from layergeom.analyses.massive import accumulate, histogram, merge, plots
 from layergeom.analyses.massive.histogram import AbsHistogram
 from layergeom.analyses.massive.top import TopEntries
-from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
 from layergeom.findings import massive as claims
 
 
@@ -16,11 +16,6 @@ def facts(config: dict, selection: dict) -> dict:
         "resolution": f"{histogram.RESOLUTION:.1%}",
         "criterion": claims.CRITERION,
     }
-
-
-def judge(evidence: Evidence) -> list:
-    """The [MA] claim on the depth tables."""
-    return claims.findings(dict(evidence.depth), evidence.tokens)
 
 
 ANALYSIS = Analysis(
@@ -41,5 +36,5 @@ ANALYSIS = Analysis(
         ),
     ),
     claims=claims.CLAIMS,
-    findings=judge,
+    findings=depth_claims(claims.findings),
 )

@@ -3,7 +3,7 @@ M, V_B and V_W in Q."""
 
 from layergeom.analyses.norm_variance import accumulate, merge, plots
 from layergeom.analyses.norm_variance.metrics import Exclusions, describe_exclusions
-from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
 from layergeom.findings import norm_variance as claims
 from layergeom.stats.moments import GroupedMoments
 from layergeom.stream.selection import describe
@@ -21,11 +21,6 @@ def facts(config: dict, selection: dict) -> dict:
         "outlier_factor": section["exclude"]["outlier_factor"],
         "lines": section["top_q"],
     }
-
-
-def judge(evidence: Evidence) -> list:
-    """Every [NV] claim on the depth tables."""
-    return claims.findings(dict(evidence.depth), evidence.tokens)
 
 
 def figure(key: str, caption: str, label: str) -> Figure:
@@ -79,5 +74,5 @@ ANALYSIS = Analysis(
     training=("m_share", "vb_share", "vw_share", "slope"),
     training_where={"variant": "all"},
     claims=claims.CLAIMS,
-    findings=judge,
+    findings=depth_claims(claims.findings),
 )

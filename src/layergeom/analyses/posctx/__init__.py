@@ -1,7 +1,7 @@
 """Position and context decomposition h = mu + pos + ctx + resid of every contexts-mode store [PC]."""
 
 from layergeom.analyses.posctx import accumulate, merge, plots
-from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
 from layergeom.findings import posctx as claims
 from layergeom.stats.scatter import Scatter
 from layergeom.stream.selection import describe
@@ -14,11 +14,6 @@ def facts(config: dict, selection: dict) -> dict:
         **{k: section[k] for k in ("ctx_components", "smoothness_cutoff", "screenot_max_rank")},
         "selection": describe(**selection),
     }
-
-
-def judge(evidence: Evidence) -> list:
-    """Every [PC] claim on the depth tables."""
-    return claims.findings(dict(evidence.depth), evidence.tokens)
 
 
 ANALYSIS = Analysis(
@@ -53,5 +48,5 @@ ANALYSIS = Analysis(
         ),
     ),
     claims=claims.CLAIMS,
-    findings=judge,
+    findings=depth_claims(claims.findings),
 )
