@@ -65,7 +65,7 @@ def test_norm_variance_rules():
     assert all("variant all" in row.selection and row.selection.startswith("sel") for row in rows)
 
 
-def aniso_table(kind: str, shares, ids=None, twonn=None) -> pl.DataFrame:
+def aniso_table(kind: str, shares, ids=None, twonn=None, cos=None) -> pl.DataFrame:
     n = len(shares)
     return pl.DataFrame(
         {
@@ -75,6 +75,7 @@ def aniso_table(kind: str, shares, ids=None, twonn=None) -> pl.DataFrame:
             "sigma1_share": shares,
             "sl_id": ids or [1.0] * n,
             "twonn_id": twonn or [1.0] * n,
+            "mean_cos": cos or [0.1] * n,
         }
     )
 
@@ -95,7 +96,7 @@ def test_anisotropy_rules():
     # [SL]'s estimate falls while TwoNN rises and falls: the claim is judged on sl_id
     falls = [(s, aniso_table("decoder", [0.1] * 3, [10 - s, 9 - s, 8 - s], [3.0 + (s == 1)] * 3)) for s in (0, 1, 2)]
     training = {("m", "c"): up_down, ("f", "c"): falls, ("two", "c"): falls[:2]}
-    rows = anisotropy.findings(tables, training, "sel", "first 4096")
+    rows = anisotropy.findings(tables, training, "sel", "first 4096", {})
     assert verdicts(rows) == {"sl_decoder_peak": HOLDS, "sl_encoder_flat": NOT_APPLICABLE, "sl_id_training": HOLDS}
     assert verdicts(rows, "late") == {"sl_decoder_peak": FAILS, "sl_encoder_flat": NOT_APPLICABLE}
     plateau = next(r for r in rows if r.model == "plateau" and r.claim.key == "sl_decoder_peak")
@@ -107,6 +108,27 @@ def test_anisotropy_rules():
     assert next(r for r in rows if r.model == "m" and r.claim.key == "sl_id_training").measured.startswith(
         "layer 1: 10.00 (step 0), largest 13.00 (step 4), 11.00 (step 16); TwoNN 3.00, 2.00, 2.50"
     )
+
+
+def test_byte_level_rule():
+    """Middle-layer mean cosine (relative depth 0.5 of 5 layers: layer 2) against step 0 and the BPE family."""
+    cos = lambda mid: aniso_table("decoder", [0.1] * 5, cos=[0.9, 0.9, mid, 0.9, 0.9])  # noqa: E731
+    bpe = [(0, cos(0.1)), (256, cos(0.6))]
+    training = {
+        ("byte", "c"): [(0, cos(0.1)), (256, cos(0.35))],  # 0.35 >= max(0.1 + 0.1, 0.5 * 0.6)
+        ("flat", "c"): [(0, cos(0.1)), (256, cos(0.15))],  # not 0.1 above its step 0
+        ("weak", "c"): [(0, cos(0.1)), (256, cos(0.25))],  # above step 0, below half of BPE's 0.6
+        ("late", "c"): [(4, cos(0.1)), (256, cos(0.5))],  # no step 0
+        ("bpe", "c"): bpe,
+        ("alone", "other"): [(0, cos(0.1)), (256, cos(0.5))],  # no BPE family on its corpus
+    }
+    vocab = {"byte": 257, "flat": 257, "weak": 257, "late": 257, "alone": 257, "bpe": 4096}
+    rows = [r for r in anisotropy.findings({}, training, "sel", "s", vocab) if r.claim.key == "as_byte_level"]
+    got = {r.model: r.verdict for r in rows}
+    assert got == {"byte": HOLDS, "flat": FAILS, "weak": FAILS, "late": NOT_APPLICABLE, "alone": NOT_APPLICABLE}
+    byte = next(r for r in rows if r.model == "byte")
+    assert byte.value == pytest.approx(0.35) and byte.threshold == pytest.approx(0.3)
+    assert "BPE bpe 0.600 at step 256" in byte.measured
 
 
 def heads(q: float, k: float, entropy: float) -> pl.DataFrame:
@@ -215,7 +237,7 @@ def test_pages_list_every_claim_and_row():
     table = frame(rows, claims)
     assert table.height == 4 and set(table["verdict"]) == {HOLDS}
     page = markdown_page(table, claims)
-    assert len(claims) == 16 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
+    assert len(claims) == 17 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.endswith("(abstract)") or claim.quote.startswith("paraphrase") for claim in claims)
     landing = landing_page("intro", table, claims)
@@ -324,7 +346,7 @@ def test_every_rule_gives_a_verdict_on_any_layer_subset(seed):
             continue
         depth_tables = {(kind, "c"): subset[kind][name] for kind in subset}
         training = {(kind, "c"): [(s, subset[kind][name]) for s in (0, 4, 16)] for kind in subset}
-        notes = {"id_sample": "sample"}
+        notes = {"id_sample": "sample", "vocab": {"decoder": 257, "encoder": 4096}}
         rows = analysis.findings(Evidence(depth_tables, training, "sel", None, notes))
         assert rows and all(row.verdict in (HOLDS, FAILS, NOT_APPLICABLE) for row in rows), (name, stored)
         for row in rows:  # the margin lies on the side of the verdict
@@ -333,7 +355,7 @@ def test_every_rule_gives_a_verdict_on_any_layer_subset(seed):
         assert all(row.claim in analysis.claims for row in rows)
     decoder = subset["decoder"]["anisotropy"]
     peak = next(
-        r for r in anisotropy.findings({("d", "c"): decoder}, {}, "sel", "s") if r.claim.key == "sl_decoder_peak"
+        r for r in anisotropy.findings({("d", "c"): decoder}, {}, "sel", "s", {}) if r.claim.key == "sl_decoder_peak"
     )
     before = decoder.filter(~pl.col("after_final_norm"))
     if before.height >= 2:

@@ -205,6 +205,16 @@ def checkpoint_families(config: dict) -> dict[str, list[tuple[str, int]]]:
     return {family: sorted(members, key=lambda m: m[1]) for family, members in families.items()}
 
 
+def trained_vocab(config: dict) -> dict[str, int]:
+    """The tokenizer size (``vocab_size``) of every checkpoint family trained by the workflow."""
+    runs = config.get("training", {}).get("runs", {})
+    return {
+        entry["checkpoint"]["of"]: runs[entry["checkpoint"]["run"]]["vocab_size"]
+        for entry in config["models"].values()
+        if entry.get("checkpoint") and entry["checkpoint"].get("run") in runs
+    }
+
+
 def entry_hash(*entries: Any) -> str:
     """A short stable hash of config entries, stored with outputs for provenance."""
     text = json.dumps(entries, sort_keys=True, default=str)

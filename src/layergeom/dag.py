@@ -313,12 +313,16 @@ class Dag:
     # targets
 
     def targets(self) -> list[str]:
-        """Every final output of a run: stores, token tables, tables, figures, the findings."""
+        """Every final output of a run: stores, token tables, tables, figures (per pair: not of a checkpoint before
+        its family's last), the findings."""
         r = self.results
         out = [self.store_path(m, c) for m, c in self.pairs]
         out += [f"{r}/hidden/{m}/{c}/tokens.parquet" for m, c in self.pairs]
+        intermediate = self.intermediate()  # drawn over training instead (dynamics figures)
         for a, figures in self.figure_sets("pair"):
             for m, c in self.analysis_pairs(a.name):
+                if m in intermediate:
+                    continue
                 out += [self.pair_figure(a.name, f.file).format(model=m, corpus=c) for f in figures.figures]
         for a, figures in self.figure_sets("corpus"):
             for c in self.figure_corpora(a.name, figures):

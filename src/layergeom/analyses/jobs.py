@@ -10,7 +10,6 @@ import polars as pl
 
 from layergeom.analyses.registry import ANALYSES, analysis
 from layergeom.analyses.spec import Evidence, FigureJob, MergeJob
-from layergeom.extraction.fused import run_fused_shard as fused_shard_job
 from layergeom.findings.page import write_pages
 from layergeom.io.store import open_hidden, store_id
 from layergeom.stats.protocol import check_slots
@@ -63,7 +62,9 @@ def run_fused_shard(
     threads: int,
 ) -> None:
     """The fused_extract rule: shard ``k-of-n`` of a pair's forward pass into every planned analysis."""
-    fused_shard_job(
+    from layergeom.extraction.fused import run_fused_shard  # torch: only the jobs that run a model import it
+
+    run_fused_shard(
         spec, model, documents, sentences, tokens, header, out_dir, shard, fused_feeds(plans), budget_gb, threads
     )
 

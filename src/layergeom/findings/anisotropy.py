@@ -1,5 +1,6 @@
-"""[SL] claims: the top singular share over depth (decoders peak in the middle, encoders flat) and the
-intrinsic dimension over training (expansion, then compression)."""
+"""[SL] claims on the anisotropy tables: the top singular share over depth (decoders peak in the middle, encoders
+flat) and the intrinsic dimension over training (expansion, then compression); [AS]'s claim that a byte-level model
+is anisotropic too."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import numpy as np
 import polars as pl
 
 from layergeom.findings.verdicts import (
+    MIDDLE,
     Claim,
     Finding,
     Measure,
     at_least,
     at_most,
     finding,
+    middle,
     not_applicable,
     within,
 )
@@ -52,7 +55,23 @@ SL_ID_TRAINING = Claim(
     "expansion into higher-dimensional space. This fact is then followed by a compression phase towards the "
     'end of training with dimensionality decrease" (abstract)',
 )
-CLAIMS = (SL_DECODER_PEAK, SL_ENCODER_FLAT, SL_ID_TRAINING)
+BYTE_VOCAB = 257  # the 256 bytes and the end-of-text token: a byte-level tokenizer without merges
+BYTE_LIFT = 0.1  # above the untrained model's middle-layer mean cosine
+BYTE_SHARE = 0.5  # of the BPE model's middle-layer mean cosine
+AS_BYTE_LEVEL = Claim(
+    "as_byte_level",
+    "AS",
+    "a byte-level language model is anisotropic too (not only a token-frequency effect)",
+    "character- and byte-level models (CharacterBERT, CANINE, MANTa, ByT5 in the body) show a high mean cosine",
+    f"a family trained by the workflow with a byte-level tokenizer (vocab_size {BYTE_VOCAB}): the mean of mean_cos "
+    f"over the middle layers (relative depth in [{MIDDLE[0]:.2f}, {MIDDLE[1]:.2f}], before any final norm) at its last "
+    f"checkpoint must be at least {BYTE_LIFT} above the same at its step 0 (the untrained model) and at least "
+    f"{BYTE_SHARE:.0%} of the same for a BPE family of the same corpus at its last checkpoint; not applicable without "
+    "step 0 or a BPE family",
+    '"We show in this paper that anisotropy can also be observed empirically in language models with specific '
+    'objectives that should not suffer directly from the same consequences." (abstract)',
+)
+CLAIMS = (SL_DECODER_PEAK, SL_ENCODER_FLAT, SL_ID_TRAINING, AS_BYTE_LEVEL)
 MIN_LAYERS = 2  # a depth claim needs at least two stored layers to compare
 
 
@@ -113,13 +132,42 @@ def expansion_then_compression(steps: list[int], tables: list[pl.DataFrame]) -> 
     return at_least(best, best_score, CHANGE, best_layer)
 
 
+def middle_cos(table: pl.DataFrame) -> float:
+    """Mean of mean_cos over the middle layers before any final norm (NaN when there are none)."""
+    values = middle(before_final_norm(table))["mean_cos"]
+    return float(values.mean()) if len(values) else np.nan
+
+
+def byte_level(
+    checkpoints: list[tuple[int, pl.DataFrame]], bpe: list[tuple[str, list[tuple[int, pl.DataFrame]]]]
+) -> Measure:
+    """A byte-level family's last checkpoint against its step 0 and against a BPE family's last checkpoint."""
+    steps = [s for s, _ in checkpoints]
+    if steps[0] != 0 or len(steps) < 2:
+        return not_applicable(f"checkpoints {steps}: step 0 and a later one are needed")
+    if not bpe:
+        return not_applicable("no BPE family trained on this corpus")
+    trained, untrained = middle_cos(checkpoints[-1][1]), middle_cos(checkpoints[0][1])
+    family, reference = bpe[0]
+    other = middle_cos(reference[-1][1])
+    text = (
+        f"middle-layer mean_cos {trained:.3f} at step {steps[-1]}, {untrained:.3f} at step 0; "
+        f"BPE {family} {other:.3f} at step {reference[-1][0]}"
+    )
+    if not np.isfinite([trained, untrained, other]).all():
+        return not_applicable(f"{text}: no middle layer stored before the final norm")
+    return at_least(text, trained, max(untrained + BYTE_LIFT, BYTE_SHARE * other))
+
+
 def findings(
     tables: dict[tuple[str, str], pl.DataFrame],
     training: dict[tuple[str, str], list[tuple[int, pl.DataFrame]]],
     selection: str,
     id_sample: str,
+    vocab: dict[str, int],
 ) -> list[Finding]:
-    """The depth claims on every (model, corpus) table, the training claim on every (family, corpus)."""
+    """The depth claims on every (model, corpus) table, the training claims on every (family, corpus); ``vocab``:
+    the tokenizer size of every family trained by the workflow."""
     rows = []
     for (model, corpus), table in tables.items():
         for claim, measure in ((SL_DECODER_PEAK, decoder_peak(table)), (SL_ENCODER_FLAT, encoder_flat(table))):
@@ -127,4 +175,8 @@ def findings(
     for (family, corpus), checkpoints in training.items():
         measure = expansion_then_compression([s for s, _ in checkpoints], [t for _, t in checkpoints])
         rows.append(finding(SL_ID_TRAINING, family, corpus, f"{selection}; {id_sample}", measure))
+    for (family, corpus), checkpoints in training.items():
+        if vocab.get(family) == BYTE_VOCAB:
+            bpe = [(f, c) for (f, k), c in training.items() if k == corpus and vocab.get(f, BYTE_VOCAB) > BYTE_VOCAB]
+            rows.append(finding(AS_BYTE_LEVEL, family, corpus, selection, byte_level(checkpoints, bpe)))
     return rows

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import spearmanr
 
 HOLDS, FAILS, NOT_APPLICABLE = "holds", "does not hold", "not applicable"
 MIDDLE = (1 / 3, 2 / 3)
@@ -109,6 +108,8 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     keep = np.isfinite(x) & np.isfinite(y)
     if keep.sum() < 3 or np.ptp(x[keep]) == 0 or np.ptp(y[keep]) == 0:
         return np.nan
+    from scipy.stats import spearmanr  # scipy.stats takes ~1 s to import: only the findings job needs it
+
     return float(spearmanr(x[keep], y[keep]).statistic)
 
 

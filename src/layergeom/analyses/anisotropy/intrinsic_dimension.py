@@ -94,15 +94,16 @@ def twonn_from_ratios(mu: np.ndarray, discard_fraction: float = 0.1) -> tuple[np
     return slope, mle
 
 
-def sl_ratios(x: np.ndarray, block: int = 1024) -> np.ndarray:
+def sl_ratios(x: np.ndarray, block: int = 1024, nearest: np.ndarray | None = None) -> np.ndarray:
     """[SL]'s ratios mu = r2 / r1 of every row, neighbours among all rows (copies too), -1 where r1 < SL_EPS.
 
-    Distances are those of the centred cloud scaled to mean norm 1, the scale of [SL]'s threshold.
+    Distances are those of the centred cloud scaled to mean norm 1, the scale of [SL]'s threshold; ``nearest``:
+    every row's two nearest distances (``nearest_distances(x, 2)``) when already known.
     """
     x = np.asarray(x, dtype=np.float64)
     centred = x - x.mean(axis=0)
     scale = np.sqrt(np.einsum("ij,ij->i", centred, centred)).mean()
-    r1, r2 = (nearest_distances(x, 2, block) / scale).T
+    r1, r2 = ((nearest_distances(x, 2, block) if nearest is None else nearest) / scale).T
     return np.where(r1 < SL_EPS, -1.0, r2 / np.maximum(r1, SL_EPS))
 
 
@@ -193,7 +194,8 @@ def estimate(
     kept = distances[distances[:, 0] > 0]
     mu = kept[:, 1] / kept[:, 0]
     slope, mle = twonn_from_ratios(mu, discard_fraction)
-    sl_mu = sl_ratios(x, block)
+    # without copies the search above ran on every row: its first two columns are [SL]'s neighbours
+    sl_mu = sl_ratios(x, block, distances[:, :2] if len(keep) == len(x) else None)
     rng = np.random.default_rng(seed)
     boot_slope, boot_mle = twonn_from_ratios(resample(mu, n_bootstrap, rng), discard_fraction)
     boot_sl = sl_from_ratios(resample(sl_mu, n_bootstrap, rng))
