@@ -23,7 +23,7 @@ STORE_READS = (
 # dimensions' second passes
 BATCH_TOKENS = 8192
 MASSIVE_BYTES = 1602 * 8 + 100 * 24  # massive: |x| histogram (1600 bins, underflow, overflow) and 100 top entries
-SCATTER_FLOP = 2 + 8  # per d^2, token and layer: the d x d scatter, and linearity's 2d x 2d joint scatter
+SCATTER_FLOP = 2 + 2  # per d^2, token and layer: the d x d scatter, and linearity's cross products
 TOKEN_TABLE_BYTES = 40  # bytes per token of tokens.parquet, upper bound (seq, doc, position, id, flags, topic)
 
 
@@ -57,7 +57,7 @@ def layer_bytes(p: Plan) -> dict[str, float]:
         "ID sample": N_POINTS * p.d * 8,
         "dimensions sample": N_POINTS * p.d * 8,
         "massive": MASSIVE_BYTES,
-        "linearity joint scatter": 4 * p.d * p.d * 8 + 2 * p.d * 8,
+        "linearity cross products": p.d * p.d * 8 + 2 * p.d * 8,
     }
 
 

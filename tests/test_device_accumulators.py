@@ -17,7 +17,7 @@ from layergeom.analyses.posctx.accumulate import feeds as posctx_feeds
 from layergeom.analyses.registry import kinds
 from layergeom.analyses.summary.accumulate import feeds as summary_feeds
 from layergeom.stats.sample import PointSample
-from layergeom.stats.scatter import CrossScatter, UnitSum
+from layergeom.stats.scatter import CrossProduct, UnitSum
 from layergeom.stream.driver import Feed, FeedSet, LayerFeeds
 
 DEVICE = torch.device(os.environ.get("LAYERGEOM_TEST_DEVICE", "cpu"))
@@ -72,7 +72,7 @@ def test_torch_path_equals_numpy_path_for_every_kind():
         Feed("centered", mask, lambda layer, d: UnitSum(d, center)),
         Feed("standardized", mask, lambda layer, d: UnitSum(d, center, scale)),
         Feed("sample", mask, lambda layer, d: PointSample(d)),
-        Feed("pairs", mask, lambda layer, width: CrossScatter(width), pair=True),
+        Feed("pairs", mask, lambda layer, width: CrossProduct(width), pair=True),
     ]
     values = np.random.default_rng(2).normal(size=(n, d)) * 3 + 1
     values[4] = 0.0  # a zero vector has no direction

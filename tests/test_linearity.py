@@ -1,7 +1,8 @@
-"""Layer to layer: the joint scatter of consecutive layers against float64 references, the linearity score against
+"""Layer to layer: the cross products of consecutive layers against float64 references, the linearity score against
 LLM-Microscope's own function, linear CKA against its Gram-matrix form, and pair feeds streamed from a store."""
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from peers import microscope_functions
@@ -12,8 +13,9 @@ from layergeom.analyses.linearity.metrics import pair_row
 from layergeom.io.shards import shard_range
 from layergeom.io.store import create_store, open_hidden
 from layergeom.stats.protocol import load, merged, part_path, save
-from layergeom.stats.scatter import CrossScatter, Scatter
+from layergeom.stats.scatter import CrossProduct, Scatter
 from layergeom.stream.driver import Feed, stream_layers, stream_to_folder
+from layergeom.stream.feeds import scatter_feed, scatter_name
 
 
 def layers(rng: np.random.Generator, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -29,28 +31,27 @@ def blocks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return xc.T @ xc, xc.T @ yc, yc.T @ yc
 
 
-def fed(x: np.ndarray, y: np.ndarray, cuts) -> CrossScatter:
-    """A CrossScatter fed the rows (x, y) in blocks split at ``cuts``."""
-    acc = CrossScatter(2 * x.shape[1])
+def fed(x: np.ndarray, y: np.ndarray, cuts) -> CrossProduct:
+    """A CrossProduct fed the rows (x, y) in blocks split at ``cuts``."""
+    acc = CrossProduct(2 * x.shape[1])
     for rows in np.split(np.arange(len(x)), cuts):
         acc.update(np.hstack([x[rows], y[rows]]), rows)
     return acc
 
 
-def test_cross_scatter_equals_two_pass_blocks_and_merges_in_any_order(tmp_path):
+def test_cross_products_equal_two_pass_blocks_and_merge_in_any_order(tmp_path):
     rng = np.random.default_rng(0)
     x, y = layers(rng, 400, 9)
-    want = blocks(x, y)
+    want = blocks(x, y)[1]
     whole = fed(x, y, [37, 150, 151, 390])
-    for got, ref in zip(whole.finalize(), want):
-        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    np.testing.assert_allclose(whole.finalize(), want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
     parts = [fed(x[rows], y[rows], [13]) for rows in np.split(rng.permutation(400), [90, 200, 333])]
     for order in ([0, 1, 2, 3], [3, 1, 0, 2]):
-        copies = [CrossScatter.from_state(parts[i].state()) for i in order]
-        for got, ref in zip(merged(copies).finalize(), want):
-            np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+        copies = [CrossProduct.from_state(parts[i].state()) for i in order]
+        got = merged(copies).finalize()
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
     save(tmp_path / "part.npz", {NAME: whole})
-    back = load(tmp_path / "part.npz", NAME, CrossScatter)
+    back = load(tmp_path / "part.npz", NAME, CrossProduct)
     np.testing.assert_array_equal(back.scatter, whole.scatter)
     with pytest.raises(KeyError, match="not a Scatter"):
         load(tmp_path / "part.npz", NAME, Scatter)
@@ -97,7 +98,7 @@ def test_pair_feeds_stream_layer_l_beside_the_next_stored_layer(tmp_path):
     array = open_hidden(tmp_path / "s.zarr")
     mask = rng.random(n_tokens) < 0.8
     single = [Feed("scatter", rng.random(n_tokens) < 0.5, lambda layer, width: Scatter(width))]
-    pair = [Feed(NAME, mask, lambda layer, width: CrossScatter(width), pair=True)]
+    pair = [Feed(NAME, mask, lambda layer, width: CrossProduct(width), pair=True)]
     ranges = [shard_range(n_tokens, 32, k, 3) for k in range(3)]
     parts = [dict(stream_layers(array, single + pair, token_range=r, block_tokens=64)) for r in ranges]
     alone = [dict(stream_layers(array, single, token_range=r, block_tokens=64)) for r in ranges]
@@ -108,14 +109,19 @@ def test_pair_feeds_stream_layer_l_beside_the_next_stored_layer(tmp_path):
         np.testing.assert_array_equal(scatter.scatter, merged(part[layer]["scatter"] for part in alone).scatter)
         if layer + 1 < n_layers:
             got = merged(part[layer][NAME] for part in parts).finalize()
-            for a, b in zip(got, blocks(values[layer][mask], values[layer + 1][mask])):
-                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
+            want = blocks(values[layer][mask], values[layer + 1][mask])[1]
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
+    tokens = pl.DataFrame({"position": np.arange(n_tokens) % 7, "is_special": ~mask})
+    tokens.write_parquet(tmp_path / "tokens.parquet")
+    selection = {"include_special": False, "exclude_first_position": False}
+    analysis = feeds(tokens, selection)
+    assert [feed.name for feed in analysis] == [NAME, scatter_name(mask)]
     folders = [tmp_path / "parts" / f"{k + 1}-of-3" for k in range(3)]
     for k, folder in enumerate(folders):
-        stream_to_folder(array, pair, folder, ranges[k], 64, folder.name)
+        stream_to_folder(array, analysis, folder, ranges[k], 64, folder.name)
     assert part_path(folders[0], n_layers - 1).exists()
-    table = pair_table(tmp_path / "s.zarr", folders)
+    table = pair_table(tmp_path / "s.zarr", tmp_path / "tokens.parquet", folders, selection)
     assert table.columns[:2] == ["layer", "next_layer"]
     assert table["layer"].to_list() == [0, 2, 3] and table["next_layer"].to_list() == [2, 3, 7]
     want = pair_row(*blocks(values[1][mask], values[2][mask]))
@@ -123,13 +129,12 @@ def test_pair_feeds_stream_layer_l_beside_the_next_stored_layer(tmp_path):
         assert table[column][1] == pytest.approx(value, rel=1e-9)
 
 
-def test_the_analysis_feeds_one_pair_feed_of_its_selection():
-    import polars as pl
-
+def test_the_analysis_feeds_one_pair_feed_and_the_shared_scatter_of_its_selection():
     tokens = pl.DataFrame({"position": [0, 1, 2, 0, 1], "is_special": [True, False, False, False, True]})
-    [feed] = feeds(tokens, {"include_special": False, "exclude_first_position": True})
-    assert feed.pair and feed.mask.tolist() == [False, True, True, False, False]
-    assert isinstance(feed.make(0, 8), CrossScatter)
+    cross, scatter = feeds(tokens, {"include_special": False, "exclude_first_position": True})
+    assert cross.pair and cross.mask.tolist() == [False, True, True, False, False]
+    assert isinstance(cross.make(0, 8), CrossProduct)
+    assert scatter.name == scatter_feed(cross.mask).name and scatter.mask.tolist() == cross.mask.tolist()
 
 
 def test_pair_feeds_read_each_layer_beside_the_next_and_the_last_alone(tmp_path, monkeypatch):
@@ -145,15 +150,13 @@ def test_pair_feeds_read_each_layer_beside_the_next_and_the_last_alone(tmp_path,
         return read(self, key)
 
     monkeypatch.setattr(type(array), "__getitem__", counted)
-    pair = [Feed(NAME, np.ones(64, dtype=bool), lambda layer, width: CrossScatter(width), pair=True)]
+    pair = [Feed(NAME, np.ones(64, dtype=bool), lambda layer, width: CrossProduct(width), pair=True)]
     assert [sorted(accs) for _, accs in stream_layers(array, pair, block_tokens=32)] == [[NAME], [NAME], []]
     assert sorted(reads) == sorted([(0, 0), (0, 32)] + [(1, 0), (1, 32), (2, 0), (2, 32)] * 2)  # l beside l + 1
 
 
 def pair_frame(kind: str, scores: list[float], final_norm: bool = True):
     """A synthetic pair table: consecutive layers 0..n, the last pair into a final norm when ``final_norm``."""
-    import polars as pl
-
     n = len(scores)
     return pl.DataFrame(
         {

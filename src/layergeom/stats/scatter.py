@@ -1,6 +1,7 @@
-"""Accumulators of one layer's vectors shared by several analyses: the d x d scatter and the unit-vector sum.
+"""Accumulators of one layer's vectors shared by several analyses: the d x d scatter, the cross products of a layer
+with the next and the unit-vector sum.
 
-Both are float64, exact up to rounding and mergeable (Chan's rule for the scatter), so token shards can
+All are float64, exact up to rounding and mergeable (Chan's rule for the scatter), so token shards can
 be processed anywhere in any order and merged afterwards.
 """
 
@@ -92,14 +93,23 @@ class Scatter:
         """The scatter of one block (n >= 1 rows), centered on its own mean."""
         block = cls(values.shape[1])
         block.count, block.mean = len(values), values.mean(0)
-        centered = values - block.mean
-        block.scatter = centered.T @ centered
+        block.scatter = block.product(values - block.mean)
         return block
+
+    @staticmethod
+    def product(centered: np.ndarray) -> np.ndarray:
+        """The sum of the centered rows' outer products."""
+        return centered.T @ centered
+
+    @staticmethod
+    def outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The outer product a b^T of two mean shifts (Chan's correction term)."""
+        return a[:, None] * b[None, :]
 
     def update(self, values: np.ndarray, rows: np.ndarray) -> None:
         """Add a block."""
         if len(values):
-            self.merge(Scatter.of(values))
+            self.merge(type(self).of(values))
 
     def merge(self, other: Scatter) -> None:
         """Fold another scatter in (Chan's pairwise rule)."""
@@ -112,7 +122,7 @@ class Scatter:
         delta = like(other.mean, self.mean) - self.mean
         weight = self.count * other.count / n
         scatter = self.scatter + like(other.scatter, self.scatter)
-        scatter += (delta * weight)[:, None] * delta[None, :]
+        scatter += self.outer(delta * weight, delta)
         self.count, self.mean, self.scatter = n, self.mean + delta * (other.count / n), scatter
 
     def state(self) -> dict[str, np.ndarray]:
@@ -134,14 +144,29 @@ class Scatter:
         return np.clip(values, 0.0, None)
 
 
-class CrossScatter(Scatter):
-    """The joint scatter of vector pairs (x, y) fed side by side as rows (x, y) of width 2d (a layer and the next);
-    its blocks are S_xx, S_xy and S_yy."""
+class CrossProduct(Scatter):
+    """Vector pairs (x, y) fed side by side as rows of width 2d (a layer and the next): the count, the mean of the
+    rows and the centered cross-product sum S_xy = sum (x - mean_x)(y - mean_y)^T (d x d), merged by Chan's rule.
+    With the scatters of x and of y it gives every block of the pairs' joint scatter."""
 
-    def finalize(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The centered scatter blocks S_xx, S_xy, S_yy (sums over the rows, not divided by the count)."""
+    def __init__(self, width: int) -> None:
+        super().__init__(width)
+        self.scatter = np.zeros((width // 2, width // 2))
+
+    @staticmethod
+    def product(centered: np.ndarray) -> np.ndarray:
+        """S_xy of centered rows (x, y)."""
+        d = centered.shape[1] // 2
+        return centered[:, :d].T @ centered[:, d : 2 * d]
+
+    @staticmethod
+    def outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """a_x b_y^T of two shifts of the mean of (x, y)."""
+        d = len(a) // 2
+        return a[:d, None] * b[None, d : 2 * d]
+
+    def finalize(self) -> np.ndarray:
+        """S_xy (a sum over the pairs, not divided by the count)."""
         if self.count == 0:
             raise ValueError("no vector pairs were accumulated")
-        d = len(self.mean) // 2
-        joint = to_numpy(self.scatter)
-        return joint[:d, :d], joint[:d, d:], joint[d:, d:]
+        return to_numpy(self.scatter)

@@ -3,7 +3,7 @@
 from layergeom.analyses.linearity import accumulate, merge, plots
 from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
 from layergeom.findings import linearity as claims
-from layergeom.stats.scatter import CrossScatter
+from layergeom.stats.scatter import CrossProduct, Scatter
 
 ANALYSIS = Analysis(
     name="linearity",
@@ -11,7 +11,7 @@ ANALYSIS = Analysis(
     "h_next - h_l on h_l (least squares, centered, Frobenius-normalised), linear CKA",
     covers=lambda config, model, corpus: config["linearity"]["enabled"],
     feeds=accumulate.feeds,
-    kinds=(CrossScatter,),
+    kinds=(CrossProduct, Scatter),
     merge=merge.merge,
     outputs={"table": "layers.parquet"},
     facts=lambda config, selection: {"selection": selection},

@@ -1,16 +1,19 @@
-"""What linearity streams: the joint scatter of every layer and the next stored layer over the selected tokens."""
+"""What linearity streams: the cross products of every layer with the next stored layer over the selected tokens,
+and the scatter of each layer over them (shared by name with the analyses that select the same tokens)."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from layergeom.stats.scatter import CrossScatter
+from layergeom.stats.scatter import CrossProduct
 from layergeom.stream.driver import Feed
+from layergeom.stream.feeds import scatter_feed
 from layergeom.stream.selection import token_mask
 
-NAME = "linearity/joint"
+NAME = "linearity/cross"
 
 
 def feeds(tokens: pl.DataFrame, selection: dict) -> list[Feed]:
-    """One pair feed: (h_l, h_next) of the selected tokens, into a 2d x 2d joint scatter saved under layer l."""
-    return [Feed(NAME, token_mask(tokens, **selection), lambda layer, width: CrossScatter(width), pair=True)]
+    """A pair feed of (h_l, h_next) into S_xy, saved under layer l, and the shared scatter of every layer."""
+    mask = token_mask(tokens, **selection)
+    return [Feed(NAME, mask, lambda layer, width: CrossProduct(width), pair=True), scatter_feed(mask)]
