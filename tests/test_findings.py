@@ -90,12 +90,15 @@ def test_anisotropy_rules():
     }
     up_down = [
         (0, aniso_table("decoder", [0.1] * 3, [10, 10, 10], [3.0, 3.0, 3.0])),
-        (4, aniso_table("decoder", [0.1] * 3, [10, 13, 10], [3.0, 2.0, 3.0])),
+        (4, aniso_table("decoder", [0.1] * 3, [10, 14, 12], [3.0, 2.0, 3.0])),
     ]
     up_down.append((16, aniso_table("decoder", [0.1] * 3, [10, 11, 10], [3.0, 2.5, 3.0])))
     # [SL]'s estimate falls while TwoNN rises and falls: the claim is judged on sl_id
     falls = [(s, aniso_table("decoder", [0.1] * 3, [10 - s, 9 - s, 8 - s], [3.0 + (s == 1)] * 3)) for s in (0, 1, 2)]
-    training = {("m", "c"): up_down, ("f", "c"): falls, ("two", "c"): falls[:2]}
+    # one layer rises and falls by 30%, the layer mean by 7%: judged on the mean, it does not hold
+    one = [(s, aniso_table("decoder", [0.1] * 3, ids)) for s, ids in ((0, [10.0] * 3), (4, [10.0, 13.0, 9.1]))]
+    one.append((16, aniso_table("decoder", [0.1] * 3, [10.0] * 3)))
+    training = {("m", "c"): up_down, ("f", "c"): falls, ("two", "c"): falls[:2], ("one", "c"): one}
     rows = anisotropy.findings(tables, training, "sel", "first 4096", {})
     assert verdicts(rows) == {"sl_decoder_peak": HOLDS, "sl_encoder_flat": NOT_APPLICABLE, "sl_id_training": HOLDS}
     assert verdicts(rows, "late") == {"sl_decoder_peak": FAILS, "sl_encoder_flat": NOT_APPLICABLE}
@@ -105,9 +108,10 @@ def test_anisotropy_rules():
     assert verdicts(rows, "steep")["sl_encoder_flat"] == FAILS
     assert verdicts(rows, "f") == {"sl_id_training": FAILS}
     assert verdicts(rows, "two") == {"sl_id_training": NOT_APPLICABLE}
-    assert next(r for r in rows if r.model == "m" and r.claim.key == "sl_id_training").measured.startswith(
-        "layer 1: 10.00 (step 0), largest 13.00 (step 4), 11.00 (step 16); TwoNN 3.00, 2.00, 2.50"
-    )
+    assert verdicts(rows, "one") == {"sl_id_training": FAILS}
+    m = next(r for r in rows if r.model == "m" and r.claim.key == "sl_id_training")
+    assert m.measured == "layer mean 10.00 (step 0), largest 12.00 (step 4), 10.33 (step 16); TwoNN 3.00, 2.67, 2.83"
+    assert m.value == pytest.approx(12 / (31 / 3) - 1) and m.layer is None
 
 
 def test_byte_level_rule():

@@ -18,6 +18,7 @@ from layergeom.stream.selection import describe
 
 SELECTION_KEYS = ("include_special", "exclude_first_position")
 TOKENIZER_KEYS = ("corpus", "vocab_size", "min_frequency", "context_length")
+SMALL_MODEL = 20e6  # parameters of a GPT-2 trained by the workflow below which its jobs take one thread
 
 
 def pattern(names: list[str]) -> str:
@@ -107,11 +108,20 @@ class Dag:
         """One GPU for a job that runs a model on CUDA."""
         return int(self.extraction(wc.model)["device"] == "cuda")
 
+    def model_threads(self, model: str, many: int) -> int:
+        """Threads of a job that runs ``model``: one for a small GPT-2 trained by the workflow (two such jobs then
+        share the cores; more threads hardly speed up its forward pass), else ``many``."""
+        run = self.train_runs.get((self.config["models"][model].get("checkpoint") or {}).get("run"))
+        if run is None:
+            return many
+        parameters = 12 * run["n_layer"] * run["n_embd"] ** 2 + run["vocab_size"] * run["n_embd"]
+        return 1 if parameters <= SMALL_MODEL else many
+
     def extract_resources(self, wc, attempt: int = 1) -> dict[str, int]:
         """Rule extract's threads and cluster resources: a model's worth with K = 1, a check's with K > 1."""
         model = self.runs_model(wc)
         return {
-            "threads": 8 if model else 1,
+            "threads": self.model_threads(wc.model, 8) if model else 1,
             "gpu": self.gpu(wc) if model else 0,
             "mem_mb": (16000 if model else 2000) * attempt,
             "runtime": (240 if model else 30) * attempt,

@@ -14,7 +14,7 @@ rule attention:
         "benchmarks/out/attention/{model}/{corpus}.tsv"
     conda:
         CONDA_ENV
-    threads: workflow.cores
+    threads: lambda wc: PLAN.model_threads(wc.model, workflow.cores)
     resources:
         gpu=PLAN.gpu,
     params:

@@ -48,9 +48,9 @@ SL_ID_TRAINING = Claim(
     "SL",
     "over training the intrinsic dimension first rises, then falls",
     "expansion then compression over Pythia's revisions step0 ... step143000",
-    f"per layer, [SL]'s estimator sl_id against step: holds if for some layer the largest value is at an inner "
-    f"checkpoint, at least {CHANGE:.0%} above the first and {CHANGE:.0%} above the last (TwoNN twonn_id at the "
-    "same checkpoints reported beside it); not applicable with fewer than 3 checkpoints",
+    f"[SL]'s estimator sl_id averaged over the layers before any final norm, against step: holds if its largest "
+    f"value is at an inner checkpoint, at least {CHANGE:.0%} above the first and {CHANGE:.0%} above the last (TwoNN "
+    "twonn_id averaged alike, reported beside it); not applicable with fewer than 3 checkpoints",
     '"the intrinsic dimension of embeddings increases in the initial phases of training, indicating an '
     "expansion into higher-dimensional space. This fact is then followed by a compression phase towards the "
     'end of training with dimensionality decrease" (abstract)',
@@ -111,25 +111,29 @@ def encoder_flat(table: pl.DataFrame) -> Measure:
 
 
 def expansion_then_compression(steps: list[int], tables: list[pl.DataFrame]) -> Measure:
-    """The layer whose sl_id over the checkpoints rises and falls the most, by the rule of the claim, with its
-    twonn_id at the same checkpoints beside it."""
+    """sl_id averaged over the layers before any final norm at every checkpoint: how far its largest value, at an
+    inner checkpoint, lies above the first and the last (the smaller ratio, minus 1); twonn_id averaged beside it."""
     if len(steps) < 3:
         return not_applicable(f"{len(steps)} checkpoint(s)")
-    series = pl.concat(
-        [t.select("layer", "sl_id", "twonn_id").with_columns(step=pl.lit(s)) for s, t in zip(steps, tables)]
+    curve = [
+        (before_final_norm(t).select(pl.col("sl_id", "twonn_id").fill_nan(None).mean()).row(0), s)
+        for s, t in zip(steps, tables)
+    ]
+    values = [sl for (sl, _), _ in curve]
+    if any(v is None for v in values):
+        return not_applicable("a checkpoint without a finite sl_id before the final norm")
+    peak = max(range(len(values)), key=values.__getitem__)
+    twonn = [tw for (_, tw), _ in curve]
+    text = (
+        f"layer mean {values[0]:.2f} (step {steps[0]}), largest {values[peak]:.2f} (step {steps[peak]}), "
+        f"{values[-1]:.2f} (step {steps[-1]}); TwoNN {fmt(twonn[0])}, {fmt(twonn[peak])}, {fmt(twonn[-1])}"
     )
-    best, best_score, best_layer = "", -np.inf, None
-    for (layer,), rows in series.sort("step").group_by("layer", maintain_order=True):
-        values, twonn, at = rows["sl_id"].to_list(), rows["twonn_id"].to_list(), rows["step"].to_list()
-        peak = max(range(len(values)), key=values.__getitem__)
-        score = min(values[peak] / values[0], values[peak] / values[-1]) - 1
-        if score > best_score:
-            best_score, best_layer = score, layer
-            best = (
-                f"layer {layer}: {values[0]:.2f} (step {at[0]}), largest {values[peak]:.2f} (step {at[peak]}), "
-                f"{values[-1]:.2f} (step {at[-1]}); TwoNN {twonn[0]:.2f}, {twonn[peak]:.2f}, {twonn[-1]:.2f}"
-            )
-    return at_least(best, best_score, CHANGE, best_layer)
+    return at_least(text, min(values[peak] / values[0], values[peak] / values[-1]) - 1, CHANGE)
+
+
+def fmt(value: float | None) -> str:
+    """A layer-mean TwoNN estimate, or n/a."""
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def middle_cos(table: pl.DataFrame) -> float:
