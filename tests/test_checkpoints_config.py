@@ -126,3 +126,23 @@ def test_dag_runs_every_analysis_over_checkpoints(tmp_path, text_corpus):
     assert job and "train" not in job.group(1)
     for family in ("tiny", "pythia"):
         assert f"results/figures/dynamics/{family}/ctx/attention.png" in out
+
+
+def test_plan_draws_checkpoints_over_training_and_runs_small_trained_models_on_one_thread(text_corpus):
+    """Per-pair figures only of a family's last checkpoint; jobs running a small GPT-2 trained here take one thread."""
+    from types import SimpleNamespace
+
+    from layergeom.dag import Dag
+
+    cfg = validated(base_config(text_corpus))
+    cfg["models"] = lgconfig.expand_checkpoints(cfg)
+    plan = Dag(cfg)
+    pair_figures = {t.split("/")[3] for t in plan.targets() if t.endswith(".png") and t.count("/") == 5}
+    assert {"tiny.step_10", "pythia.step1000"} <= pair_figures
+    assert not pair_figures & {"tiny.step_0", "tiny.step_4", "pythia.step0"}
+    assert plan.model_threads("tiny.step_4", 8) == 1 and plan.model_threads("pythia.step0", 8) == 8
+    assert plan.extract_resources(SimpleNamespace(model="tiny.step_0"))["threads"] == 1
+    big = validated({**base_config(text_corpus)})
+    big["training"]["runs"]["small"].update(n_layer=24, n_embd=1024)
+    big["models"] = lgconfig.expand_checkpoints(big)
+    assert Dag(big).model_threads("tiny.step_4", 8) == 8

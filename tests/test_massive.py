@@ -101,6 +101,19 @@ def test_histogram_bins_every_entry_by_its_edges():
     assert AbsHistogram().finalize()["n_entries"] == 0
 
 
+def test_histogram_slots_equal_a_binary_search_of_the_edges():
+    """The log10 guess, corrected against the edges, is the binary search: on every edge, one ulp either side of
+    it, at 0, below the lowest and above the highest edge, and on magnitudes spread over 20 decades."""
+    from layergeom.analyses.massive.histogram import slots
+
+    rng = np.random.default_rng(5)
+    spread = np.abs(rng.standard_cauchy(20000)) * 10.0 ** rng.uniform(-10, 10, 20000)
+    extremes = [0.0, 5e-324, 1e-300, 1e300, np.inf]
+    x = np.concatenate([EDGES, np.nextafter(EDGES, 0), np.nextafter(EDGES, np.inf), extremes, spread])
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(slots(x), np.searchsorted(EDGES, x, side="right"))
+
+
 def build_store(tmp_path, planted: float = 3000.0) -> tuple[pl.DataFrame, np.ndarray]:
     """A store of 3 layers x 4 sequences of 6 tokens, d = 8; layer 1 holds one massive entry at position 0."""
     n, d = 24, 8

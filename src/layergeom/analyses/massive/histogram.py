@@ -11,6 +11,25 @@ from layergeom.stats.device import is_tensor, like, to_numpy
 LOW, HIGH, BINS = 1e-8, 1e8, 1600  # log-spaced bins over [LOW, HIGH): 100 per decade
 EDGES = np.logspace(math.log10(LOW), math.log10(HIGH), BINS + 1)
 RESOLUTION = float(EDGES[1] / EDGES[0] - 1)  # relative bin width: hi / lo - 1 = 10 ** 0.01 - 1, about 2.3%
+BOUNDS = np.concatenate(([-np.inf], EDGES, [np.inf]))  # slot i holds BOUNDS[i] <= |x| < BOUNDS[i + 1]
+LOG_LOW, PER_DECADE = math.log10(LOW), BINS / math.log10(HIGH / LOW)
+
+
+def slots(magnitudes: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(EDGES, magnitudes, side="right")`` of float64 |x|, about 3x faster: the slot from log10,
+    then moved by one where rounding put it across an edge (compared with the edges in float64: exact)."""
+    guess = np.log10(magnitudes)
+    guess -= LOG_LOW
+    guess *= PER_DECADE
+    np.floor(guess, out=guess)
+    np.clip(guess, -1, BINS, out=guess)
+    index = guess.astype(np.intp)
+    index += 1
+    np.take(BOUNDS, index, out=guess)
+    index -= magnitudes < guess
+    np.take(BOUNDS, index + 1, out=guess)
+    index += magnitudes >= guess
+    return np.minimum(index, BINS + 1, out=index)
 
 
 def bin_counts(values) -> np.ndarray:
@@ -21,7 +40,8 @@ def bin_counts(values) -> np.ndarray:
         magnitudes = values.abs().flatten().to(torch.float64)
         index = torch.searchsorted(like(EDGES, magnitudes), magnitudes, right=True)
         return to_numpy(torch.bincount(index, minlength=BINS + 2)).astype(np.int64)
-    index = np.searchsorted(EDGES, np.abs(np.asarray(values)).ravel(), side="right")
+    with np.errstate(divide="ignore"):  # log10(0) = -inf: the underflow slot
+        index = slots(np.abs(np.asarray(values, dtype=np.float64)).ravel())
     return np.bincount(index, minlength=BINS + 2).astype(np.int64)
 
 

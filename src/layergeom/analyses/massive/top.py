@@ -9,9 +9,10 @@ from layergeom.stats.device import is_tensor, to_numpy
 KEEP = 100  # entries kept per layer; ``massive.top_k`` (at most this) of them are reported
 
 
-def candidates(values, m: int) -> tuple[np.ndarray, np.ndarray]:
+def candidates(values, m: int, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Every entry of ``values`` (n, d; numpy or torch) whose |x| reaches its m-th largest, as (value, flat index)
-    in float64 on the host: a superset of any tie-broken top m."""
+    in float64 on the host: a superset of any tie-broken top m. On the host, when fewer than m entries reach
+    ``floor`` (the smallest |x| already kept: nothing below it can enter), those entries instead."""
     if is_tensor(values):
         import torch
 
@@ -21,10 +22,15 @@ def candidates(values, m: int) -> tuple[np.ndarray, np.ndarray]:
         index = torch.nonzero(flat.abs() >= threshold).flatten()
         return to_numpy(flat[index]).astype(np.float64), to_numpy(index).astype(np.int64)
     flat = np.asarray(values).ravel()
+    magnitude = np.abs(flat)
+    if floor > 0:
+        index = np.flatnonzero(magnitude >= floor)
+        if index.size <= m:
+            return flat[index].astype(np.float64), index.astype(np.int64)
     size = flat.size
     m = min(m, size)
-    threshold = np.partition(np.abs(flat), size - m)[size - m]
-    index = np.flatnonzero(np.abs(flat) >= threshold)
+    threshold = np.partition(magnitude, size - m)[size - m]
+    index = np.flatnonzero(magnitude >= threshold)
     return flat[index].astype(np.float64), index.astype(np.int64)
 
 
@@ -42,7 +48,8 @@ class TopEntries:
         """Take a block's largest entries; ``rows`` are the token-table rows of its rows."""
         if values.shape[0] == 0:
             return
-        value, flat = candidates(values, self.keep)
+        floor = float(np.abs(self.value).min()) if len(self.value) == self.keep else 0.0
+        value, flat = candidates(values, self.keep, floor)
         d = values.shape[1]
         self.take(value, np.asarray(rows, dtype=np.int64)[flat // d], flat % d)
 
