@@ -1,6 +1,6 @@
 """Capacity plan (docs/capacity.md): GPU-hours, jobs, disk and memory per job from formulas and stated assumptions.
 
-Run: python benchmarks/capacity.py [--cpu-forward-s 21.25 --cpu-fused-s 31.02 --cpu-tokens 16384]
+Run: python benchmarks/capacity.py [--cpu-forward-s 32.52 --cpu-fused-s 59.87 --cpu-tokens 16384]
 (the defaults are bench_fused.py's first round of 16384 tokens on the 2-core machine, BENCHMARKS.md). Prints Markdown.
 """
 
@@ -88,7 +88,7 @@ def plan_rows(p: Plan) -> dict[str, str]:
         "tokens": f"{p.tokens:,.0f}",
         "forward FLOP (2 x params x tokens)": f"{2 * p.params * p.tokens:.3g}",
         "forward s (at 40% of 989 TFLOP/s)": f"{forward_s:,.0f}",
-        "float64 scatter FLOP (10 d^2 x layers x tokens)": f"{scatter_flop:.3g}",
+        f"float64 scatter FLOP ({SCATTER_FLOP} d^2 x layers x tokens)": f"{scatter_flop:.3g}",
         "scatter s (at 50% of 67 TFLOP/s)": f"{scatter_s:,.0f}",
         "accumulators per layer A (GB)": f"{acc / GB:.2f}",
         "all layers' accumulators (GB)": f"{p.hidden * acc / GB:.1f}",
@@ -106,8 +106,8 @@ def plan_rows(p: Plan) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cpu-forward-s", type=float, default=21.25)
-    parser.add_argument("--cpu-fused-s", type=float, default=31.02)
+    parser.add_argument("--cpu-forward-s", type=float, default=32.52)
+    parser.add_argument("--cpu-fused-s", type=float, default=59.87)
     parser.add_argument("--cpu-tokens", type=int, default=16384)
     args = parser.parse_args()
     rows = {p.name: plan_rows(p) for p in PLANS}
