@@ -110,30 +110,26 @@ def encoder_flat(table: pl.DataFrame) -> Measure:
     return at_most(f"sigma1_share {share.min():.3f} .. {share.max():.3f} (range {spread:.3f})", spread, FLAT_RANGE)
 
 
+def layer_means(table: pl.DataFrame) -> tuple[float | None, float | None]:
+    """sl_id and twonn_id averaged over the finite values of the layers before any final norm (None: none)."""
+    return before_final_norm(table).select(pl.col("sl_id", "twonn_id").fill_nan(None).mean()).row(0)
+
+
 def expansion_then_compression(steps: list[int], tables: list[pl.DataFrame]) -> Measure:
     """sl_id averaged over the layers before any final norm at every checkpoint: how far its largest value, at an
     inner checkpoint, lies above the first and the last (the smaller ratio, minus 1); twonn_id averaged beside it."""
     if len(steps) < 3:
         return not_applicable(f"{len(steps)} checkpoint(s)")
-    curve = [
-        (before_final_norm(t).select(pl.col("sl_id", "twonn_id").fill_nan(None).mean()).row(0), s)
-        for s, t in zip(steps, tables)
-    ]
-    values = [sl for (sl, _), _ in curve]
-    if any(v is None for v in values):
+    values, twonn = zip(*map(layer_means, tables))
+    if None in values:
         return not_applicable("a checkpoint without a finite sl_id before the final norm")
     peak = max(range(len(values)), key=values.__getitem__)
-    twonn = [tw for (_, tw), _ in curve]
+    beside = ", ".join("n/a" if twonn[i] is None else f"{twonn[i]:.2f}" for i in (0, peak, -1))
     text = (
         f"layer mean {values[0]:.2f} (step {steps[0]}), largest {values[peak]:.2f} (step {steps[peak]}), "
-        f"{values[-1]:.2f} (step {steps[-1]}); TwoNN {fmt(twonn[0])}, {fmt(twonn[peak])}, {fmt(twonn[-1])}"
+        f"{values[-1]:.2f} (step {steps[-1]}); TwoNN {beside}"
     )
     return at_least(text, min(values[peak] / values[0], values[peak] / values[-1]) - 1, CHANGE)
-
-
-def fmt(value: float | None) -> str:
-    """A layer-mean TwoNN estimate, or n/a."""
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 def middle_cos(table: pl.DataFrame) -> float:
@@ -181,6 +177,6 @@ def findings(
         rows.append(finding(SL_ID_TRAINING, family, corpus, f"{selection}; {id_sample}", measure))
     for (family, corpus), checkpoints in training.items():
         if vocab.get(family) == BYTE_VOCAB:
-            bpe = [(f, c) for (f, k), c in training.items() if k == corpus and vocab.get(f, BYTE_VOCAB) > BYTE_VOCAB]
+            bpe = [(f, c) for (f, k), c in training.items() if k == corpus and vocab.get(f, 0) > BYTE_VOCAB]
             rows.append(finding(AS_BYTE_LEVEL, family, corpus, selection, byte_level(checkpoints, bpe)))
     return rows

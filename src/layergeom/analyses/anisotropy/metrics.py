@@ -24,9 +24,9 @@ from layergeom.io.store import open_hidden, read_tokens, with_layer_axis
 from layergeom.joblog import tracked
 from layergeom.stats.protocol import load_merged
 from layergeom.stats.sample import PointSample
-from layergeom.stats.scatter import Scatter, UnitSum
+from layergeom.stats.scatter import UnitSum
 from layergeom.stream.driver import stream_layers
-from layergeom.stream.feeds import scatter_name
+from layergeom.stream.feeds import load_scatter
 from layergeom.stream.job import stream_shard
 from layergeom.stream.selection import token_mask
 
@@ -70,7 +70,7 @@ def merge_moments(
     for layer in tracked(range(n_layers), n_layers, "layers"):
         units, scatter = (
             load_merged(parts, layer, UNITS, UnitSum),
-            load_merged(parts, layer, scatter_name(mask), Scatter),
+            load_scatter(parts, layer, mask),
         )
         if scatter.count == 0:
             raise ValueError(f"layer {layer}: no token was selected")

@@ -14,7 +14,7 @@ from layergeom.io.store import open_hidden, read_tokens
 from layergeom.joblog import tracked
 from layergeom.stats.protocol import load_merged
 from layergeom.stats.scatter import Scatter
-from layergeom.stream.feeds import scatter_name
+from layergeom.stream.feeds import load_scatter
 from layergeom.stream.selection import token_mask
 
 
@@ -40,7 +40,7 @@ def merge(job: MergeJob) -> None:
     rows, standardize = [], []
     for layer in tracked(range(array.shape[0]), array.shape[0], "layers"):
         units = load_merged(job.parts, layer, UNITS, UnitSquares)
-        scatter = load_merged(job.parts, layer, scatter_name(mask), Scatter)
+        scatter = load_scatter(job.parts, layer, mask)
         if scatter.count == 0:
             raise ValueError(f"layer {layer}: no token was selected")
         rows.append({"layer": layer, **layer_row(units, scatter)})

@@ -11,18 +11,22 @@ from layergeom.analyses.spec import MergeJob
 from layergeom.io.atomic import write_parquet
 from layergeom.io.store import layer_axis, open_hidden, read_tokens
 from layergeom.stats.protocol import load_merged
-from layergeom.stats.scatter import CrossProduct, Scatter
-from layergeom.stream.feeds import scatter_name
+from layergeom.stats.scatter import CrossProduct
+from layergeom.stream.feeds import load_scatter
 from layergeom.stream.selection import token_mask
 
 
-def joint_blocks(parts, pair: int, name: str) -> tuple:
-    """S_xx, S_xy, S_yy of stored layer ``pair`` and the next: the layers' shared scatters around the cross products."""
-    cross = load_merged(parts, pair, NAME, CrossProduct)
-    scatters = [load_merged(parts, layer, name, Scatter) for layer in (pair, pair + 1)]
-    if any(scatter.count != cross.count for scatter in scatters):
-        raise ValueError(f"layer {pair}: the cross products and the scatters cover different tokens")
-    return scatters[0].scatter, cross.finalize(), scatters[1].scatter
+def pair_rows(parts, n_layers: int, mask) -> list[dict[str, float]]:
+    """pair_row of every consecutive pair: S_xy from the pair's cross products, S_xx and S_yy from the two layers'
+    shared scatters, each layer's read once."""
+    rows, previous = [], load_scatter(parts, 0, mask)
+    for pair in range(n_layers - 1):
+        cross, following = load_merged(parts, pair, NAME, CrossProduct), load_scatter(parts, pair + 1, mask)
+        if not previous.count == cross.count == following.count:
+            raise ValueError(f"layer {pair}: the cross products and the scatters cover different tokens")
+        rows.append(pair_row(previous.scatter, cross.finalize(), following.scatter))
+        previous = following
+    return rows
 
 
 def pair_table(header, tokens, parts, selection: dict) -> pl.DataFrame:
@@ -31,8 +35,7 @@ def pair_table(header, tokens, parts, selection: dict) -> pl.DataFrame:
     and the model's kind."""
     array = open_hidden(header)
     axis = layer_axis(array)
-    name = scatter_name(token_mask(read_tokens(tokens, array), **selection))
-    rows = [pair_row(*joint_blocks(parts, pair, name)) for pair in range(axis.height - 1)]
+    rows = pair_rows(parts, axis.height, token_mask(read_tokens(tokens, array), **selection))
     values = pl.DataFrame(rows, schema=dict.fromkeys(("linearity", "linearity_residual", "cka"), pl.Float64))
     pairs = pl.concat(
         [

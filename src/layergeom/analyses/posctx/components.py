@@ -22,8 +22,7 @@ from layergeom.io.integrity import checksummed, read_array
 from layergeom.io.store import layer_axis, layer_names, open_hidden, read_tokens, stored_layers, write_layer_coords
 from layergeom.joblog import tracked
 from layergeom.stats.protocol import load_merged
-from layergeom.stats.scatter import Scatter
-from layergeom.stream.feeds import scatter_name
+from layergeom.stream.feeds import load_scatter
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +60,7 @@ def per_layer_array(group: zarr.Group, name: str, shape: tuple, dims: tuple, coo
 
 def merge_layer(parts: Sequence[str | os.PathLike], layer: int, mask: np.ndarray) -> Decomposition:
     """Fold the shards' sums and scatter of one layer and decompose it."""
-    return decompose(
-        load_merged(parts, layer, SUMS, PosCtxSums), load_merged(parts, layer, scatter_name(mask), Scatter)
-    )
+    return decompose(load_merged(parts, layer, SUMS, PosCtxSums), load_scatter(parts, layer, mask))
 
 
 def run_merge(
