@@ -126,13 +126,34 @@ def test_byte_level_rule():
         ("bpe", "c"): bpe,
         ("alone", "other"): [(0, cos(0.1)), (256, cos(0.5))],  # no BPE family on its corpus
     }
-    vocab = {"byte": 257, "flat": 257, "weak": 257, "late": 257, "alone": 257, "bpe": 4096}
-    rows = [r for r in anisotropy.findings({}, training, "sel", "s", vocab) if r.claim.key == "as_byte_level"]
+    families = {f: run("gpt2", 257) for f in ("byte", "flat", "weak", "late", "alone")} | {"bpe": run("gpt2", 4096)}
+    rows = [r for r in anisotropy.findings({}, training, "sel", "s", families) if r.claim.key == "as_byte_level"]
     got = {r.model: r.verdict for r in rows}
     assert got == {"byte": HOLDS, "flat": FAILS, "weak": FAILS, "late": NOT_APPLICABLE, "alone": NOT_APPLICABLE}
     byte = next(r for r in rows if r.model == "byte")
     assert byte.value == pytest.approx(0.35) and byte.threshold == pytest.approx(0.3)
     assert "BPE bpe 0.600 at step 256" in byte.measured
+
+
+def run(architecture: str, vocab_size: int) -> dict:
+    return {"architecture": architecture, "vocab_size": vocab_size}
+
+
+def test_vision_rule():
+    """A ViT family against its step 0 and a BPE family on any corpus; without a BPE family it is not applicable."""
+    cos = lambda mid: aniso_table("encoder", [0.1] * 5, cos=[0.9, 0.9, mid, 0.9, 0.9])  # noqa: E731
+    training = {
+        ("vit", "digits"): [(0, cos(0.2)), (256, cos(0.45))],  # 0.45 >= max(0.2 + 0.1, 0.5 * 0.6)
+        ("vitflat", "digits"): [(0, cos(0.2)), (256, cos(0.25))],  # not 0.1 above its step 0
+        ("bpe", "text"): [(0, cos(0.1)), (256, cos(0.6))],
+    }
+    families = {"vit": run("vit", 4096), "vitflat": run("vit", 4096), "bpe": run("gpt2", 4096)}
+    rows = [r for r in anisotropy.findings({}, training, "sel", "s", families) if r.claim.key == "as_vision"]
+    assert {r.model: r.verdict for r in rows} == {"vit": HOLDS, "vitflat": FAILS}
+    vit = next(r for r in rows if r.model == "vit")
+    assert vit.value == pytest.approx(0.45) and vit.threshold == pytest.approx(0.3) and vit.corpus == "digits"
+    alone = anisotropy.findings({}, {("vit", "digits"): training[("vit", "digits")]}, "sel", "s", families)
+    assert {r.claim.key: r.verdict for r in alone if r.model == "vit"}["as_vision"] == NOT_APPLICABLE
 
 
 def heads(q: float, k: float, entropy: float) -> pl.DataFrame:
@@ -241,7 +262,7 @@ def test_pages_list_every_claim_and_row():
     table = frame(rows, claims)
     assert table.height == 4 and set(table["verdict"]) == {HOLDS}
     page = markdown_page(table, claims)
-    assert len(claims) == 17 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
+    assert len(claims) == 18 and all(claim.rule.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.replace("|", "\\|") in page for claim in claims)
     assert all(claim.quote.endswith("(abstract)") or claim.quote.startswith("paraphrase") for claim in claims)
     landing = landing_page("intro", table, claims)
@@ -350,7 +371,7 @@ def test_every_rule_gives_a_verdict_on_any_layer_subset(seed):
             continue
         depth_tables = {(kind, "c"): subset[kind][name] for kind in subset}
         training = {(kind, "c"): [(s, subset[kind][name]) for s in (0, 4, 16)] for kind in subset}
-        notes = {"id_sample": "sample", "vocab": {"decoder": 257, "encoder": 4096}}
+        notes = {"id_sample": "sample", "families": {"decoder": run("gpt2", 257), "encoder": run("vit", 4096)}}
         rows = analysis.findings(Evidence(depth_tables, training, "sel", None, notes))
         assert rows and all(row.verdict in (HOLDS, FAILS, NOT_APPLICABLE) for row in rows), (name, stored)
         for row in rows:  # the margin lies on the side of the verdict

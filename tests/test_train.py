@@ -14,6 +14,8 @@ from layergeom.training.checkpoints import checkpoint_steps, revision_step
 
 RUN = {
     "corpus": "docs",
+    "architecture": "gpt2",
+    "patch_size": 2,
     "vocab_size": 300,
     "min_frequency": 1,
     "n_layer": 2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -92,9 +93,40 @@ def apply_deprecations(config: dict) -> list[str]:
 
 
 def model_corpora(config: dict, model: str) -> list[str]:
-    """Corpora a model runs on: its ``corpora`` list, or every corpus."""
+    """Corpora a model runs on: its ``corpora`` list, or every corpus it can read (images for a vision model, text
+    for a language model)."""
     chosen = config["models"][model].get("corpora")
-    return list(chosen) if chosen else list(config["corpora"])
+    if chosen:
+        return list(chosen)
+    images = reads_images(config, model)
+    return [name for name, entry in config["corpora"].items() if image_corpus(entry) == images]
+
+
+def image_corpus(entry: dict) -> bool:
+    """Whether a corpus entry's sequences are images."""
+    return entry.get("sequences", {}).get("mode") == "images"
+
+
+def reads_images(config: dict, model: str) -> bool:
+    """Whether a model is a vision transformer: trained by a ``vit`` run, or a local folder whose config.json has an
+    ``image_size`` and a ``patch_size``."""
+    entry = config["models"][model]
+    run = (entry.get("checkpoint") or {}).get("run") or (entry.get("checkpoints") or {}).get("train")
+    runs = config.get("training", {}).get("runs", {})
+    if isinstance(run, str) and run in runs:
+        return runs[run]["architecture"] == "vit"
+    return bool(entry.get("source")) and not entry.get("gguf_file") and vision_folder(entry["source"])
+
+
+@functools.cache
+def vision_folder(source: str) -> bool:
+    """Whether a model ``source`` is a local folder whose config.json has an ``image_size`` and a ``patch_size``."""
+    try:
+        folder = resolve_source(source).name_or_path
+    except (FileNotFoundError, ImportError, ValueError):
+        return False
+    found = local_config(folder) or {}
+    return bool(found.get("image_size") and found.get("patch_size"))
 
 
 def pairs(config: dict) -> list[tuple[str, str]]:
@@ -205,11 +237,11 @@ def checkpoint_families(config: dict) -> dict[str, list[tuple[str, int]]]:
     return {family: sorted(members, key=lambda m: m[1]) for family, members in families.items()}
 
 
-def trained_vocab(config: dict) -> dict[str, int]:
-    """The tokenizer size (``vocab_size``) of every checkpoint family trained by the workflow."""
+def trained_runs(config: dict) -> dict[str, dict]:
+    """The training run (architecture, vocab_size, ...) of every checkpoint family trained by the workflow."""
     runs = config.get("training", {}).get("runs", {})
     return {
-        entry["checkpoint"]["of"]: runs[entry["checkpoint"]["run"]]["vocab_size"]
+        entry["checkpoint"]["of"]: runs[entry["checkpoint"]["run"]]
         for entry in config["models"].values()
         if entry.get("checkpoint") and entry["checkpoint"].get("run") in runs
     }
@@ -232,6 +264,8 @@ def check(config: dict, base: Path = Path(".")) -> None:
             path = base / corpus["path"]
             if not path.exists():
                 raise ConfigError(f"{where}.path: no such file or folder: {path}")
+        if (source == "digits") != image_corpus(corpus):
+            raise ConfigError(f"{where}.sequences.mode: source 'digits' (images) takes mode 'images', and only it does")
         if source == "hf" and not corpus.get("hf"):
             raise ConfigError(f"{where}.hf (name, split) is required for source 'hf'")
         sample = corpus.get("sample", {})
@@ -242,6 +276,11 @@ def check(config: dict, base: Path = Path(".")) -> None:
     for name, run in config.get("training", {}).get("runs", {}).items():
         if run["corpus"] not in config["corpora"]:
             raise ConfigError(f"training.runs.{name}.corpus: unknown corpus '{run['corpus']}'")
+        if image_corpus(config["corpora"][run["corpus"]]) != (run["architecture"] == "vit"):
+            raise ConfigError(
+                f"training.runs.{name}.corpus: a {run['architecture']} run trains on "
+                f"{'an image' if run['architecture'] == 'vit' else 'a text'} corpus; '{run['corpus']}' is not one"
+            )
         if run["n_embd"] % run["n_head"]:
             raise ConfigError(f"training.runs.{name}: n_embd must be a multiple of n_head")
     for name, model in expand_checkpoints(config).items():
@@ -249,6 +288,13 @@ def check(config: dict, base: Path = Path(".")) -> None:
         unknown = set(model.get("corpora") or ()) - set(config["corpora"])
         if unknown:
             raise ConfigError(f"{where}.corpora: unknown corpus {sorted(unknown)}")
+        images = reads_images({**config, "models": {name: model}}, name)
+        unreadable = [c for c in model.get("corpora") or () if image_corpus(config["corpora"][c]) != images]
+        if unreadable:
+            raise ConfigError(
+                f"{where}.corpora: {'a vision' if images else 'a language'} model cannot read corpus "
+                f"'{unreadable[0]}' ({'text' if images else 'images'})"
+            )
         settings = {**config.get("extraction", {}), **(model.get("extraction") or {})}
         shard = settings.get("shard_tokens")
         if shard and shard < settings["chunk_tokens"]:
@@ -269,16 +315,19 @@ def check(config: dict, base: Path = Path(".")) -> None:
         check_top_k(config, name, local_hidden_size(source.name_or_path))
 
 
-def local_hidden_size(folder: str) -> int | None:
-    """The hidden size d in a local model folder's config.json (``hidden_size``, ``n_embd`` or ``d_model``); None
-    for a hub id, a folder without one (a GGUF file) or one that does not parse (the extraction job names it)."""
-    path = Path(folder) / "config.json"
+def local_config(folder: str) -> dict | None:
+    """A local model folder's config.json; None for a hub id, a folder without one (a GGUF file) or one that does
+    not parse (the extraction job names it)."""
     try:
-        entry = json.loads(path.read_text())
+        entry = json.loads((Path(folder) / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(entry, dict):
-        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def local_hidden_size(folder: str) -> int | None:
+    """The hidden size d in a local model folder's config.json (``hidden_size``, ``n_embd`` or ``d_model``)."""
+    entry = local_config(folder) or {}
     return next((entry[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(entry.get(k), int)), None)
 
 

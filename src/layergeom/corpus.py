@@ -41,6 +41,22 @@ def listing(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + more
 
 
+def read_digits() -> pl.DataFrame:
+    """scikit-learn's 1,797 handwritten digits (8 x 8 pixels of 0..16): one document per image, its digit as topic
+    and its 64 pixels, row by row and scaled to [0, 1], as the text (exact: multiples of 1/16)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = digits.data / 16.0
+    return pl.DataFrame(
+        {
+            "topic": [str(int(label)) for label in digits.target],
+            "source": [f"sklearn.datasets.load_digits#{i}" for i in range(len(pixels))],
+            "text": [" ".join(f"{v:g}" for v in row) for row in pixels],
+        }
+    )
+
+
 def source_files(entry: dict) -> list[str]:
     """The local files a corpus entry is read from (none for ``bbc`` and ``hf``): the corpus rule's inputs."""
     if entry["source"] == "text":
@@ -111,6 +127,8 @@ def read_documents(entry: dict, base: Path = Path(".")) -> pl.DataFrame:
     path = base / entry["path"] if entry.get("path") else None
     if source == "bbc":
         docs = read_text_files(bbc_folder())
+    elif source == "digits":
+        docs = read_digits()
     elif source == "text":
         docs = read_text_files(path, entry.get("topic"))
     elif source == "jsonl":
@@ -215,8 +233,11 @@ def sample_sentences(
 
 
 def build_corpus(entry: dict, base: Path = Path(".")) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Documents and sampled sentences of one corpus entry."""
+    """Documents and sampled sentences of one corpus entry (no sentences for an image corpus)."""
     documents = read_documents(entry, base)
+    if entry.get("sequences", {}).get("mode") == "images":
+        log.info("%d images", documents.height)
+        return documents, pl.DataFrame(schema=SENT_SCHEMA)
     sentences = sentences_of(documents)
     sample = entry.get("sample", {})
     sampled = sample_sentences(

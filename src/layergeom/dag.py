@@ -262,6 +262,11 @@ class Dag:
         """The keys of a training run that its tokenizer depends on."""
         return {key: self.train_runs[wc.run][key] for key in TOKENIZER_KEYS}
 
+    def run_tokenizer(self, wc) -> list[str]:
+        """Input function: a GPT-2 run's trained tokenizer (none for a ViT, whose patch tokens need no training)."""
+        vit = self.train_runs[wc.run]["architecture"] == "vit"
+        return [] if vit else [f"{self.results}/train/{wc.run}/tokenizer"]
+
     def run_documents(self, wc) -> str:
         """The documents table of a training run's corpus."""
         return f"{self.results}/corpus/{self.train_runs[wc.run]['corpus']}/documents.parquet"
@@ -346,9 +351,10 @@ class Dag:
         out += [self.figure("train", "loss", run) for run in self.train_runs]
         out += [
             self.figure("dynamics", measure, family, corpus)
-            for family in self.checkpoints
+            for family, models in self.checkpoints.items()
             for corpus in self.family_corpora(family)
             for measure in self.measures()
+            if (models[-1][0], corpus) in self.analysis_pairs(measure)
         ]
         out += [self.figure("dynamics", "drift")] if self.config["drift"]["enabled"] else []
         out += [f"{r}/findings.md"]

@@ -1,5 +1,6 @@
-# Training stage: a byte-level BPE tokenizer and a small GPT-2 trained on a corpus's documents, with
-# checkpoints at log-spaced steps (results/train/{run}/checkpoints/step_{n}) and a loss curve.
+# Training stage: a byte-level BPE tokenizer and a small GPT-2 trained on a corpus's documents (or a small ViT
+# trained on an image corpus), with checkpoints at log-spaced steps (results/train/{run}/checkpoints/step_{n})
+# and a loss curve.
 
 
 rule train_tokenizer:
@@ -22,7 +23,7 @@ rule train_tokenizer:
 rule train_model:
     input:
         documents=PLAN.run_documents,
-        tokenizer=f"{RESULTS}/train/{{run}}/tokenizer",
+        tokenizer=PLAN.run_tokenizer,
     output:
         checkpoints=directory(f"{RESULTS}/train/{{run}}/checkpoints"),
         loss=f"{RESULTS}/train/{{run}}/loss.parquet",

@@ -1,4 +1,4 @@
-"""Train the run's GPT-2 and save its checkpoints and loss table (rule train_model)."""
+"""Train the run's GPT-2 or ViT and save its checkpoints and loss table (rule train_model)."""
 
 from layergeom.joblog import job_logging
 from layergeom.training.train import run_training
@@ -6,5 +6,5 @@ from layergeom.training.train import run_training
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
     run_training(
-        sm.params.run, sm.input.tokenizer, sm.input.documents, sm.output.checkpoints, sm.output.loss, sm.threads
+        sm.params.run, sm.input.tokenizer or None, sm.input.documents, sm.output.checkpoints, sm.output.loss, sm.threads
     )

@@ -40,16 +40,20 @@ class HiddenStates:
         """The model's output for sequences ``rows``, right-padded, and the padding mask."""
         lengths = torch.as_tensor(seqs.lengths()[rows])
         width = int(lengths.max())
+        mask = (torch.arange(width)[None, :] < lengths[:, None]).to(self.loaded.device)
+        with torch.inference_mode():
+            return self.loaded.model(**self.inputs(seqs, rows, width, mask), output_hidden_states=True), mask
+
+    def inputs(self, seqs: Sequences, rows: np.ndarray, width: int, mask: torch.Tensor) -> dict:
+        """The model's keyword inputs: the images' pixels, or the right-padded token ids and the padding mask."""
+        device = self.loaded.device
+        if seqs.pixels is not None:
+            return {"pixel_values": torch.as_tensor(seqs.pixels[rows]).to(device)}
         ids = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             ids[i, : len(seqs.ids[r])] = torch.as_tensor(seqs.ids[r])
-        mask = (torch.arange(width)[None, :] < lengths[:, None]).to(self.loaded.device)
-        kwargs = {"use_cache": False} if self.loaded.kind == "decoder" else {}
-        with torch.inference_mode():
-            out = self.loaded.model(
-                input_ids=ids.to(self.loaded.device), attention_mask=mask.long(), output_hidden_states=True, **kwargs
-            )
-        return out, mask
+        cache = {"use_cache": False} if self.loaded.kind == "decoder" else {}
+        return {"input_ids": ids.to(device), "attention_mask": mask.long(), **cache}
 
     def _hidden(self, seqs: Sequences, rows: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The stored layers' hidden states (sequences, width, d) of sequences ``rows`` and the padding mask."""

@@ -28,12 +28,15 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def model_kind(config) -> str:
-    """``decoder`` for causal language models, ``encoder`` for BERT-like ones, from the config."""
+    """``decoder`` for causal language models, ``encoder`` for BERT-like ones, ``vision`` for vision transformers,
+    from the config."""
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
+    if is_vision(config):
+        return "vision"
     if getattr(config, "is_encoder_decoder", False):
         raise ValueError(f"encoder-decoder models ({config.model_type}) are not supported")
     if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
@@ -41,6 +44,11 @@ def model_kind(config) -> str:
     if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or getattr(config, "is_decoder", False):
         return "decoder"
     return "encoder"
+
+
+def is_vision(config) -> bool:
+    """Whether a model config is a vision transformer's (it has an ``image_size`` and a ``patch_size``)."""
+    return bool(getattr(config, "image_size", None) and getattr(config, "patch_size", None))
 
 
 def find_final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
@@ -140,6 +148,17 @@ def weight_mismatch(loading: dict, folder: str) -> str | None:
     )
 
 
+def tokenizer_of(config, source: ModelSource, kwargs: dict):
+    """The model's tokenizer: for a vision transformer, the patch tokens of its images."""
+    from transformers import AutoTokenizer
+
+    if config is not None and is_vision(config):
+        from layergeom.extraction.images import PatchTokenizer
+
+        return PatchTokenizer.of(config)
+    return AutoTokenizer.from_pretrained(source.name_or_path, **kwargs)
+
+
 def load_model(
     source: ModelSource,
     revision: str | None = None,
@@ -150,15 +169,16 @@ def load_model(
     compute_dtype: str = "float32",
 ) -> LoadedModel:
     """Load the base model (no task head) and tokenizer; ``init='random'`` gives untrained weights."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel
 
     kwargs = _load_kwargs(source, revision)
     dtype = getattr(torch, compute_dtype)
     where = source.name_or_path + (f" @ {revision}" if revision else "")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.name_or_path, **kwargs)
+        gguf_weights = source.gguf_file and init != "random"  # AutoModel reads a GGUF file's config itself
+        config = None if gguf_weights else AutoConfig.from_pretrained(source.name_or_path, **kwargs)
+        tokenizer = tokenizer_of(config, source, kwargs)
         if init == "random":
-            config = AutoConfig.from_pretrained(source.name_or_path, **kwargs)
             torch.manual_seed(seed)
             model = AutoModel.from_config(config, dtype=dtype)
         else:

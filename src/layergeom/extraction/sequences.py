@@ -14,13 +14,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Sequences:
-    """Tokenised sequences with their metadata; ``ids[i]`` and ``special[i]`` are 1-D arrays."""
+    """Tokenised sequences with their metadata; ``ids[i]`` and ``special[i]`` are 1-D arrays; ``pixels`` holds the
+    images (sequences, channels, size, size) of an image corpus, which the model reads instead of the ids."""
 
     seq_id: np.ndarray
     doc_id: np.ndarray
     topic: list[str | None]
     ids: list[np.ndarray]
     special: list[np.ndarray]
+    pixels: np.ndarray | None = None
 
     def lengths(self) -> np.ndarray:
         """Token count of every sequence."""
@@ -156,8 +158,17 @@ def batches_in_range(
 def build_sequences(
     loaded: LoadedModel, corpus_entry: dict, documents: pl.DataFrame, sentences: pl.DataFrame, max_length: int
 ) -> Sequences:
-    """Sequences for the corpus entry's mode (``sentences`` or ``contexts``)."""
+    """Sequences for the corpus entry's mode (``sentences``, ``contexts`` or ``images``); a vision model reads images
+    only, a language model text only."""
+    from layergeom.extraction.images import PatchTokenizer, image_sequences  # images.py builds on Sequences
+
     spec = corpus_entry["sequences"]
+    vision = isinstance(loaded.tokenizer, PatchTokenizer)
+    if vision != (spec["mode"] == "images"):
+        model = "a vision model (it reads images)" if vision else "a language model (it reads text)"
+        raise ValueError(f"the corpus has sequences.mode '{spec['mode']}' but the model is {model}")
+    if vision:
+        return image_sequences(loaded.tokenizer, documents, "image corpus")
     if spec["mode"] == "sentences":
         return sentence_sequences(loaded.tokenizer, sentences, max_length)
     if spec["length"] > max_length:

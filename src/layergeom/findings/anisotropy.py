@@ -71,7 +71,21 @@ AS_BYTE_LEVEL = Claim(
     '"We show in this paper that anisotropy can also be observed empirically in language models with specific '
     'objectives that should not suffer directly from the same consequences." (abstract)',
 )
-CLAIMS = (SL_DECODER_PEAK, SL_ENCODER_FLAT, SL_ID_TRAINING, AS_BYTE_LEVEL)
+VISION_LIFT = 0.1  # above the untrained ViT's middle-layer mean cosine
+VISION_SHARE = 0.5  # of the BPE language model's middle-layer mean cosine
+AS_VISION = Claim(
+    "as_vision",
+    "AS",
+    "a vision transformer is anisotropic too (not only language models)",
+    "vision and speech transformers show a high mean cosine",
+    f"a ViT trained by the workflow on an image corpus (patches as tokens): the mean of mean_cos over the middle "
+    f"layers (relative depth in [{MIDDLE[0]:.2f}, {MIDDLE[1]:.2f}]) at its last checkpoint must be at least "
+    f"{VISION_LIFT} above the same at its step 0 (the untrained model) and at least {VISION_SHARE:.0%} of the same "
+    "for a BPE language model trained by the workflow at its last checkpoint; not applicable without step 0 or a "
+    "BPE family",
+    '"We also show that the anisotropy problem extends to Transformers trained on other modalities." (abstract)',
+)
+CLAIMS = (SL_DECODER_PEAK, SL_ENCODER_FLAT, SL_ID_TRAINING, AS_BYTE_LEVEL, AS_VISION)
 MIN_LAYERS = 2  # a depth claim needs at least two stored layers to compare
 
 
@@ -138,15 +152,19 @@ def middle_cos(table: pl.DataFrame) -> float:
     return float(values.mean()) if len(values) else np.nan
 
 
-def byte_level(
-    checkpoints: list[tuple[int, pl.DataFrame]], bpe: list[tuple[str, list[tuple[int, pl.DataFrame]]]]
+def against_baselines(
+    checkpoints: list[tuple[int, pl.DataFrame]],
+    bpe: list[tuple[str, list[tuple[int, pl.DataFrame]]]],
+    lift: float,
+    share: float,
 ) -> Measure:
-    """A byte-level family's last checkpoint against its step 0 and against a BPE family's last checkpoint."""
+    """A family's last checkpoint against its step 0 (at least ``lift`` above) and against a BPE family's last
+    checkpoint (at least ``share`` of it), on the middle-layer mean cosine."""
     steps = [s for s, _ in checkpoints]
     if steps[0] != 0 or len(steps) < 2:
         return not_applicable(f"checkpoints {steps}: step 0 and a later one are needed")
     if not bpe:
-        return not_applicable("no BPE family trained on this corpus")
+        return not_applicable("no BPE family trained by the workflow to compare with")
     trained, untrained = middle_cos(checkpoints[-1][1]), middle_cos(checkpoints[0][1])
     family, reference = bpe[0]
     other = middle_cos(reference[-1][1])
@@ -156,7 +174,7 @@ def byte_level(
     )
     if not np.isfinite([trained, untrained, other]).all():
         return not_applicable(f"{text}: no middle layer stored before the final norm")
-    return at_least(text, trained, max(untrained + BYTE_LIFT, BYTE_SHARE * other))
+    return at_least(text, trained, max(untrained + lift, share * other))
 
 
 def findings(
@@ -164,10 +182,10 @@ def findings(
     training: dict[tuple[str, str], list[tuple[int, pl.DataFrame]]],
     selection: str,
     id_sample: str,
-    vocab: dict[str, int],
+    families: dict[str, dict],
 ) -> list[Finding]:
-    """The depth claims on every (model, corpus) table, the training claims on every (family, corpus); ``vocab``:
-    the tokenizer size of every family trained by the workflow."""
+    """The depth claims on every (model, corpus) table, the training claims on every (family, corpus); ``families``:
+    the architecture and vocab_size of every family trained by the workflow."""
     rows = []
     for (model, corpus), table in tables.items():
         for claim, measure in ((SL_DECODER_PEAK, decoder_peak(table)), (SL_ENCODER_FLAT, encoder_flat(table))):
@@ -175,8 +193,21 @@ def findings(
     for (family, corpus), checkpoints in training.items():
         measure = expansion_then_compression([s for s, _ in checkpoints], [t for _, t in checkpoints])
         rows.append(finding(SL_ID_TRAINING, family, corpus, f"{selection}; {id_sample}", measure))
+    kind = {family: training_kind(run) for family, run in families.items()}
     for (family, corpus), checkpoints in training.items():
-        if vocab.get(family) == BYTE_VOCAB:
-            bpe = [(f, c) for (f, k), c in training.items() if k == corpus and vocab.get(f, 0) > BYTE_VOCAB]
-            rows.append(finding(AS_BYTE_LEVEL, family, corpus, selection, byte_level(checkpoints, bpe)))
+        if kind.get(family) == "byte":
+            bpe = [(f, c) for (f, k), c in training.items() if k == corpus and kind.get(f) == "bpe"]
+            measure = against_baselines(checkpoints, bpe, BYTE_LIFT, BYTE_SHARE)
+            rows.append(finding(AS_BYTE_LEVEL, family, corpus, selection, measure))
+        if kind.get(family) == "vision":
+            bpe = [(f, c) for (f, _), c in training.items() if kind.get(f) == "bpe"]
+            measure = against_baselines(checkpoints, bpe, VISION_LIFT, VISION_SHARE)
+            rows.append(finding(AS_VISION, family, corpus, selection, measure))
     return rows
+
+
+def training_kind(run: dict) -> str:
+    """``vision`` for a ViT run, ``byte`` for a GPT-2 on a byte-level tokenizer, else ``bpe``."""
+    if run["architecture"] == "vit":
+        return "vision"
+    return "byte" if run["vocab_size"] == BYTE_VOCAB else "bpe"

@@ -1,4 +1,5 @@
-"""Train a byte-level BPE tokenizer and a small GPT-2 on a corpus, saving checkpoints at scheduled steps.
+"""Train a small GPT-2 (with its byte-level BPE tokenizer) on a text corpus, or a small ViT digit classifier on an
+image corpus, saving checkpoints at scheduled steps.
 
 Checkpoints are written into a hidden ``.checkpoints.partial`` folder beside the output; the newest one
 also holds the optimizer and random state, so a killed run resumes from it with the same batches and
@@ -91,8 +92,10 @@ def learning_rate(step: int, base: float, warmup: int, total: int, min_ratio: fl
     return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def build_model(run: dict, tokenizer) -> torch.nn.Module:
-    """An untrained GPT-2 language model of the run's size, initialised from the run's seed."""
+def build_model(run: dict, tokenizer, data: TrainData) -> torch.nn.Module:
+    """An untrained model of the run's architecture and size, initialised from the run's seed."""
+    if run["architecture"] == "vit":
+        return build_vit(run, data)
     from transformers import GPT2Config, GPT2LMHeadModel
 
     p = run["dropout"]
@@ -112,6 +115,27 @@ def build_model(run: dict, tokenizer) -> torch.nn.Module:
     return GPT2LMHeadModel(config)
 
 
+def build_vit(run: dict, data: TrainData) -> torch.nn.Module:
+    """An untrained ViT image classifier of the run's size for the data's images and labels."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    p = run["dropout"]
+    config = ViTConfig(
+        image_size=data.train.shape[-1],
+        patch_size=run["patch_size"],
+        num_channels=data.train.shape[1],
+        hidden_size=run["n_embd"],
+        num_hidden_layers=run["n_layer"],
+        num_attention_heads=run["n_head"],
+        intermediate_size=4 * run["n_embd"],
+        hidden_dropout_prob=p,
+        attention_probs_dropout_prob=p,
+        num_labels=int(max(data.train_labels.max(initial=0), data.eval_labels.max(initial=0))) + 1,
+    )
+    torch.manual_seed(run["seed"])
+    return ViTForImageClassification(config)
+
+
 def make_optimizer(model: torch.nn.Module, run: dict) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only (not on biases and norm gains)."""
     params = list(model.parameters())
@@ -127,28 +151,58 @@ def make_optimizer(model: torch.nn.Module, run: dict) -> torch.optim.AdamW:
 
 @dataclass(frozen=True)
 class TrainData:
-    """Token blocks (rows of context_length) for training and for evaluation."""
+    """Rows for training and for evaluation: token blocks of context_length, or images with their labels."""
 
     train: np.ndarray
     eval: np.ndarray
+    train_labels: np.ndarray | None = None
+    eval_labels: np.ndarray | None = None
+    row_tokens: int = 0  # tokens the model sees per row
 
     def fingerprint(self) -> str:
         """A short hash of the data, so a resumed run continues only on the same blocks."""
         digest = hashlib.sha256()
-        for part in (self.train, self.eval):
-            digest.update(np.ascontiguousarray(part).tobytes())
+        for part in (self.train, self.eval, self.train_labels, self.eval_labels):
+            if part is not None:
+                digest.update(np.ascontiguousarray(part).tobytes())
         return digest.hexdigest()[:16]
+
+    def inputs(self, part: str, rows: np.ndarray | slice, device: torch.device) -> dict[str, torch.Tensor]:
+        """The model's keyword inputs for rows of the ``train`` or ``eval`` part, with their labels."""
+        values = torch.as_tensor(getattr(self, part)[rows], device=device)
+        labels = getattr(self, f"{part}_labels")
+        if labels is None:
+            return {"input_ids": values, "labels": values}
+        return {"pixel_values": values, "labels": torch.as_tensor(labels[rows], device=device)}
 
 
 def prepare_data(tokenizer, documents: pl.DataFrame, run: dict) -> TrainData:
-    """Split documents into training and held-out ones and cut both into token blocks."""
+    """Split documents into training and held-out ones and cut both into token blocks (or take their images)."""
+    if run["architecture"] == "vit":
+        return prepare_images(documents, run)
     texts = documents["text"].to_list()
     held = heldout_documents(len(texts), run["eval_fraction"], run["seed"])
     train = token_blocks(tokenizer, [t for t, h in zip(texts, held) if not h], run["context_length"])
     evaluation = token_blocks(tokenizer, [t for t, h in zip(texts, held) if h], run["context_length"])
     if len(train) == 0:
         raise ValueError(f"the corpus has fewer than context_length={run['context_length']} tokens to train on")
-    return TrainData(train, evaluation[: run["eval_batches"] * run["batch_size"]])
+    return TrainData(train, evaluation[: run["eval_batches"] * run["batch_size"]], row_tokens=run["context_length"])
+
+
+def prepare_images(documents: pl.DataFrame, run: dict) -> TrainData:
+    """The images of an image corpus (text: the pixels of a square one-channel image) and their topics as integer
+    labels, split into training and held-out ones."""
+    from layergeom.extraction.images import PatchTokenizer
+
+    side = math.isqrt(len(documents["text"][0].split())) if documents.height else 0
+    tokenizer = PatchTokenizer(side, run["patch_size"], 1)
+    images = tokenizer.pixels(documents["text"].to_list(), f"training corpus '{run['corpus']}'")
+    labels = np.asarray([int(topic) for topic in documents["topic"]], dtype=np.int64)
+    held = heldout_documents(len(images), run["eval_fraction"], run["seed"])
+    keep = run["eval_batches"] * run["batch_size"]
+    return TrainData(
+        images[~held], images[held][:keep], labels[~held], labels[held][:keep], row_tokens=1 + tokenizer.n_patches
+    )
 
 
 class Trainer:
@@ -157,14 +211,11 @@ class Trainer:
     def __init__(self, run: dict, tokenizer, data: TrainData, device: str = "auto"):
         self.run, self.tokenizer, self.data = run, tokenizer, data
         self.device = select_device(device)
-        self.model = build_model(run, tokenizer).to(self.device)
+        self.model = build_model(run, tokenizer, data).to(self.device)
         self.optimizer = make_optimizer(self.model, run)
         self.step, self.rows = 0, []
         self.saved = set(run_checkpoint_steps(run))
-        self.run_hash = entry_hash(run, len(tokenizer), data.fingerprint())
-
-    def _batch(self, rows: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        self.run_hash = entry_hash(run, len(tokenizer) if tokenizer else 0, data.fingerprint())
 
     def evaluate(self) -> float | None:
         """Mean loss on the held-out blocks (None when there are none)."""
@@ -174,8 +225,8 @@ class Trainer:
         total = 0.0
         with torch.inference_mode():
             for start in range(0, len(self.data.eval), self.run["batch_size"]):
-                ids = self._batch(self.data.eval[start : start + self.run["batch_size"]])
-                total += float(self.model(input_ids=ids, labels=ids).loss) * len(ids)
+                rows = slice(start, min(start + self.run["batch_size"], len(self.data.eval)))
+                total += float(self.model(**self.data.inputs("eval", rows, self.device)).loss) * (rows.stop - start)
         self.model.train()
         return total / len(self.data.eval)
 
@@ -185,8 +236,8 @@ class Trainer:
         lr = learning_rate(self.step, run["learning_rate"], run["warmup_steps"], run["steps"], run["min_lr_ratio"])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        ids = self._batch(self.data.train[batch_rows(len(self.data.train), run["batch_size"], self.step, run["seed"])])
-        loss = self.model(input_ids=ids, labels=ids).loss
+        rows = batch_rows(len(self.data.train), run["batch_size"], self.step, run["seed"])
+        loss = self.model(**self.data.inputs("train", rows, self.device)).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss is {float(loss)} at step {self.step + 1}: lower learning_rate")
         loss.backward()
@@ -202,7 +253,7 @@ class Trainer:
                 "loss": value,
                 "eval_loss": None,
                 "lr": lr,
-                "tokens": self.step * run["batch_size"] * run["context_length"],
+                "tokens": self.step * run["batch_size"] * self.data.row_tokens,
                 "checkpoint": False,
             }
         )
@@ -220,7 +271,8 @@ class Trainer:
         target = folder / step_folder(self.step)
         with atomic.atomic_output(target) as tmp:
             self.model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
+            if self.tokenizer is not None:  # a ViT's patch tokens follow from its config
+                self.tokenizer.save_pretrained(tmp)
             state = {
                 "step": self.step,
                 "tokens": self.rows[-1]["tokens"],
@@ -245,8 +297,6 @@ class Trainer:
 
     def resume(self, folder: Path) -> bool:
         """Load the newest checkpoint of an interrupted run of the same config and data; False if there is none."""
-        from transformers import GPT2LMHeadModel
-
         saved_step = lambda p: json.loads((p.parent / STATE_FILE).read_text())["step"]  # noqa: E731
         states = sorted(folder.glob(f"*/{RESUME_FILE}"), key=saved_step)
         if not states:
@@ -255,7 +305,7 @@ class Trainer:
         meta = json.loads((last / STATE_FILE).read_text())
         if meta.get("run_hash") != self.run_hash:
             return False
-        self.model = GPT2LMHeadModel.from_pretrained(last).to(self.device)
+        self.model = type(self.model).from_pretrained(last).to(self.device)
         self.optimizer = make_optimizer(self.model, self.run)
         bundle = torch.load(last / RESUME_FILE, weights_only=False)
         self.optimizer.load_state_dict(bundle["optimizer"])
@@ -283,10 +333,10 @@ def train(run: dict, tokenizer, data: TrainData, checkpoints: str | os.PathLike,
         trainer.model.train()
         trainer.save(partial)
     log.info(
-        "%d training blocks, %d held-out blocks of %d tokens; %d steps of %d blocks on %s; saving steps %s",
+        "%d training rows, %d held-out rows of %d tokens; %d steps of %d rows on %s; saving steps %s",
         len(data.train),
         len(data.eval),
-        run["context_length"],
+        data.row_tokens,
         run["steps"],
         run["batch_size"],
         trainer.device,
@@ -316,15 +366,16 @@ def write_tokenizer(run: dict, documents: str | os.PathLike, out: str | os.PathL
 
 def run_training(
     run: dict,
-    tokenizer_dir: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike | None,
     documents: str | os.PathLike,
     checkpoints: str | os.PathLike,
     loss_out: str | os.PathLike,
     threads: int,
 ) -> pl.DataFrame:
-    """The train_model rule: train the run's GPT-2, save its checkpoints and its loss table."""
+    """The train_model rule: train the run's model, save its checkpoints and its loss table (a ViT has no
+    ``tokenizer_dir``)."""
     torch.set_num_threads(max(1, threads))
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir else None
     table = train(run, tokenizer, prepare_data(tokenizer, pl.read_parquet(documents), run), checkpoints, run["device"])
     log.info("final training loss %.4f, held-out loss %s", table["loss"][-1], table["eval_loss"][-1])
     atomic.write_parquet(table, loss_out)

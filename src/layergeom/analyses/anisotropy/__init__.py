@@ -2,7 +2,7 @@
 
 from layergeom.analyses.anisotropy import accumulate, merge, metrics, plots
 from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
-from layergeom.config import model_corpora, trained_vocab
+from layergeom.config import model_corpora, trained_runs
 from layergeom.findings import anisotropy as claims
 from layergeom.stats.sample import PointSample
 from layergeom.stats.scatter import Scatter, UnitSum
@@ -15,7 +15,10 @@ def facts(config: dict, selection: dict) -> dict:
         "selection": selection,
         "settings": settings,
         "id_sample": f"intrinsic dimension on the {settings['sample']} {settings['n_points']} tokens",
-        "vocab": trained_vocab(config),
+        "families": {
+            family: {"architecture": run["architecture"], "vocab_size": run["vocab_size"]}
+            for family, run in trained_runs(config).items()
+        },
     }
 
 
@@ -23,7 +26,7 @@ def judge(evidence: Evidence) -> list:
     """Every claim on the anisotropy tables: depth claims on the depth tables, training claims on the checkpoints."""
     notes = evidence.notes
     return claims.findings(
-        dict(evidence.depth), dict(evidence.training), evidence.tokens, notes["id_sample"], notes["vocab"]
+        dict(evidence.depth), dict(evidence.training), evidence.tokens, notes["id_sample"], notes["families"]
     )
 
 

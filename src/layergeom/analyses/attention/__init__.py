@@ -1,6 +1,7 @@
 """Self-attention statistics per layer and head (queries, keys, entropy), from one hooked forward pass [AS]."""
 
 from layergeom.analyses.spec import Analysis, Evidence
+from layergeom.config import image_corpus
 from layergeom.findings import attention as claims
 
 
@@ -14,7 +15,8 @@ ANALYSIS = Analysis(
     what="per layer and head: mean query and key norms, their cosine, attention entropy and largest weight",
     table="heads.parquet",
     covers=lambda config, model, corpus: (
-        config["attention"]["scope"] == "all" or bool(config["models"][model].get("checkpoint"))
+        (config["attention"]["scope"] == "all" or bool(config["models"][model].get("checkpoint")))
+        and not image_corpus(config["corpora"][corpus])
     ),
     training=("mean_q_norm", "mean_k_norm", "qk_cos", "mean_entropy", "mean_max_weight"),
     claims=claims.CLAIMS,
