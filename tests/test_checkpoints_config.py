@@ -132,6 +132,7 @@ def test_plan_draws_checkpoints_over_training_and_runs_small_trained_models_on_o
     """Per-pair figures only of a family's last checkpoint; jobs running a small GPT-2 trained here take one thread."""
     from types import SimpleNamespace
 
+    from layergeom.analyses.registry import ANALYSES
     from layergeom.dag import Dag
 
     cfg = validated(base_config(text_corpus))
@@ -140,6 +141,9 @@ def test_plan_draws_checkpoints_over_training_and_runs_small_trained_models_on_o
     pair_figures = {t.split("/")[3] for t in plan.targets() if t.endswith(".png") and t.count("/") == 5}
     assert {"tiny.step_10", "pythia.step1000"} <= pair_figures
     assert not pair_figures & {"tiny.step_0", "tiny.step_4", "pythia.step0"}
+    for name, spec in ANALYSES.items():  # an analysis without a training measure skips the earlier checkpoints
+        models = {m for m, _ in plan.analysis_pairs(name)}
+        assert ("tiny.step_4" in models) == bool(spec.training) and "tiny.step_10" in models, name
     assert plan.model_threads("tiny.step_4", 8) == 1 and plan.model_threads("pythia.step0", 8) == 8
     assert plan.extract_resources(SimpleNamespace(model="tiny.step_0"))["threads"] == 1
     big = validated({**base_config(text_corpus)})

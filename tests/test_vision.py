@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from layergeom import config as lgconfig
 from layergeom.corpus import build_corpus
+from layergeom.extraction.fingerprint import sequences_digest
 from layergeom.extraction.forward import HiddenStates
 from layergeom.extraction.images import PatchTokenizer, image_sequences
 from layergeom.extraction.models import load_model
@@ -110,6 +111,16 @@ def test_extraction_reads_pixels_and_keeps_every_patch(digits, vit):
     assert table["token"][0] == "[CLS]" and table["position"].max() == 16 and table["topic"][0] == "0"
     with pytest.raises(ValueError, match="sequences.mode 'sentences' but the model is a vision model"):
         build_sequences(loaded, {"sequences": {"mode": "sentences"}}, documents, pl.DataFrame(), 512)
+
+
+def test_a_changed_pixel_changes_the_fingerprint_even_at_the_same_grey_level(digits):
+    documents = digits[0].head(3)
+    tok = PatchTokenizer(8, 2, 1)
+    seqs = image_sequences(tok, documents, "digits")
+    brighter = documents.with_columns(pl.col("text").str.replace(r"^0 ", "0.0625 "))  # first pixel: 0 -> 1/16
+    changed = image_sequences(tok, brighter, "digits")
+    assert all((a == b).all() for a, b in zip(seqs.ids, changed.ids))  # same grey levels
+    assert sequences_digest(seqs) != sequences_digest(changed)
 
 
 def test_image_sequences_name_a_document_of_the_wrong_size(digits):

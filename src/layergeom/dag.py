@@ -139,9 +139,12 @@ class Dag:
         return describe(**self.selection(name))
 
     def analysis_pairs(self, name: str) -> list[tuple[str, str]]:
-        """The (model, corpus) pairs an analysis covers."""
+        """The (model, corpus) pairs an analysis covers: a checkpoint before its family's last only for an analysis
+        with columns drawn against the training step (no figure or claim reads the others there)."""
         spec = analysis(name)
-        return [(m, c) for m, c in self.pairs if spec.covers is None or spec.covers(self.config, m, c)]
+        early = set() if spec.training else self.intermediate()
+        covered = [(m, c) for m, c in self.pairs if spec.covers is None or spec.covers(self.config, m, c)]
+        return [(m, c) for m, c in covered if m not in early]
 
     def corpus_models(self, name: str, corpus: str) -> list[str]:
         """Models an analysis covers on a corpus, in config order."""

@@ -40,10 +40,13 @@ def files_digest(files: list[Path]) -> str:
 
 
 def sequences_digest(seqs: Sequences) -> str:
-    """sha256 of the token ids of every sequence (covers the corpus text and the tokenizer)."""
+    """sha256 of the token ids of every sequence (covers the corpus text and the tokenizer), and of the pixels of an
+    image corpus (the model reads them, not the ids)."""
     digest = hashlib.sha256(seqs.lengths().tobytes())
     for ids in seqs.ids:
         digest.update(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
+    if seqs.pixels is not None:
+        digest.update(np.ascontiguousarray(seqs.pixels, dtype=np.float32).tobytes())
     return digest.hexdigest()
 
 
