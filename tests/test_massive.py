@@ -10,9 +10,17 @@ import torch
 from runs import ROOT
 
 from layergeom.analyses.jobs import run_stream_shard
-from layergeom.analyses.massive.histogram import BINS, EDGES, RESOLUTION, AbsHistogram
+from layergeom.analyses.massive.histogram import (
+    BINS,
+    EDGES,
+    RESOLUTION,
+    AbsHistogram,
+    bin_counts,
+    flat_counts,
+    key_table,
+)
 from layergeom.analyses.massive.merge import massive_tables
-from layergeom.analyses.massive.top import TopEntries
+from layergeom.analyses.massive.top import TopEntries, candidates, device_candidates
 from layergeom.analyses.spec import MergeJob
 from layergeom.config import ConfigError, check_schema
 from layergeom.io.store import create_store
@@ -61,6 +69,14 @@ def test_top_entries_equal_the_sorted_reference_for_any_blocks(k):
             np.testing.assert_array_equal(state[key], states[0][key])
 
 
+def test_top_entries_of_blocks_with_more_rows_than_kept_equal_the_sorted_reference():
+    """A first block of at least ``keep`` rows is searched above its keep-th largest row maximum."""
+    values, rows = np.random.default_rng(3).standard_normal((300, 7)), np.arange(300)
+    for cuts in ([], [150], [100, 260]):
+        acc = fed(TopEntries, values, rows, cuts)
+        assert [(v, int(r), int(j)) for v, r, j in zip(*acc.finalize())] == reference_top(values, rows, 100), cuts
+
+
 def test_top_entries_torch_path_and_narrow_dtypes_equal_numpy():
     values = (np.random.default_rng(1).standard_normal((40, 9)) * 50).astype(np.float16)
     rows = np.arange(40)
@@ -70,6 +86,14 @@ def test_top_entries_torch_path_and_narrow_dtypes_equal_numpy():
         for key, value in host.state().items():
             np.testing.assert_array_equal(device.state()[key], value)
     assert np.abs(host.value).max() == np.abs(values.astype(np.float64)).max()
+
+
+@pytest.mark.parametrize("m", [1, 5, 100])
+def test_top_candidates_of_a_tensor_equal_the_host(m):
+    """The tensor path (a GPU's, here run on the CPU) finds the candidates numpy does, ties included."""
+    for values in (tied_values(), (np.random.default_rng(1).standard_normal((40, 9)) * 50).astype(np.float16)):
+        for got, want in zip(device_candidates(torch.from_numpy(values), m), candidates(values, m)):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_histogram_median_bin_holds_the_exact_median():
@@ -101,17 +125,44 @@ def test_histogram_bins_every_entry_by_its_edges():
     assert AbsHistogram().finalize()["n_entries"] == 0
 
 
-def test_histogram_slots_equal_a_binary_search_of_the_edges():
-    """The log10 guess, corrected against the edges, is the binary search: on every edge, one ulp either side of
-    it, at 0, below the lowest and above the highest edge, and on magnitudes spread over 20 decades."""
-    from layergeom.analyses.massive.histogram import slots
-
+def probes(dtype: str) -> list[np.ndarray]:
+    """Magnitudes of ``dtype`` in groups: the smallest at or above every edge, one ulp below and above it, 0,
+    denormals and extremes, and magnitudes spread over 20 decades."""
+    floats = np.dtype(dtype)
+    at = EDGES.astype(floats)
+    at = np.where(at < EDGES, np.nextafter(at, floats.type(np.inf)), at)
+    tiny = np.finfo(floats).smallest_subnormal
+    extremes = np.array([0.0, tiny, 2 * tiny, np.finfo(floats).tiny, np.finfo(floats).max, np.inf], floats)
     rng = np.random.default_rng(5)
     spread = np.abs(rng.standard_cauchy(20000)) * 10.0 ** rng.uniform(-10, 10, 20000)
-    extremes = [0.0, 5e-324, 1e-300, 1e300, np.inf]
-    x = np.concatenate([EDGES, np.nextafter(EDGES, 0), np.nextafter(EDGES, np.inf), extremes, spread])
-    with np.errstate(divide="ignore"):
-        np.testing.assert_array_equal(slots(x), np.searchsorted(EDGES, x, side="right"))
+    spread = spread[spread < np.finfo(floats).max].astype(floats)
+    return [at, np.nextafter(at, floats.type(0)), np.nextafter(at, floats.type(np.inf)), extremes, spread]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_histogram_counts_equal_a_binary_search_of_the_edges(dtype, kind):
+    """The keys of |x|, moved up one at the edge inside a key's range, count what the binary search does, group by
+    group (in the edge groups every entry has a slot of its own) and with either sign; ``torch`` runs the
+    operations of the GPU path (here on the CPU)."""
+    for group in probes(dtype):
+        want = np.bincount(np.searchsorted(EDGES, group.astype(np.float64), side="right"), minlength=BINS + 2)
+        for signed in (group, -group):
+            got = flat_counts(torch.from_numpy(signed)) if kind == "torch" else bin_counts(signed)
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_histogram_key_ranges_hold_at_most_one_edge(dtype):
+    """What makes the keys exact: no key's range holds two edges, and the keys clipped at either end keep their
+    slot (the first key is all underflow, the last all overflow)."""
+    table = key_table(dtype)
+    ints = np.dtype(f"int{8 * np.dtype(dtype).itemsize}")
+    keys = (table.base >> table.shift) + np.arange(len(table.slot) + 1, dtype=ints)
+    start = (keys << table.shift).view(dtype).astype(np.float64)
+    assert (np.searchsorted(EDGES, start[1:], side="left") - table.slot <= 1).all()
+    assert table.slot[0] == 0 and table.slot[-1] == BINS + 1 and not table.split[[0, -1]].any()
+    np.testing.assert_array_equal(table.slot[table.runs], np.arange(BINS + 2))
 
 
 def build_store(tmp_path, planted: float = 3000.0) -> tuple[pl.DataFrame, np.ndarray]:

@@ -23,6 +23,29 @@ def to_numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if is_tensor(x) else np.asarray(x)
 
 
+def on_host(x: Any) -> Any:
+    """A CPU tensor as numpy, a view of its memory (bfloat16, which numpy lacks, widened to float32); anything
+    else as it is."""
+    if not is_tensor(x) or x.device.type != "cpu":
+        return x
+    x = x.detach()
+    return (x.float() if dtype_name(x) == "bfloat16" else x).numpy()
+
+
+def namespace(x: Any) -> Any:
+    """The module of ``x``'s kind of array: torch for a tensor, else numpy."""
+    if not is_tensor(x):
+        return np
+    import torch
+
+    return torch
+
+
+def dtype_name(x: Any) -> str:
+    """The name of the dtype of a numpy array or a tensor: ``"float64"``, ``"int32"``."""
+    return str(x.dtype).removeprefix("torch.")
+
+
 def like(x: Any, ref: Any) -> Any:
     """``x`` as an array of the same kind and device as ``ref`` (numpy stays numpy; tensors keep their dtype)."""
     if not is_tensor(ref):

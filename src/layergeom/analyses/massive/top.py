@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from layergeom.stats.device import is_tensor, to_numpy
+from layergeom.stats.device import is_tensor, on_host, to_numpy
 
 KEEP = 100  # entries kept per layer; ``massive.top_k`` (at most this) of them are reported
 
@@ -13,25 +13,37 @@ def candidates(values, m: int, floor: float = 0.0) -> tuple[np.ndarray, np.ndarr
     """Every entry of ``values`` (n, d; numpy or torch) whose |x| reaches its m-th largest, as (value, flat index)
     in float64 on the host: a superset of any tie-broken top m. On the host, when fewer than m entries reach
     ``floor`` (the smallest |x| already kept: nothing below it can enter), those entries instead."""
+    values = on_host(values)
     if is_tensor(values):
-        import torch
-
-        flat = values.flatten()
-        m = min(m, flat.numel())
-        threshold = torch.topk(flat.abs(), m, sorted=False).values.min()
-        index = torch.nonzero(flat.abs() >= threshold).flatten()
-        return to_numpy(flat[index]).astype(np.float64), to_numpy(index).astype(np.int64)
-    flat = np.asarray(values).ravel()
-    magnitude = np.abs(flat)
-    if floor > 0:
-        index = np.flatnonzero(magnitude >= floor)
-        if index.size <= m:
-            return flat[index].astype(np.float64), index.astype(np.int64)
-    size = flat.size
-    m = min(m, size)
-    threshold = np.partition(magnitude, size - m)[size - m]
-    index = np.flatnonzero(magnitude >= threshold)
+        return device_candidates(values, m)
+    magnitude = np.abs(values)
+    m = min(m, magnitude.size)
+    floor = floor or row_floor(magnitude, m)
+    flat, magnitude = np.asarray(values).ravel(), magnitude.ravel()
+    index = np.flatnonzero(magnitude >= floor)
+    if index.size > m:
+        reaching = magnitude[index]
+        index = index[reaching >= np.partition(reaching, index.size - m)[index.size - m]]
     return flat[index].astype(np.float64), index.astype(np.int64)
+
+
+def row_floor(magnitude: np.ndarray, m: int) -> float:
+    """A floor under the m-th largest of ``magnitude`` (n, d): its m-th largest row maximum (those m rows' maxima
+    reach it), or 0 with fewer than m rows."""
+    n = len(magnitude)
+    return float(np.partition(magnitude.max(1), n - m)[n - m]) if n >= m else 0.0
+
+
+def device_candidates(values, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`candidates` of a tensor, found on its device."""
+    import torch
+
+    flat = values.flatten()
+    magnitude = flat.abs()
+    m = min(m, flat.numel())
+    threshold = torch.topk(magnitude, m, sorted=False).values.min()
+    index = torch.nonzero(magnitude >= threshold).flatten()
+    return to_numpy(flat[index]).astype(np.float64), to_numpy(index).astype(np.int64)
 
 
 class TopEntries:
