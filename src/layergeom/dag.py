@@ -109,12 +109,16 @@ class Dag:
         return int(self.extraction(wc.model)["device"] == "cuda")
 
     def model_threads(self, model: str, many: int) -> int:
-        """Threads of a job that runs ``model``: one for a small GPT-2 trained by the workflow (two such jobs then
+        """Threads of a job that runs ``model``: one for a small model trained by the workflow (two such jobs then
         share the cores; more threads hardly speed up its forward pass), else ``many``."""
-        run = self.train_runs.get((self.config["models"][model].get("checkpoint") or {}).get("run"))
-        if run is None:
-            return many
-        parameters = 12 * run["n_layer"] * run["n_embd"] ** 2 + run["vocab_size"] * run["n_embd"]
+        run = (self.config["models"][model].get("checkpoint") or {}).get("run")
+        return self.run_threads(run, many) if run in self.train_runs else many
+
+    def run_threads(self, run: str, many: int) -> int:
+        """Threads of a job that trains or runs a model of training run ``run``: one below SMALL_MODEL parameters
+        (an upper estimate: GPT-2's blocks and embeddings), else ``many``."""
+        entry = self.train_runs[run]
+        parameters = 12 * entry["n_layer"] * entry["n_embd"] ** 2 + entry["vocab_size"] * entry["n_embd"]
         return 1 if parameters <= SMALL_MODEL else many
 
     def extract_resources(self, wc, attempt: int = 1) -> dict[str, int]:

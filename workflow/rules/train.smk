@@ -33,7 +33,7 @@ rule train_model:
         "benchmarks/out/train/{run}/model.tsv"
     conda:
         CONDA_ENV
-    threads: workflow.cores
+    threads: lambda wc: PLAN.run_threads(wc.run, workflow.cores)
     resources:
         gpu=lambda wc: int(PLAN.train_runs[wc.run]["device"] == "cuda"),
     params:

@@ -5,6 +5,5 @@ from layergeom.training.train import run_training
 
 with job_logging(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    run_training(
-        sm.params.run, sm.input.tokenizer or None, sm.input.documents, sm.output.checkpoints, sm.output.loss, sm.threads
-    )
+    tokenizer = sm.input.tokenizer[0] if sm.input.tokenizer else None  # a ViT run has none
+    run_training(sm.params.run, tokenizer, sm.input.documents, sm.output.checkpoints, sm.output.loss, sm.threads)
