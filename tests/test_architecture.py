@@ -109,3 +109,14 @@ def test_rule_files_hold_rules_only():
         assert not re.search(r"^\s*def ", text, re.M), path
         if path.name != "common.smk":
             assert not re.search(r"^\s*(from|import) layergeom", text, re.M), path
+
+
+def test_merge_and_table_jobs_import_no_plotting_or_model_code():
+    """A job that merges or tabulates (most of a run's jobs) starts without matplotlib, torch or scipy.stats: each
+    would add a third of a second to seconds to every such job."""
+    import subprocess
+    import sys
+
+    code = "import sys, layergeom.analyses.jobs; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert not loaded & {"matplotlib", "torch", "scipy.stats", "transformers"}

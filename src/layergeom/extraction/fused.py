@@ -170,9 +170,11 @@ def fused_shard(
             }
             for hidden, rows in shard_blocks(runner, seqs, chosen, offset, token_range, feed_set.union):
                 with reuse_heap():
+                    following = None  # the next layer's block, converted once: it is also that layer's values
                     for layer in group:
+                        values = on_device(hidden[layer]) if following is None else following
                         following = on_device(hidden[layer + 1]) if feed_set.pairs_at(layer + 1 == n_layers) else None
-                        feed_set.feed(accumulators[layer], layer, on_device(hidden[layer]), rows, "", following)
+                        feed_set.feed(accumulators[layer], layer, values, rows, "", following)
                 progress.update(len(rows))
             for layer in group:
                 save(part_path(tmp, layer), accumulators.pop(layer), Slot(layer, shard, *token_range, store_key))

@@ -1,7 +1,7 @@
 """Anisotropy (mean pairwise cosine, covariance spectrum) and intrinsic dimension per layer [SL, AS]."""
 
-from layergeom.analyses.anisotropy import accumulate, merge, metrics, plots
-from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet
+from layergeom.analyses.anisotropy import accumulate, merge, metrics
+from layergeom.analyses.spec import Analysis, Evidence, Figure, FigureSet, drawn_by
 from layergeom.config import model_corpora, trained_runs
 from layergeom.findings import anisotropy as claims
 from layergeom.stats.sample import PointSample
@@ -58,7 +58,7 @@ ANALYSIS = Analysis(
     corpus_figures=(
         FigureSet(
             "figures",
-            plots.corpus_figures,
+            drawn_by("layergeom.analyses.anisotropy.plots", "corpus_figures"),
             (
                 Figure("anisotropy", "anisotropy", "anisotropy_curves", "anisotropy over depth"),
                 Figure(
@@ -71,7 +71,7 @@ ANALYSIS = Analysis(
         ),
         FigureSet(
             "random_figure",
-            plots.random_figures,
+            drawn_by("layergeom.analyses.anisotropy.plots", "random_figures"),
             (Figure("figure", "trained_vs_random", "anisotropy_random", "trained versus random init"),),
             when=has_baselines,
         ),

@@ -1,8 +1,8 @@
 """Per-dimension contributions to the mean cosine (rogue dimensions [RD]), the mean cosine of standardized states
 and IsoScore [IS] per layer."""
 
-from layergeom.analyses.dimensions import accumulate, merge, plots
-from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
+from layergeom.analyses.dimensions import accumulate, merge
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims, drawn_by
 from layergeom.findings import dimensions as claims
 from layergeom.stats.sample import PointSample
 from layergeom.stats.scatter import Scatter, UnitSum
@@ -28,7 +28,7 @@ ANALYSIS = Analysis(
     corpus_figures=(
         FigureSet(
             "figures",
-            plots.corpus_figures,
+            drawn_by("layergeom.analyses.dimensions.plots", "corpus_figures"),
             (
                 Figure("shares", "top_shares", "dimensions_shares", "top dimensions' share of the mean cosine"),
                 Figure("isotropy", "isotropy", "dimensions_isotropy", "raw and standardized mean cosine, IsoScore"),

@@ -1,7 +1,7 @@
 """Layer to layer: the linearity score of LLM-Microscope [TL] and linear CKA between consecutive stored layers."""
 
-from layergeom.analyses.linearity import accumulate, merge, plots
-from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
+from layergeom.analyses.linearity import accumulate, merge
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims, drawn_by
 from layergeom.findings import linearity as claims
 from layergeom.stats.scatter import CrossProduct, Scatter
 
@@ -18,7 +18,7 @@ ANALYSIS = Analysis(
     corpus_figures=(
         FigureSet(
             "figure",
-            plots.corpus_figures,
+            drawn_by("layergeom.analyses.linearity.plots", "corpus_figures"),
             (Figure("depth", "depth", "linearity_depth", "linearity and CKA over depth"),),
         ),
     ),

@@ -1,9 +1,9 @@
 """Massive activations [MA]: per layer the largest |x| of a hidden-state entry against the median |x|."""
 
-from layergeom.analyses.massive import accumulate, histogram, merge, plots
+from layergeom.analyses.massive import accumulate, histogram, merge
 from layergeom.analyses.massive.histogram import AbsHistogram
 from layergeom.analyses.massive.top import TopEntries
-from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims, drawn_by
 from layergeom.findings import massive as claims
 
 
@@ -31,7 +31,7 @@ ANALYSIS = Analysis(
     corpus_figures=(
         FigureSet(
             "figure",
-            plots.depth_figure,
+            drawn_by("layergeom.analyses.massive.plots", "depth_figure"),
             (Figure("depth", "depth", "massive_depth", "max and median |x| over depth"),),
         ),
     ),

@@ -1,9 +1,9 @@
 """Norm of the mean against variance of token types [NV]: per-type moments, the fit V = a + b M, the shares of
 M, V_B and V_W in Q."""
 
-from layergeom.analyses.norm_variance import accumulate, merge, plots
+from layergeom.analyses.norm_variance import accumulate, merge
 from layergeom.analyses.norm_variance.metrics import Exclusions, describe_exclusions
-from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims, drawn_by
 from layergeom.findings import norm_variance as claims
 from layergeom.stats.moments import GroupedMoments
 from layergeom.stream.selection import describe
@@ -49,7 +49,7 @@ ANALYSIS = Analysis(
     pair_figures=(
         FigureSet(
             "figures",
-            plots.pair_figures,
+            drawn_by("layergeom.analyses.norm_variance.plots", "pair_figures"),
             (
                 Figure("scatter_all", "scatter_all", "norm_variance_scatter", "V against M, all"),
                 Figure("scatter_filtered", "scatter_filtered", "norm_variance_scatter", "V against M, filtered"),
@@ -62,7 +62,7 @@ ANALYSIS = Analysis(
     corpus_figures=(
         FigureSet(
             "overlay",
-            plots.corpus_figures,
+            drawn_by("layergeom.analyses.norm_variance.plots", "corpus_figures"),
             (
                 figure("slope_r2", "norm_variance_slope_r2", "slope and R² over depth"),
                 figure("cv_q", "norm_variance_cv_q", "cv of Q over depth"),

@@ -1,7 +1,7 @@
 """Position and context decomposition h = mu + pos + ctx + resid of every contexts-mode store [PC]."""
 
-from layergeom.analyses.posctx import accumulate, merge, plots
-from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims
+from layergeom.analyses.posctx import accumulate, merge
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, depth_claims, drawn_by
 from layergeom.findings import posctx as claims
 from layergeom.stats.scatter import Scatter
 from layergeom.stream.selection import describe
@@ -30,7 +30,7 @@ ANALYSIS = Analysis(
     pair_figures=(
         FigureSet(
             "figures",
-            plots.pair_figures,
+            drawn_by("layergeom.analyses.posctx.plots", "pair_figures"),
             (
                 Figure("pca2", "pos_pca2", "posctx_pca", "pos on top 2 directions"),
                 Figure("pca3", "pos_pca3", "posctx_pca", "pos on top 3 directions"),
@@ -43,7 +43,7 @@ ANALYSIS = Analysis(
     corpus_figures=(
         FigureSet(
             "layers_figure",
-            plots.corpus_figures,
+            drawn_by("layergeom.analyses.posctx.plots", "corpus_figures"),
             (Figure("figure", "layers", "posctx_layers", "posctx over layers"),),
         ),
     ),

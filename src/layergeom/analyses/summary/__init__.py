@@ -1,7 +1,7 @@
 """Per-layer norms: token count, mean norm and mean squared norm of the selected tokens."""
 
-from layergeom.analyses.spec import Analysis, Figure, FigureSet
-from layergeom.analyses.summary import accumulate, merge, plots
+from layergeom.analyses.spec import Analysis, Figure, FigureSet, drawn_by
+from layergeom.analyses.summary import accumulate, merge
 
 ANALYSIS = Analysis(
     name="summary",
@@ -12,7 +12,11 @@ ANALYSIS = Analysis(
     outputs={"table": "layers.parquet"},
     facts=lambda config, selection: {"selection": selection},
     corpus_figures=(
-        FigureSet("figure", plots.corpus_figures, (Figure("norms", "norms", "summary_norms", "norms over layers"),)),
+        FigureSet(
+            "figure",
+            drawn_by("layergeom.analyses.summary.plots", "corpus_figures"),
+            (Figure("norms", "norms", "summary_norms", "norms over layers"),),
+        ),
     ),
     training=("mean_norm", "mean_sq_norm"),
 )
