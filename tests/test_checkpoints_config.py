@@ -150,3 +150,5 @@ def test_plan_draws_checkpoints_over_training_and_runs_small_trained_models_on_o
     big["training"]["runs"]["small"].update(n_layer=24, n_embd=1024)
     big["models"] = lgconfig.expand_checkpoints(big)
     assert Dag(big).model_threads("tiny.step_4", 8) == 8
+    assert Dag(big, cores=2).model_threads("tiny.step_4", 8) == 1 == Dag(cfg, cores=2).model_threads("pythia.step0", 8)
+    assert Dag(cfg, cores=6).model_threads("pythia.step0", 8) == 3  # at most half the cores

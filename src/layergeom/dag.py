@@ -29,8 +29,9 @@ def pattern(names: list[str]) -> str:
 class Dag:
     """The views of one validated, checkpoint-expanded config that the rule files use."""
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict, cores: int | None = None) -> None:
         self.config = config
+        self.cores = cores  # the run's --cores (None: not known)
         self.results = config["results"]
         self.pairs = lgconfig.pairs(config)
         self.models = list(config["models"])
@@ -112,14 +113,20 @@ class Dag:
         """Threads of a job that runs ``model``: one for a small model trained by the workflow (two such jobs then
         share the cores; more threads hardly speed up its forward pass), else ``many``."""
         run = (self.config["models"][model].get("checkpoint") or {}).get("run")
-        return self.run_threads(run, many) if run in self.train_runs else many
+        return self.run_threads(run, many) if run in self.train_runs else self.shared(many)
 
     def run_threads(self, run: str, many: int) -> int:
         """Threads of a job that trains or runs a model of training run ``run``: one below SMALL_MODEL parameters
-        (an upper estimate: GPT-2's blocks and embeddings), else ``many``."""
+        (an upper estimate: GPT-2's blocks and embeddings), else ``many`` (at most half the cores)."""
         entry = self.train_runs[run]
         parameters = 12 * entry["n_layer"] * entry["n_embd"] ** 2 + entry["vocab_size"] * entry["n_embd"]
-        return 1 if parameters <= SMALL_MODEL else many
+        return 1 if parameters <= SMALL_MODEL else self.shared(many)
+
+    def shared(self, many: int) -> int:
+        """``many`` threads, but at most half the run's cores (at least one): two model jobs then run at once, and
+        one's single-threaded parts (loading a GGUF file, writing the store) do not hold every core. On 2 cores a
+        second thread sped SmolLM2's forward up only 1.9x."""
+        return max(1, min(many, self.cores // 2)) if self.cores else many
 
     def extract_resources(self, wc, attempt: int = 1) -> dict[str, int]:
         """Rule extract's threads and cluster resources: a model's worth with K = 1, a check's with K > 1."""

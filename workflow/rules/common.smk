@@ -27,7 +27,7 @@ validate(config, "../schemas/config.schema.yaml")  # relative to this file; fill
 config["models"] = lgconfig.expand_checkpoints(config)
 lgconfig.check(config)
 
-PLAN = Dag(config)
+PLAN = Dag(config, workflow.cores)
 RESULTS = PLAN.results
 CONDA_ENV = "../../envs/layergeom.yaml"  # relative to the rule files in workflow/rules
 
