@@ -118,5 +118,6 @@ def test_merge_and_table_jobs_import_no_plotting_or_model_code():
     import sys
 
     code = "import sys, layergeom.analyses.jobs; print(' '.join(sorted(sys.modules)))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
     assert not loaded & {"matplotlib", "torch", "scipy.stats", "transformers"}
