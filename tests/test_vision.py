@@ -123,6 +123,11 @@ def test_a_changed_pixel_changes_the_fingerprint_even_at_the_same_grey_level(dig
     assert sequences_digest(seqs) != sequences_digest(changed)
 
 
+def test_an_image_corpus_without_training_images_is_refused(digits):
+    with pytest.raises(ValueError, match="training corpus 'digits' has no image left to train on"):
+        lgtrain.prepare_data(None, digits[0].head(0), RUN)
+
+
 def test_image_sequences_name_a_document_of_the_wrong_size(digits):
     documents = digits[0].head(3).with_columns(pl.col("text").str.slice(0, 7))
     with pytest.raises(ValueError, match="corpus 'digits': document 0 has"):

@@ -199,6 +199,8 @@ def prepare_images(documents: pl.DataFrame, run: dict) -> TrainData:
     images = tokenizer.pixels(documents["text"].to_list(), f"training corpus '{run['corpus']}'")
     labels = np.asarray([int(topic) for topic in documents["topic"]], dtype=np.int64)
     held = heldout_documents(len(images), run["eval_fraction"], run["seed"])
+    if held.all():
+        raise ValueError(f"training corpus '{run['corpus']}' has no image left to train on ({len(images)} images)")
     keep = run["eval_batches"] * run["batch_size"]
     return TrainData(
         images[~held], images[held][:keep], labels[~held], labels[held][:keep], row_tokens=1 + tokenizer.n_patches
