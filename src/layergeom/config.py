@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from layergeom.extraction.sources import resolve_source
+from layergeom.extraction.sources import is_vision, resolve_source
 from layergeom.training.checkpoints import checkpoint_model_name, checkpoint_steps, revision_step, step_folder
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -120,13 +120,12 @@ def reads_images(config: dict, model: str) -> bool:
 
 @functools.cache
 def vision_folder(source: str) -> bool:
-    """Whether a model ``source`` is a local folder whose config.json has an ``image_size`` and a ``patch_size``."""
+    """Whether a model ``source`` is a local folder whose config.json is a vision transformer's."""
     try:
         folder = resolve_source(source).name_or_path
     except (FileNotFoundError, ImportError, ValueError):
         return False
-    found = local_config(folder) or {}
-    return bool(found.get("image_size") and found.get("patch_size"))
+    return is_vision(local_config(folder) or {})
 
 
 def pairs(config: dict) -> list[tuple[str, str]]:

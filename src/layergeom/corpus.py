@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from layergeom.config import image_corpus
 from layergeom.io.text import read_text
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ def sample_sentences(
 def build_corpus(entry: dict, base: Path = Path(".")) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Documents and sampled sentences of one corpus entry (no sentences for an image corpus)."""
     documents = read_documents(entry, base)
-    if entry.get("sequences", {}).get("mode") == "images":
+    if image_corpus(entry):
         log.info("%d images", documents.height)
         return documents, pl.DataFrame(schema=SENT_SCHEMA)
     sentences = sentences_of(documents)

@@ -32,6 +32,7 @@ class Dag:
     def __init__(self, config: dict, cores: int | None = None) -> None:
         self.config = config
         self.cores = cores  # the run's --cores (None: not known)
+        self._covered: dict[str, list[tuple[str, str]]] = {}  # analysis_pairs by analysis (input functions ask often)
         self.results = config["results"]
         self.pairs = lgconfig.pairs(config)
         self.models = list(config["models"])
@@ -152,10 +153,12 @@ class Dag:
     def analysis_pairs(self, name: str) -> list[tuple[str, str]]:
         """The (model, corpus) pairs an analysis covers: a checkpoint before its family's last only for an analysis
         with columns drawn against the training step (no figure or claim reads the others there)."""
-        spec = analysis(name)
-        early = set() if spec.training else self.intermediate()
-        covered = [(m, c) for m, c in self.pairs if spec.covers is None or spec.covers(self.config, m, c)]
-        return [(m, c) for m, c in covered if m not in early]
+        if name not in self._covered:
+            spec = analysis(name)
+            early = set() if spec.training else self.intermediate()
+            covered = [(m, c) for m, c in self.pairs if spec.covers is None or spec.covers(self.config, m, c)]
+            self._covered[name] = [(m, c) for m, c in covered if m not in early]
+        return self._covered[name]
 
     def corpus_models(self, name: str, corpus: str) -> list[str]:
         """Models an analysis covers on a corpus, in config order."""

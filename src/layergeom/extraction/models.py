@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from layergeom.extraction.sources import ModelSource, resolve_source
+from layergeom.extraction.sources import ModelSource, is_vision, resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def model_kind(config) -> str:
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
-    if is_vision(config):
+    if is_vision(config.to_dict()):
         return "vision"
     if getattr(config, "is_encoder_decoder", False):
         raise ValueError(f"encoder-decoder models ({config.model_type}) are not supported")
@@ -44,11 +44,6 @@ def model_kind(config) -> str:
     if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or getattr(config, "is_decoder", False):
         return "decoder"
     return "encoder"
-
-
-def is_vision(config) -> bool:
-    """Whether a model config is a vision transformer's (it has an ``image_size`` and a ``patch_size``)."""
-    return bool(getattr(config, "image_size", None) and getattr(config, "patch_size", None))
 
 
 def find_final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
@@ -152,7 +147,7 @@ def tokenizer_of(config, source: ModelSource, kwargs: dict):
     """The model's tokenizer: for a vision transformer, the patch tokens of its images."""
     from transformers import AutoTokenizer
 
-    if config is not None and is_vision(config):
+    if config is not None and is_vision(config.to_dict()):
         from layergeom.extraction.images import PatchTokenizer
 
         return PatchTokenizer.of(config)

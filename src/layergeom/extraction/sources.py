@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,12 @@ class ModelSource:
     name_or_path: str
     gguf_file: str | None = None
     builtin: str | None = None
+
+
+def is_vision(fields: Mapping) -> bool:
+    """Whether a model config (its ``config.json`` fields) is a vision transformer's: it has an ``image_size`` and a
+    ``patch_size``."""
+    return bool(fields.get("image_size") and fields.get("patch_size"))
 
 
 def _package_dir(package: str, pip_name: str, builtin: str) -> Path:
