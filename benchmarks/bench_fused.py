@@ -58,8 +58,12 @@ def selection_of(name: str) -> dict:
     return {key: CONFIG["selection"][key] if section.get(key) is None else section[key] for key in TOKEN_KEYS}
 
 
+#: the default run's model of this source and its contexts corpus: the analyses that cover them are benchmarked
+COVERED = ("smollm2", "bbc_contexts")
 PLANS = {
-    a.name: {"selection": selection_of(a.name), "settings": CONFIG.get(a.name)} for a in ANALYSES.values() if a.streamed
+    a.name: {"selection": selection_of(a.name), "settings": CONFIG.get(a.name)}
+    for a in ANALYSES.values()
+    if a.streamed and (a.covers is None or a.covers(CONFIG, *COVERED))
 }
 ID = CONFIG["anisotropy"]["id"]
 

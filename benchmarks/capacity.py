@@ -101,7 +101,14 @@ def plan_rows(p: Plan) -> dict[str, str]:
         "fused disk (TB)": f"{fused_disk / 1e12:.3f}",
         "store disk (TB)": f"{store_disk / 1e12:.3f}",
         "memory per fused job on the GPU (GB)": (f"{(weights + forward_mem + min(per_pass, p.hidden) * acc) / GB:.1f}"),
+        "layer_cka if listed: every pair's cross products (GB)": f"{every_pair_bytes(p) / GB:.2f}",
+        "layer_cka if listed: float64 FLOP (2 d^2 x pairs x tokens)": f"{every_pair_bytes(p) / 4 * p.tokens:.3g}",
     }
+
+
+def every_pair_bytes(p: Plan) -> float:
+    """layer_cka's cross products of every pair of hidden states, L (L - 1) / 2 x d^2 x 8 bytes (config/README.md)."""
+    return p.hidden * (p.hidden - 1) / 2 * p.d * p.d * 8
 
 
 def main() -> None:

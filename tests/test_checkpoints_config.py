@@ -143,6 +143,9 @@ def test_plan_draws_checkpoints_over_training_and_runs_small_trained_models_on_o
     assert not pair_figures & {"tiny.step_0", "tiny.step_4", "pythia.step0"}
     for name, spec in ANALYSES.items():  # an analysis without a training measure skips the earlier checkpoints
         models = {m for m, _ in plan.analysis_pairs(name)}
+        if name == "layer_cka":  # only on models that set it
+            assert not models
+            continue
         assert ("tiny.step_4" in models) == bool(spec.training) and "tiny.step_10" in models, name
     assert plan.model_threads("tiny.step_4", 8) == 1 and plan.model_threads("pythia.step0", 8) == 8
     assert plan.extract_resources(SimpleNamespace(model="tiny.step_0"))["threads"] == 1

@@ -121,11 +121,37 @@ def test_schema_refuses_with_field_named(patch, field):
             "shard_tokens",
         ),
         ({"extraction": {"layers": [2, 0]}}, r"models\.minilm: extraction\.layers must be increasing"),
+        (
+            {"models": {"minilm": {"source": "minilm", "layer_cka": True}}, "layer_cka": {"max_gb": 0.01}},
+            r"models\.minilm\.layer_cka: its cross products need 0\.0248 GB for its 7 stored layers \(d = 384\), "
+            r"above layer_cka\.max_gb = 0\.01",
+        ),
+        (  # the shape of a GGUF model from its header
+            {"models": {"s": {"source": "smollm2-135m", "layer_cka": True}}},
+            r"models\.s\.layer_cka: .* need 1\.23 GB for its 31 stored layers \(d = 576\)",
+        ),
     ],
 )
 def test_checks_refuse_with_field_named(patch, message):
     with pytest.raises(lgconfig.ConfigError, match=message):
         validated({**GOOD, **patch})
+
+
+def test_layer_cka_counts_the_stored_layers_of_a_subset():
+    """SmolLM2's 4 stored layers need 6 x 576^2 x 8 B = 16 MB; a workflow-trained run's shape is its config's."""
+    small = {"source": "smollm2-135m", "layer_cka": True, "extraction": {"layers": [0, 10, 20, 30]}}
+    validated({**GOOD, "models": {"s": small}})
+    assert lgconfig.layer_cka_bytes(4, 576) == 6 * 576**2 * 8
+    cfg = default_config()
+    cfg["layer_cka"]["max_gb"] = 0.02  # minilm needs 0.0248
+    with pytest.raises(lgconfig.ConfigError, match=r"models\.minilm\.layer_cka: .* 0\.0248 GB"):
+        validated(cfg)
+    cfg["models"]["minilm"]["layer_cka"] = False
+    cfg["layer_cka"]["max_gb"] = 0.005
+    with pytest.raises(lgconfig.ConfigError, match=r"models\.gpt2tiny\.layer_cka: .* 0\.00524 GB .* 5 stored layers"):
+        validated(cfg)
+    cfg["layer_cka"]["enabled"] = False  # nothing runs: nothing to refuse
+    validated(cfg)
 
 
 def test_gguf_without_gguf_package_is_refused(tmp_path, monkeypatch):

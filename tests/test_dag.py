@@ -52,7 +52,7 @@ def test_selection_overrides_and_plans(plan):
         k: plan.config["selection"][k] for k in ("include_special", "exclude_first_position")
     }
     plans = plan.stream_plans(wc(model="bert", corpus="docs"))
-    assert list(plans) == [a.name for a in ANALYSES.values() if a.streamed and a.name != "posctx"]
+    assert list(plans) == [a.name for a in ANALYSES.values() if a.streamed and a.name not in ("posctx", "layer_cka")]
     fused = plan.fused_plans(wc(model="gpt", corpus="ctx"))
     assert fused["anisotropy"]["settings"]["id"] == plan.config["anisotropy"]["id"]
 

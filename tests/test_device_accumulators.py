@@ -44,13 +44,15 @@ def grid_tokens(n_ctx: int = 6, length: int = 9) -> pl.DataFrame:
 
 
 def feed_all(feeds, values, rows_per_block, to):
-    """Feed ``values`` (n, d) in blocks through the feeds of a pass, the pair feeds beside the rows reversed (their
-    next layer); ``to`` maps a numpy block to what is fed."""
+    """Feed ``values`` (n, d) in blocks through the feeds of a pass as layer 0 of 3, the pair feeds beside the rows
+    reversed (layer 1) and squared (layer 2); ``to`` maps a numpy block to what is fed."""
     feed_set = LayerFeeds(feeds, len(values), "test")
-    accs = feed_set.start(0, values.shape[1])
+    accs = feed_set.start(0, values.shape[1], feed_set.later(0, 3))
     for lo in range(0, len(values), rows_per_block):
         rows = np.arange(lo, min(lo + rows_per_block, len(values)))
-        feed_set.feed(accs, 0, to(values[rows]), rows, "", to(values[rows][:, ::-1].copy()))
+        block = values[rows]
+        following = [to(block[:, ::-1].copy()), to(block**2)][: feed_set.later(0, 3)]
+        feed_set.feed(accs, 0, to(block), rows, "", following)
     return accs
 
 
@@ -72,7 +74,8 @@ def test_torch_path_equals_numpy_path_for_every_kind():
         Feed("centered", mask, lambda layer, d: UnitSum(d, center)),
         Feed("standardized", mask, lambda layer, d: UnitSum(d, center, scale)),
         Feed("sample", mask, lambda layer, d: PointSample(d)),
-        Feed("pairs", mask, lambda layer, width: CrossProduct(width), pair=True),
+        Feed("pairs", mask, lambda layer, d, later: CrossProduct(d, later), pairs="next"),
+        Feed("every", mask, lambda layer, d, later: CrossProduct(d, later), pairs="every"),
     ]
     values = np.random.default_rng(2).normal(size=(n, d)) * 3 + 1
     values[4] = 0.0  # a zero vector has no direction
@@ -108,7 +111,7 @@ def test_merge_across_kinds_of_arrays(first):
             feed_set = FeedSet([f for f in feeds if f.name == name], tokens.height, "test")
             acc = feed_set.start(0, 4)
             block = values[keep]
-            feed_set.feed(acc, 0, to_tensor(block) if kind == "torch" else block, rows[keep])
+            feed_set.feed(acc, to_tensor(block) if kind == "torch" else block, rows[keep])
             parts.append(acc[name])
         parts[0].merge(parts[1])
         for key, value in whole[name].state().items():

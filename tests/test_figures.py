@@ -10,6 +10,7 @@ from matplotlib.legend import Legend
 
 from layergeom.analyses.anisotropy import plots as anisotropy
 from layergeom.analyses.dynamics import plots as dynamics
+from layergeom.analyses.layer_cka import plots as layer_cka
 from layergeom.analyses.linearity import plots as linearity
 from layergeom.analyses.norm_variance import plots as norm_variance
 from layergeom.analyses.posctx import plots as posctx
@@ -42,7 +43,7 @@ def check(fig: plt.Figure) -> None:
 def drawn(monkeypatch) -> list[plt.Figure]:
     """The figures the plots modules would save, kept open instead."""
     figures: list[plt.Figure] = []
-    for module in (anisotropy, norm_variance, summary, linearity):
+    for module in (anisotropy, norm_variance, summary, linearity, layer_cka):
         monkeypatch.setattr(module, "save", lambda fig, path: figures.append(fig))
     return figures
 
@@ -134,6 +135,22 @@ def test_linearity_figure_names_its_styles(drawn, tmp_path):
         depth_table("a", "decoder", **ramps(("linearity", "linearity_residual", "cka"))).write_parquet(path)
     linearity.depth_figure(["a", "b"], paths, "c", {"include_special": False, "exclude_first_position": True}, "x")
     [fig] = drawn
+    check(fig)
+
+
+def test_layer_cka_heatmap_has_a_panel_per_model_and_a_labelled_colour_bar(drawn, tmp_path):
+    paths = []
+    for model, n in (("a", 4), ("b", 7)):
+        first, second = np.triu_indices(n, k=1)
+        table = pl.DataFrame({"layer": first, "other_layer": second, "cka": 1.0 / (1.0 + second - first)})
+        paths.append(tmp_path / f"{model}.parquet")
+        table.write_parquet(paths[-1])
+    layer_cka.heatmap_figure(["a", "b"], paths, "c", {"include_special": False, "exclude_first_position": True}, "x")
+    [fig] = drawn
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_images()]
+    assert [ax.get_title() for ax in panels] == ["a", "b"]
+    assert panels[1].get_images()[0].get_array().shape == (7, 7)
+    assert "linear CKA" in fig.axes[-1].get_ylabel()
     check(fig)
 
 

@@ -20,6 +20,7 @@ TABLES = [
     "massive/{m}/{c}/layers.parquet",
     "massive/{m}/{c}/top.parquet",
     "linearity/{m}/{c}/layers.parquet",
+    "layer_cka/{m}/{c}/pairs.parquet",
 ]
 # Not the same number by construction: which method gave the centered and standardized cosines.
 METHOD_COLUMNS = {"centered_method", "standardized_method"}
@@ -36,6 +37,7 @@ def run(workdir, config):
 def both_modes(tmp_path_factory, text_corpus, tiny_bert, tiny_gpt2):
     config = tiny_config(text_corpus, tiny_bert, tiny_gpt2)
     config["extraction"]["dtype"] = "float32"
+    config["models"]["bert"]["layer_cka"] = True  # with its layer subset; gpt's layers are fed in two passes
     config["models"]["bert"]["extraction"] = {"dtype": "float32", "layers": [0, 2]}  # a layer subset in both modes
     stored = run(tmp_path_factory.mktemp("stored"), config)
     config["extraction"]["store"] = "none"

@@ -33,7 +33,7 @@ def blocks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def fed(x: np.ndarray, y: np.ndarray, cuts) -> CrossProduct:
     """A CrossProduct fed the rows (x, y) in blocks split at ``cuts``."""
-    acc = CrossProduct(2 * x.shape[1])
+    acc = CrossProduct(x.shape[1])
     for rows in np.split(np.arange(len(x)), cuts):
         acc.update(np.hstack([x[rows], y[rows]]), rows)
     return acc
@@ -42,7 +42,7 @@ def fed(x: np.ndarray, y: np.ndarray, cuts) -> CrossProduct:
 def test_cross_products_equal_two_pass_blocks_and_merge_in_any_order(tmp_path):
     rng = np.random.default_rng(0)
     x, y = layers(rng, 400, 9)
-    want = blocks(x, y)[1]
+    want = blocks(x, y)[1][None]
     whole = fed(x, y, [37, 150, 151, 390])
     np.testing.assert_allclose(whole.finalize(), want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
     parts = [fed(x[rows], y[rows], [13]) for rows in np.split(rng.permutation(400), [90, 200, 333])]
@@ -97,8 +97,8 @@ def test_pair_feeds_stream_layer_l_beside_the_next_stored_layer(tmp_path):
     array[:] = data
     array = open_hidden(tmp_path / "s.zarr")
     mask = rng.random(n_tokens) < 0.8
-    single = [Feed("scatter", rng.random(n_tokens) < 0.5, lambda layer, width: Scatter(width))]
-    pair = [Feed(NAME, mask, lambda layer, width: CrossProduct(width), pair=True)]
+    single = [Feed("scatter", rng.random(n_tokens) < 0.5, lambda layer, d: Scatter(d))]
+    pair = [Feed(NAME, mask, lambda layer, d, later: CrossProduct(d, later), pairs="next")]
     ranges = [shard_range(n_tokens, 32, k, 3) for k in range(3)]
     parts = [dict(stream_layers(array, single + pair, token_range=r, block_tokens=64)) for r in ranges]
     alone = [dict(stream_layers(array, single, token_range=r, block_tokens=64)) for r in ranges]
@@ -108,7 +108,7 @@ def test_pair_feeds_stream_layer_l_beside_the_next_stored_layer(tmp_path):
         scatter = merged(part[layer]["scatter"] for part in parts)
         np.testing.assert_array_equal(scatter.scatter, merged(part[layer]["scatter"] for part in alone).scatter)
         if layer + 1 < n_layers:
-            got = merged(part[layer][NAME] for part in parts).finalize()
+            got = merged(part[layer][NAME] for part in parts).finalize()[0]
             want = blocks(values[layer][mask], values[layer + 1][mask])[1]
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
@@ -132,8 +132,8 @@ def test_pair_feeds_stream_layer_l_beside_the_next_stored_layer(tmp_path):
 def test_the_analysis_feeds_one_pair_feed_and_the_shared_scatter_of_its_selection():
     tokens = pl.DataFrame({"position": [0, 1, 2, 0, 1], "is_special": [True, False, False, False, True]})
     cross, scatter = feeds(tokens, {"include_special": False, "exclude_first_position": True})
-    assert cross.pair and cross.mask.tolist() == [False, True, True, False, False]
-    assert isinstance(cross.make(0, 8), CrossProduct)
+    assert cross.pairs == "next" and cross.mask.tolist() == [False, True, True, False, False]
+    assert isinstance(cross.make(0, 8, 1), CrossProduct)
     assert scatter.name == scatter_feed(cross.mask).name and scatter.mask.tolist() == cross.mask.tolist()
 
 
@@ -150,7 +150,7 @@ def test_pair_feeds_read_each_layer_beside_the_next_and_the_last_alone(tmp_path,
         return read(self, key)
 
     monkeypatch.setattr(type(array), "__getitem__", counted)
-    pair = [Feed(NAME, np.ones(64, dtype=bool), lambda layer, width: CrossProduct(width), pair=True)]
+    pair = [Feed(NAME, np.ones(64, dtype=bool), lambda layer, d, later: CrossProduct(d, later), pairs="next")]
     assert [sorted(accs) for _, accs in stream_layers(array, pair, block_tokens=32)] == [[NAME], [NAME], []]
     assert sorted(reads) == sorted([(0, 0), (0, 32)] + [(1, 0), (1, 32), (2, 0), (2, 32)] * 2)  # l beside l + 1
 

@@ -25,7 +25,7 @@ def tiny_config(text_corpus, tiny_bert, tiny_gpt2) -> dict:
         },
         "models": {
             "bert": {"source": str(tiny_bert)},
-            "gpt": {"source": str(tiny_gpt2), "extraction": {"dtype": "float32"}},
+            "gpt": {"source": str(tiny_gpt2), "extraction": {"dtype": "float32"}, "layer_cka": True},
         },
         "extraction": {"chunk_tokens": 32, "batch_tokens": 128},
     }
@@ -253,4 +253,7 @@ def test_layer_subset_rows_equal_the_full_run(workflow_run, sharded_run):
             continue
         assert set(subset["layer"]) <= {0, 2}, relative
         want = full.filter(pl.col("layer").is_in([0, 2]))
+        if "other_layer" in full.columns:  # every pair of stored layers: the full run has (0, 2) too
+            want = want.filter(pl.col("other_layer").is_in([0, 2]))
+            assert subset.select("layer", "other_layer").rows() == [(0, 2)], relative
         assert_tables_match(want, subset, str(relative), 1e-12)

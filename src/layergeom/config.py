@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from layergeom.extraction.sources import is_vision, resolve_source
+from layergeom.extraction.sources import ModelSource, gguf_metadata, is_vision, resolve_source
 from layergeom.training.checkpoints import checkpoint_model_name, checkpoint_steps, revision_step, step_folder
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -302,16 +302,42 @@ def check(config: dict, base: Path = Path(".")) -> None:
         if layers is not None and list(layers) != sorted(set(layers)):
             raise ConfigError(f"{where}: extraction.layers must be increasing layer indices without repeats: {layers}")
         run = (model.get("checkpoint") or {}).get("run")
-        if run:
-            check_top_k(config, name, config["training"]["runs"][run]["n_embd"])
-            continue  # a workflow-trained checkpoint: its folder is made by the train rule
-        if not model.get("source"):
+        if run:  # a workflow-trained checkpoint: its folder is made by the train rule
+            shape = (config["training"]["runs"][run]["n_layer"], config["training"]["runs"][run]["n_embd"])
+        elif not model.get("source"):
             raise ConfigError(f"{where}.source is required (or checkpoints: {{train: <run>}})")
-        try:
-            source = resolve_source(model["source"], model.get("gguf_file"), base)
-        except (FileNotFoundError, ImportError, ValueError) as err:
-            raise ConfigError(f"{where}.source: {err}") from err
-        check_top_k(config, name, local_hidden_size(source.name_or_path))
+        else:
+            try:
+                source = resolve_source(model["source"], model.get("gguf_file"), base)
+            except (FileNotFoundError, ImportError, ValueError) as err:
+                raise ConfigError(f"{where}.source: {err}") from err
+            shape = local_shape(source)
+        check_top_k(config, name, shape[1])
+        if covers_layer_cka(config, model):
+            n_states = None if shape[0] is None else len(layers or range(shape[0] + 1))
+            check_layer_cka(config, (model.get("checkpoint") or {}).get("of", name), n_states, shape[1])
+
+
+def covers_layer_cka(config: dict, entry: dict) -> bool:
+    """Whether layer_cka runs on a model: the section is enabled and the model's entry sets ``layer_cka``."""
+    return bool((config.get("layer_cka") or {}).get("enabled")) and bool(entry.get("layer_cka"))
+
+
+def layer_cka_bytes(n_states: int, d: int) -> int:
+    """Bytes of every layer pair's cross products: L (L - 1) / 2 float64 d x d matrices for L stored layers."""
+    return n_states * (n_states - 1) // 2 * d * d * 8
+
+
+def check_layer_cka(config: dict, model: str, n_states: int | None, d: int | None) -> None:
+    """A model entry's every-pair cross products fit ``layer_cka.max_gb`` where its shape is known before any job."""
+    limit = config["layer_cka"]["max_gb"]
+    if n_states is None or d is None or layer_cka_bytes(n_states, d) <= limit * 1e9:
+        return
+    raise ConfigError(
+        f"models.{model}.layer_cka: its cross products need {layer_cka_bytes(n_states, d) / 1e9:.3g} GB for its "
+        f"{n_states} stored layers (d = {d}), above layer_cka.max_gb = {limit}; set it to false, raise "
+        "layer_cka.max_gb or store fewer layers (extraction.layers)"
+    )
 
 
 def local_config(folder: str) -> dict | None:
@@ -326,8 +352,27 @@ def local_config(folder: str) -> dict | None:
 
 def local_hidden_size(folder: str) -> int | None:
     """The hidden size d in a local model folder's config.json (``hidden_size``, ``n_embd`` or ``d_model``)."""
-    entry = local_config(folder) or {}
-    return next((entry[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(entry.get(k), int)), None)
+    return first_int(local_config(folder) or {}, ("hidden_size", "n_embd", "d_model"))
+
+
+def first_int(entry: dict, keys: tuple[str, ...]) -> int | None:
+    """The first of ``keys`` in ``entry`` with an integer value."""
+    return next((entry[k] for k in keys if isinstance(entry.get(k), int)), None)
+
+
+def local_shape(source: ModelSource) -> tuple[int | None, int | None]:
+    """(transformer blocks, hidden size d) of a local model folder's config.json or GGUF file header, None where
+    unknown before its job (a hub id)."""
+    if source.gguf_file:
+        path = Path(source.name_or_path) / source.gguf_file
+        try:
+            arch = gguf_metadata(path, {"general.architecture"}).get("general.architecture")
+            fields = gguf_metadata(path, {f"{arch}.block_count", f"{arch}.embedding_length"})
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None, None  # the extraction job names what is wrong with the file
+        return fields.get(f"{arch}.block_count"), fields.get(f"{arch}.embedding_length")
+    entry = local_config(source.name_or_path) or {}
+    return first_int(entry, ("num_hidden_layers", "n_layer", "num_layers")), local_hidden_size(source.name_or_path)
 
 
 def check_top_k(config: dict, model: str, d: int | None) -> None:

@@ -3,7 +3,17 @@ findings are built from this list (in this order)."""
 
 from __future__ import annotations
 
-from layergeom.analyses import anisotropy, attention, dimensions, linearity, massive, norm_variance, posctx, summary
+from layergeom.analyses import (
+    anisotropy,
+    attention,
+    dimensions,
+    layer_cka,
+    linearity,
+    massive,
+    norm_variance,
+    posctx,
+    summary,
+)
 from layergeom.analyses.spec import Analysis
 
 ANALYSES: dict[str, Analysis] = {
@@ -17,6 +27,7 @@ ANALYSES: dict[str, Analysis] = {
         dimensions.ANALYSIS,
         massive.ANALYSIS,
         linearity.ANALYSIS,
+        layer_cka.ANALYSIS,
     )
 }
 

@@ -24,7 +24,8 @@ from layergeom.extraction.sequences import Sequences, batches_in_range, ordered_
 from layergeom.io import atomic, store
 from layergeom.io.shards import parse_shard, shard_range
 from layergeom.joblog import Progress
-from layergeom.stats.protocol import Accumulator, Slot, part_path, save
+from layergeom.stats.device import on_host
+from layergeom.stats.protocol import Accumulator, Slot, background_saves, part_path
 from layergeom.stream.driver import Feed, LayerFeeds
 
 log = logging.getLogger("layergeom")
@@ -68,10 +69,10 @@ def fused_runner(loaded, spec: dict, model_name: str) -> HiddenStates:
     return HiddenStates(loaded, spec["model"]["residual_before_final_norm"], layers)
 
 
-def layer_bytes(feed_set: LayerFeeds, d: int) -> int:
-    """Bytes one layer's accumulators hold at most (pairs included): their own arrays, plus d x 8 per row for
-    growing samples."""
-    first, second = feed_set.start(0, d), feed_set.start(1, d)
+def layer_bytes(feed_set: LayerFeeds, d: int, n_layers: int) -> int:
+    """Bytes one layer's accumulators hold at most (the first layer's, with the most pairs): their own arrays, plus
+    d x 8 per row for growing samples."""
+    first, second = (feed_set.start(m, d, feed_set.later(m, max(n_layers, 2))) for m in (0, 1))
     shared = {id(v) for acc in second.values() for v in vars(acc).values()}
     total = 0
     for feed in feed_set.feeds:
@@ -121,9 +122,9 @@ def shard_blocks(
 
 def on_device(values: torch.Tensor) -> torch.Tensor | np.ndarray:
     """A block as float64 (exact: the model computes in float32 or narrower) where the forward ran: a tensor on a
-    GPU; on the CPU a numpy view, since the numpy accumulators are faster there than torch's."""
-    values = values.double()
-    return values.numpy() if values.device.type == "cpu" else values
+    GPU; on the CPU a numpy array (numpy converts and accumulates faster there than torch)."""
+    host = on_host(values)
+    return host.astype(np.float64) if isinstance(host, np.ndarray) else values.double()
 
 
 def fused_shard(
@@ -145,7 +146,7 @@ def fused_shard(
     chosen, offset = batches_in_range(lengths, batches, *token_range)
     feed_set = LayerFeeds(feeds, n_tokens, f"forward pass of shard {shard}")
     n_layers, d = len(runner.names), runner.loaded.d_model
-    per_layer = layer_bytes(feed_set, d)
+    per_layer = layer_bytes(feed_set, d, n_layers)
     groups = layer_groups(n_layers, per_layer, budget_gb)
     selected = int(feed_set.union[token_range[0] : token_range[1]].sum())
     log.info(
@@ -162,19 +163,23 @@ def fused_shard(
         sorted(f.name for f in feed_set.feeds),
     )
     progress = Progress(selected * len(groups), "tokens")
-    with atomic.atomic_output(out_dir) as tmp:
+    with atomic.atomic_output(out_dir) as tmp, background_saves() as save:
         tmp.mkdir()
         for group in groups:
             accumulators: dict[int, dict[str, Accumulator]] = {
-                layer: feed_set.start(layer, d, layer + 1 == n_layers) for layer in group
+                layer: feed_set.start(layer, d, feed_set.later(layer, n_layers)) for layer in group
             }
             for hidden, rows in shard_blocks(runner, seqs, chosen, offset, token_range, feed_set.union):
                 with reuse_heap():
-                    following = None  # the next layer's block, converted once: it is also that layer's values
+                    converted: dict[int, np.ndarray | torch.Tensor] = {}  # each layer's block converted once
                     for layer in group:
-                        values = on_device(hidden[layer]) if following is None else following
-                        following = on_device(hidden[layer + 1]) if feed_set.pairs_at(layer + 1 == n_layers) else None
+                        span = range(layer, layer + 1 + feed_set.later(layer, n_layers))
+                        for m in span:
+                            if m not in converted:
+                                converted[m] = on_device(hidden[m])
+                        values, *following = (converted[m] for m in span)
                         feed_set.feed(accumulators[layer], layer, values, rows, "", following)
+                        del converted[layer]
                 progress.update(len(rows))
             for layer in group:
                 save(part_path(tmp, layer), accumulators.pop(layer), Slot(layer, shard, *token_range, store_key))

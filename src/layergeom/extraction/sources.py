@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +68,45 @@ def resolve_source(source: str, gguf_file: str | None = None, base: Path = Path(
     if gguf_file:
         _require_gguf(gguf_file)
     return ModelSource(source, gguf_file)
+
+
+#: GGUF metadata value types: struct format of the scalars; 8 is a string, 9 an array
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
+def gguf_metadata(path: str | Path, keys: set[str]) -> dict[str, object]:
+    """The scalar or string values of ``keys`` in a GGUF file's header, read up to the last of them (or the end of
+    the metadata), without the tensors; a key the file lacks is absent."""
+    found: dict[str, object] = {}
+    with open(path, "rb") as file:
+
+        def read(fmt: str) -> object:
+            raw = file.read(struct.calcsize(fmt))
+            if len(raw) < struct.calcsize(fmt):
+                raise ValueError(f"{path}: the GGUF header ends early")
+            return struct.unpack("<" + fmt, raw)[0]
+
+        def text() -> str:
+            return file.read(read("Q")).decode("utf-8", "replace")
+
+        def value(kind: int) -> object:
+            if kind in _GGUF_SCALARS:
+                return read(_GGUF_SCALARS[kind])
+            if kind == 8:
+                return text()
+            if kind == 9:
+                item, count = read("I"), read("Q")
+                return [value(item) for _ in range(count)]
+            raise ValueError(f"{path}: unknown GGUF value type {kind}")
+
+        if file.read(4) != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        read("I"), read("Q")  # version, tensor count
+        for _ in range(read("Q")):
+            key, kind = text(), read("I")
+            item = value(kind)
+            if key in keys:
+                found[key] = item
+                if found.keys() == keys:
+                    break
+    return found

@@ -75,18 +75,10 @@ def row_sq_norms(values: Values) -> Values:
 
 
 def finite_rows(values: Values) -> np.ndarray:
-    """Host boolean: which rows are all finite."""
-    if is_tensor(values):
-        import torch
-
-        return to_numpy(torch.isfinite(values).all(dim=1))
-    return np.isfinite(values).all(axis=1)
-
-
-def side_by_side(left: Values, right: Values) -> Values:
-    """Rows of ``left`` and ``right`` joined, (n, d) and (n, e) -> (n, d + e), on their device."""
-    if is_tensor(left):
-        import torch
-
-        return torch.cat((left, right), dim=1)
-    return np.concatenate((left, right), axis=1)
+    """Host boolean: which rows are all finite (a row whose sum is finite is; the others are checked entry by entry,
+    since finite entries can sum past the largest float)."""
+    finite = to_numpy(namespace(values).isfinite(values.sum(1)))
+    if not finite.all():
+        suspect = np.flatnonzero(~finite)
+        finite[suspect] = to_numpy(namespace(values).isfinite(values[like(suspect, values)]).all(1))
+    return finite

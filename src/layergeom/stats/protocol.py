@@ -13,7 +13,9 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -83,6 +85,17 @@ def save(path: str | os.PathLike, accumulators: Mapping[str, Accumulator], slot:
             arrays[f"{name}/{key}"] = np.asarray(value)
     with atomic_output(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+@contextmanager
+def background_saves(workers: int = 2) -> Iterator[Callable[..., None]]:
+    """A :func:`save` that writes in ``workers`` background threads (file writes and checksums release the GIL), so
+    partials are written while the caller goes on; on leaving, every save has ended and the first error is raised."""
+    with ThreadPoolExecutor(workers) as pool:
+        pending: list[Future] = []
+        yield lambda *args: pending.append(pool.submit(save, *args))
+        for future in pending:
+            future.result()
 
 
 def kind_of(path: str | os.PathLike, name: str) -> str:

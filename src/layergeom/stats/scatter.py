@@ -1,5 +1,5 @@
 """Accumulators of one layer's vectors shared by several analyses: the d x d scatter, the cross products of a layer
-with the next and the unit-vector sum.
+with later layers and the unit-vector sum; linear CKA from them.
 
 All are float64, exact up to rounding and mergeable (Chan's rule for the scatter), so token shards can
 be processed anywhere in any order and merged afterwards.
@@ -8,10 +8,14 @@ be processed anywhere in any order and merged afterwards.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from layergeom.stats.device import is_tensor, like, row_sq_norms, to_numpy
+from layergeom.stats.device import is_tensor, like, namespace, row_sq_norms, to_numpy
+
+if TYPE_CHECKING:
+    from layergeom.stats.device import Values
 
 
 def unit_weights(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,28 +149,57 @@ class Scatter:
 
 
 class CrossProduct(Scatter):
-    """Vector pairs (x, y) fed side by side as rows of width 2d (a layer and the next): the count, the mean of the
-    rows and the centered cross-product sum S_xy = sum (x - mean_x)(y - mean_y)^T (d x d), merged by Chan's rule.
-    With the scatters of x and of y it gives every block of the pairs' joint scatter."""
+    """Rows of a layer x fed with the same rows of ``others`` later layers y_1 .. y_k, as a tuple (x, y_1, .., y_k):
+    the count, the means of x and of every y_j (one vector of (1 + k) d) and the centered cross products
+    S_xy_j = sum (x - mean_x)(y_j - mean_y_j)^T ((k, d, d)), merged by Chan's rule. With the scatters of x and of
+    each y_j they give every block of the joint scatter."""
 
-    def __init__(self, width: int) -> None:
-        super().__init__(width)
-        self.scatter = np.zeros((width // 2, width // 2))
+    def __init__(self, d: int, others: int = 1) -> None:
+        super().__init__(d * (1 + others))
+        self.scatter = np.zeros((others, d, d))
 
-    @staticmethod
-    def product(centered: np.ndarray) -> np.ndarray:
-        """S_xy of centered rows (x, y)."""
-        d = centered.shape[1] // 2
-        return centered[:, :d].T @ centered[:, d : 2 * d]
+    def update(self, values: tuple[Values, ...] | Values, rows: np.ndarray) -> None:
+        """Add a block: a tuple (x, y_1, .., y_k), or the same layers side by side in one array of (1 + k) d columns."""
+        if not isinstance(values, tuple):
+            d = self.scatter.shape[1]
+            values = tuple(values[:, lo : lo + d] for lo in range(0, len(self.mean), d))
+        if len(values[0]):
+            self.merge(self.of(values))
 
-    @staticmethod
-    def outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """a_x b_y^T of two shifts of the mean of (x, y)."""
-        d = len(a) // 2
-        return a[:d, None] * b[None, d : 2 * d]
+    @classmethod
+    def of(cls, values: tuple[Values, ...]) -> CrossProduct:
+        """The cross products of one block, centered on its own means: (x - mean_x)^T y_j, as the centered rows of x
+        sum to 0."""
+        x, *others = values
+        block = cls(x.shape[1], len(others))
+        means = [v.mean(0) for v in values]
+        block.count, block.mean = len(x), namespace(x).concatenate(means)
+        centered = x - means[0]
+        block.scatter = namespace(x).stack([centered.T @ y for y in others])
+        return block
+
+    def outer(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """a_x b_y_j^T for every j, of two shifts of the means."""
+        k, d = self.scatter.shape[:2]
+        return a[None, :d, None] * b[d:].reshape(k, 1, d)
 
     def finalize(self) -> np.ndarray:
-        """S_xy (a sum over the pairs, not divided by the count)."""
+        """S_xy_j for every j, (k, d, d) (sums over the rows, not divided by the count)."""
         if self.count == 0:
-            raise ValueError("no vector pairs were accumulated")
+            raise ValueError("no rows were accumulated")
         return to_numpy(self.scatter)
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> CrossProduct:
+        """Rebuild from :meth:`state`."""
+        k, d = np.shape(state["scatter"])[:2]
+        acc = cls(d, k)
+        acc.count, acc.mean, acc.scatter = int(state["count"]), np.array(state["mean"]), np.array(state["scatter"])
+        return acc
+
+
+def cka_of(sxy: np.ndarray, norm_xx: float, norm_yy: float) -> float:
+    """Linear CKA of two layers from their centered cross products S_xy and the Frobenius norms of their scatters:
+    ||S_xy||_F^2 / (||S_xx||_F ||S_yy||_F) (NaN when a layer is constant)."""
+    norms = norm_xx * norm_yy
+    return float(np.linalg.norm(sxy) ** 2 / norms) if norms > 0 else math.nan

@@ -15,8 +15,8 @@ from layergeom.io.atomic import atomic_output
 from layergeom.io.integrity import chunks_of
 from layergeom.io.store import Block, iter_layer, prefetched, store_id
 from layergeom.joblog import Progress
-from layergeom.stats.device import finite_rows, side_by_side, take_rows
-from layergeom.stats.protocol import Accumulator, Slot, part_path, save
+from layergeom.stats.device import finite_rows, take_rows
+from layergeom.stats.protocol import Accumulator, Slot, background_saves, part_path
 from layergeom.stream.selection import mask_digest
 
 if TYPE_CHECKING:
@@ -31,16 +31,16 @@ class Feed:
 
     Feeds of the same name are one accumulator (a shared scatter, say), so they must select the same tokens.
     With ``block``, the accumulator is fed by merges of ``block(values)``, computed once per cell of tokens that
-    the same feeds of that ``block`` select, so overlapping selections share the work. A ``pair`` feed is fed a
-    layer and the next stored layer side by side, rows (h_l, h_next) of width 2d, and saved under layer l; the
-    last layer has none.
+    the same feeds of that ``block`` select, so overlapping selections share the work. A pair feed is fed a layer's
+    rows with the same rows of later stored layers, a tuple (h_l, h_next) for ``pairs="next"`` and (h_l, every later
+    stored layer) for ``pairs="every"``, and saved under layer l; the last layer has none.
     """
 
     name: str
     mask: np.ndarray  # (tokens,) bool over the token table
-    make: Callable[[int, int], Accumulator]  # (layer, width: d, or 2d for a pair) -> empty accumulator
+    make: Callable[..., Accumulator]  # (layer, d), for a pair feed (layer, d, later layers) -> empty accumulator
     block: Callable[[Values], Accumulator] | None = None  # rows -> their own accumulator, to merge
-    pair: bool = False  # fed (h_l, h_next) side by side
+    pairs: str = ""  # "": one layer; "next": with the next stored layer; "every": with every later one
 
 
 def unique_feeds(feeds: Sequence[Feed]) -> list[Feed]:
@@ -103,23 +103,31 @@ class FeedSet:
         return {feed.name: feed.make(layer, d) for feed in self.feeds}
 
     def feed(
-        self, accumulators: dict[str, Accumulator], layer: int, values: Values, rows: np.ndarray, where: str = ""
+        self,
+        accumulators: dict[str, Accumulator],
+        values: Values | tuple[Values, ...],
+        rows: np.ndarray,
+        subsets: dict[tuple[int, bytes], Values] | None = None,
     ) -> None:
-        """Check a block of one layer (numpy or torch, float64; ``where``: its chunks) and add its rows to every
-        feed that selects them; each distinct subset of rows is taken once."""
-        check_finite(values, rows, where or self.where, layer)
-        subsets: dict[bytes, tuple[Values, np.ndarray]] = {}
+        """Add a block of one layer (numpy or torch, float64, checked; a tuple of layers for pair feeds) to every
+        feed that selects its rows; each distinct subset of an array's rows is taken once (``subsets``: shared)."""
+        subsets = {} if subsets is None else subsets
 
-        def picked(mask: np.ndarray) -> tuple[Values, np.ndarray] | None:
+        def taken(array: Values, local: np.ndarray, key: bytes) -> Values:
+            if (id(array), key) not in subsets:
+                subsets[id(array), key] = take_rows(array, local)
+            return subsets[id(array), key]
+
+        def picked(mask: np.ndarray) -> tuple[Values | tuple[Values, ...], np.ndarray] | None:
             local = mask[rows]
             if not local.any():
                 return None
             if local.all():
                 return values, rows
             key = np.packbits(local).tobytes()
-            if key not in subsets:
-                subsets[key] = take_rows(values, local), rows[local]
-            return subsets[key]
+            if isinstance(values, tuple):
+                return tuple(taken(v, local, key) for v in values), rows[local]
+            return taken(values, local, key), rows[local]
 
         for mask, names in self.groups.values():
             if (subset := picked(mask)) is not None:
@@ -133,26 +141,35 @@ class FeedSet:
 
 
 class LayerFeeds:
-    """The feeds of one pass: a FeedSet of single layers and one of pairs (a layer beside the next stored layer)."""
+    """The feeds of one pass: a FeedSet of single layers, one of a layer with the next stored layer and one of a
+    layer with every later stored layer."""
 
     def __init__(self, feeds: Sequence[Feed], n_tokens: int, where: str) -> None:
-        self.single = FeedSet([feed for feed in feeds if not feed.pair], n_tokens, where)
-        self.pairs = FeedSet([feed for feed in feeds if feed.pair], n_tokens, where)
-        clash = {feed.name for feed in self.single.feeds} & {feed.name for feed in self.pairs.feeds}
+        kinds = {"": [], "next": [], "every": []}
+        for feed in feeds:
+            if feed.pairs not in kinds:
+                raise ValueError(f"feed '{feed.name}': pairs must be '', 'next' or 'every', not {feed.pairs!r}")
+            kinds[feed.pairs].append(feed)
+        self.sets = {kind: FeedSet(chosen, n_tokens, where) for kind, chosen in kinds.items()}
+        names = [feed.name for feed_set in self.sets.values() for feed in feed_set.feeds]
+        clash = sorted({name for name in names if names.count(name) > 1})
         if clash:
-            raise ValueError(f"feeds {sorted(clash)} are both single-layer and pair feeds")
-        self.feeds, self.where = self.single.feeds + self.pairs.feeds, where
-        self.union = self.single.union | self.pairs.union
+            raise ValueError(f"feeds {clash} are fed both single layers and pairs, or pairs of two kinds")
+        self.feeds, self.where = [feed for feed_set in self.sets.values() for feed in feed_set.feeds], where
+        self.union = np.logical_or.reduce([feed_set.union for feed_set in self.sets.values()])
 
-    def pairs_at(self, last: bool) -> bool:
-        """Whether a layer's blocks need the next layer's (it has pair feeds and is not the last layer)."""
-        return bool(self.pairs.feeds) and not last
+    def later(self, layer: int, n_layers: int) -> int:
+        """How many of the next stored layers a layer's blocks are fed with (0 for the last layer)."""
+        if self.sets["every"].feeds:
+            return n_layers - 1 - layer
+        return min(1, n_layers - 1 - layer) if self.sets["next"].feeds else 0
 
-    def start(self, layer: int, d: int, last: bool = False) -> dict[str, Accumulator]:
-        """Empty accumulators of one layer, by feed name; the pairs' (width 2d) unless it is the last layer."""
-        accumulators = self.single.start(layer, d)
-        if self.pairs_at(last):
-            accumulators |= self.pairs.start(layer, 2 * d)
+    def start(self, layer: int, d: int, later: int = 0) -> dict[str, Accumulator]:
+        """Empty accumulators of one layer, by feed name, with ``later`` stored layers after it (pairs need one)."""
+        accumulators = {feed.name: feed.make(layer, d) for feed in self.sets[""].feeds}
+        if later:
+            accumulators |= {feed.name: feed.make(layer, d, 1) for feed in self.sets["next"].feeds}
+            accumulators |= {feed.name: feed.make(layer, d, later) for feed in self.sets["every"].feeds}
         return accumulators
 
     def feed(
@@ -162,15 +179,20 @@ class LayerFeeds:
         values: Values,
         rows: np.ndarray,
         where: str = "",
-        following: Values | None = None,
-        following_where: str = "",
+        following: Sequence[Values] = (),
+        following_where: Sequence[str] = (),
     ) -> None:
-        """Add a block of one layer to the single feeds and, with the next layer's same rows (read from
-        ``following_where``), to the pair feeds."""
-        self.single.feed(accumulators, layer, values, rows, where)
-        if following is not None:
-            check_finite(following, rows, following_where or where or self.where, layer + 1)
-            self.pairs.feed(accumulators, layer, side_by_side(values, following), rows, where)
+        """Check a block of one layer and the same rows of the later layers it is paired with (read from
+        ``where`` and ``following_where``: their chunks) and add them to every feed."""
+        check_finite(values, rows, where or self.where, layer)
+        places = following_where or [""] * len(following)
+        for step, (after, place) in enumerate(zip(following, places, strict=True)):
+            check_finite(after, rows, place or where or self.where, layer + 1 + step)
+        subsets: dict[tuple[int, bytes], Values] = {}
+        self.sets[""].feed(accumulators, values, rows, subsets)
+        if following:
+            self.sets["next"].feed(accumulators, (values, following[0]), rows, subsets)
+            self.sets["every"].feed(accumulators, (values, *following), rows, subsets)
 
 
 def stream_layers(
@@ -189,26 +211,26 @@ def stream_layers(
     layers = list(range(array.shape[0]) if layers is None else layers)
     progress = Progress(len(layers) * int(union.sum()), "token-layers")
     for layer in layers:
-        last = layer + 1 == array.shape[0]
-        accumulators = feed_set.start(layer, array.shape[2], last)
-        for block, following in prefetched(layer_blocks(array, layer, union, block_tokens, feed_set.pairs_at(last))):
-            where = f"{feed_set.where} ({chunks_of(array, layer, block.start, block.stop)})"
-            after = f"{feed_set.where} ({chunks_of(array, layer + 1, block.start, block.stop)})" if not last else ""
-            feed_set.feed(accumulators, layer, block.values, block.rows, where, following, after)
+        later = feed_set.later(layer, array.shape[0])
+        accumulators = feed_set.start(layer, array.shape[2], later)
+        for block, following in prefetched(layer_blocks(array, layer, union, block_tokens, later)):
+            where = [
+                f"{feed_set.where} ({chunks_of(array, m, block.start, block.stop)})"
+                for m in (layer, *range(layer + 1, layer + 1 + later))
+            ]
+            feed_set.feed(accumulators, layer, block.values, block.rows, where[0], following, where[1:])
             progress.update(len(block.rows))
         yield layer, accumulators
     progress.update(0, force=True)
 
 
 def layer_blocks(
-    array: zarr.Array, layer: int, union: np.ndarray, block_tokens: int | None, pairs: bool
-) -> Iterator[tuple[Block, Values | None]]:
-    """(block, the same rows of the next stored layer when ``pairs``, else None) of one layer."""
+    array: zarr.Array, layer: int, union: np.ndarray, block_tokens: int | None, later: int
+) -> Iterator[tuple[Block, list[Values]]]:
+    """(block, the same rows of the ``later`` next stored layers) of one layer."""
     blocks = iter_layer(array, layer, union, block_tokens)
-    if not pairs:
-        return ((block, None) for block in blocks)
-    following = iter_layer(array, layer + 1, union, block_tokens)  # the same blocks: same mask and step
-    return ((block, after.values) for block, after in zip(blocks, following))
+    following = [iter_layer(array, m, union, block_tokens) for m in range(layer + 1, layer + 1 + later)]
+    return ((block, [after.values for after in afters]) for block, *afters in zip(blocks, *following))
 
 
 def stream_to_folder(
@@ -223,7 +245,7 @@ def stream_to_folder(
     token range, store), to ``out_dir/layer_NNN.npz`` (atomically)."""
     start, stop = token_range or (0, array.shape[1])
     store = store_id(array.attrs)
-    with atomic_output(out_dir) as tmp:
+    with atomic_output(out_dir) as tmp, background_saves(1) as save:
         tmp.mkdir()
         for layer, accumulators in stream_layers(array, feeds, None, token_range, block_tokens):
-            save(part_path(tmp, layer), accumulators, Slot(layer, shard, start, stop, store))
+            save(part_path(tmp, layer), accumulators, Slot(layer, shard, start, stop, store))  # while the next streams

@@ -16,4 +16,4 @@ NAME = "linearity/cross"
 def feeds(tokens: pl.DataFrame, selection: dict) -> list[Feed]:
     """A pair feed of (h_l, h_next) into S_xy, saved under layer l, and the shared scatter of every layer."""
     mask = token_mask(tokens, **selection)
-    return [Feed(NAME, mask, lambda layer, width: CrossProduct(width), pair=True), scatter_feed(mask)]
+    return [Feed(NAME, mask, lambda layer, d, later: CrossProduct(d, later), pairs="next"), scatter_feed(mask)]

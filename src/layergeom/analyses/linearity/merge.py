@@ -24,7 +24,7 @@ def pair_rows(parts, n_layers: int, mask) -> list[dict[str, float]]:
         cross, following = load_merged(parts, pair, NAME, CrossProduct), load_scatter(parts, pair + 1, mask)
         if not previous.count == cross.count == following.count:
             raise ValueError(f"layer {pair}: the cross products and the scatters cover different tokens")
-        rows.append(pair_row(previous.scatter, cross.finalize(), following.scatter))
+        rows.append(pair_row(previous.scatter, cross.finalize()[0], following.scatter))
         previous = following
     return rows
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from layergeom.stats.scatter import cka_of
+
 EPS = np.finfo(np.float64).eps
 
 
@@ -29,8 +31,7 @@ def residual_blocks(sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray) -> tuple[
 
 def linear_cka(sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray) -> float:
     """Linear CKA of centered X and Y: ||S_xy||_F^2 / (||S_xx||_F ||S_yy||_F)."""
-    norms = float(np.linalg.norm(sxx) * np.linalg.norm(syy))
-    return float(np.linalg.norm(sxy) ** 2 / norms) if norms > 0 else np.nan
+    return cka_of(sxy, float(np.linalg.norm(sxx)), float(np.linalg.norm(syy)))
 
 
 def pair_row(sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray) -> dict[str, float]:
