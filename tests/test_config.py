@@ -154,6 +154,18 @@ def test_layer_cka_counts_the_stored_layers_of_a_subset():
     validated(cfg)
 
 
+def test_gguf_header_reader_reads_the_shape_and_names_a_truncated_file(tmp_path):
+    source = sources.resolve_source("smollm2-135m")
+    assert lgconfig.local_shape(source) == (30, 576)
+    path = Path(source.name_or_path) / source.gguf_file
+    cut = tmp_path / "cut.gguf"
+    with open(path, "rb") as whole:
+        cut.write_bytes(whole.read(64))
+    with pytest.raises(ValueError, match="cut.gguf: the GGUF header ends early"):
+        sources.gguf_metadata(cut, {"llama.block_count"})
+    assert lgconfig.local_shape(sources.ModelSource(str(tmp_path), "cut.gguf")) == (None, None)
+
+
 def test_gguf_without_gguf_package_is_refused(tmp_path, monkeypatch):
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")

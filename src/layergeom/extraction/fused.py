@@ -169,8 +169,8 @@ def fused_shard(
             accumulators: dict[int, dict[str, Accumulator]] = {
                 layer: feed_set.start(layer, d, feed_set.later(layer, n_layers)) for layer in group
             }
-            for hidden, rows in shard_blocks(runner, seqs, chosen, offset, token_range, feed_set.union):
-                with reuse_heap():
+            with reuse_heap():  # a batch's temporaries and activations reuse the previous batch's memory
+                for hidden, rows in shard_blocks(runner, seqs, chosen, offset, token_range, feed_set.union):
                     converted: dict[int, np.ndarray | torch.Tensor] = {}  # each layer's block converted once
                     for layer in group:
                         span = range(layer, layer + 1 + feed_set.later(layer, n_layers))
@@ -180,7 +180,7 @@ def fused_shard(
                         values, *following = (converted[m] for m in span)
                         feed_set.feed(accumulators[layer], layer, values, rows, "", following)
                         del converted[layer]
-                progress.update(len(rows))
+                    progress.update(len(rows))
             for layer in group:
                 save(part_path(tmp, layer), accumulators.pop(layer), Slot(layer, shard, *token_range, store_key))
     progress.update(0, force=True)

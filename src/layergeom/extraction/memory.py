@@ -38,7 +38,8 @@ def limit_heap_retention(threshold: int = RETENTION_THRESHOLD) -> bool:
 @contextmanager
 def reuse_heap(limit: int = 1 << 30) -> Iterator[None]:
     """Inside: allocations up to ``limit`` come from the heap, and freed ones stay there for the next of the same
-    size, so repeated temporaries (the accumulators' work on one block per layer) do not fault fresh pages in.
+    size, so repeated temporaries (a fused pass's activations and the accumulators' work on each block and layer)
+    do not fault fresh pages in.
     On leaving: back to :func:`limit_heap_retention` and the free heap is returned to the OS."""
     libc = _libc()
     if libc is None or not hasattr(libc, "malloc_trim"):

@@ -144,7 +144,16 @@ class GroupedMoments:
         """Add a block ``values`` (n, d) of the token-table ``rows`` (n,), grouped by ``keys[rows]``."""
         if self.keys is None:
             raise ValueError("these moments were loaded from a partial; they take merges, not blocks")
-        self.merge(chunk_moments(values, self.keys[rows]))
+        block = chunk_moments(values, self.keys[rows])
+        if len(self) == 0 and len(block) and not is_tensor(block.mean):
+            self._keys, self._slots, self._n = (
+                block.ids,
+                np.arange(len(block)),
+                block.n,
+            )  # a block's own arrays: no copy
+            self._mean, self._s, self._q = block.mean, block.s, block.q
+            return
+        self.merge(block)
 
     def state(self) -> dict[str, np.ndarray]:
         """ids, n, mean, s and q of the groups seen."""
