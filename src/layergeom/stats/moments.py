@@ -145,12 +145,8 @@ class GroupedMoments:
         if self.keys is None:
             raise ValueError("these moments were loaded from a partial; they take merges, not blocks")
         block = chunk_moments(values, self.keys[rows])
-        if len(self) == 0 and len(block) and not is_tensor(block.mean):
-            self._keys, self._slots, self._n = (
-                block.ids,
-                np.arange(len(block)),
-                block.n,
-            )  # a block's own arrays: no copy
+        if len(self) == 0 and len(block) and not is_tensor(block.mean):  # the first block's own arrays: no copy
+            self._keys, self._slots, self._n = block.ids, np.arange(len(block)), block.n
             self._mean, self._s, self._q = block.mean, block.s, block.q
             return
         self.merge(block)
