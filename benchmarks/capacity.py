@@ -1,7 +1,8 @@
 """Capacity plan (docs/capacity.md): GPU-hours, jobs, disk and memory per job from formulas and stated assumptions.
 
-Run: python benchmarks/capacity.py [--cpu-forward-s 32.52 --cpu-fused-s 59.87 --cpu-tokens 16384]
-(the defaults are bench_fused.py's first round of 16384 tokens on the 2-core machine, BENCHMARKS.md). Prints Markdown.
+Run: python benchmarks/capacity.py [--cpu-forward-s 21.83 --cpu-fused-s 37.68 --cpu-tokens 16384]
+(the defaults are bench_fused.py's first round of 16384 tokens on the 2-core machine at 4778971, the forward with the
+fused job's heap policy; BENCHMARKS.md). Prints Markdown.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ def plan_rows(p: Plan) -> dict[str, str]:
         "fused disk (TB)": f"{fused_disk / 1e12:.3f}",
         "store disk (TB)": f"{store_disk / 1e12:.3f}",
         "memory per fused job on the GPU (GB)": (f"{(weights + forward_mem + min(per_pass, p.hidden) * acc) / GB:.1f}"),
-        "layer_cka if listed: every pair's cross products (GB)": f"{every_pair_bytes(p) / GB:.2f}",
-        "layer_cka if listed: float64 FLOP (2 d^2 x pairs x tokens)": f"{every_pair_bytes(p) / 4 * p.tokens:.3g}",
+        "layer_cka if set: every pair's cross products (GB)": f"{every_pair_bytes(p) / GB:.2f}",
+        "layer_cka if set: float64 FLOP (2 d^2 x pairs x tokens)": f"{every_pair_bytes(p) / 4 * p.tokens:.3g}",
     }
 
 
@@ -113,8 +114,8 @@ def every_pair_bytes(p: Plan) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cpu-forward-s", type=float, default=32.52)
-    parser.add_argument("--cpu-fused-s", type=float, default=59.87)
+    parser.add_argument("--cpu-forward-s", type=float, default=21.83)
+    parser.add_argument("--cpu-fused-s", type=float, default=37.68)
     parser.add_argument("--cpu-tokens", type=int, default=16384)
     args = parser.parse_args()
     rows = {p.name: plan_rows(p) for p in PLANS}
