@@ -43,7 +43,7 @@ def heatmap_figure(
         ax.set_title(model, fontsize=9)
     for ax in axes.flat[len(models) :]:
         ax.set_visible(False)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="linear CKA of h_l and h_m (1 = same up to rotation and scale)")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="linear CKA of h_l and h_m")
     fig.suptitle(f"Every layer pair — {corpus}: {describe(**selection)}")
     save(fig, out)
 
