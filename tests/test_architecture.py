@@ -34,7 +34,9 @@ def add_max_norm(repo):
         (package / f"{name}.py").write_text(text)
     registry = repo / "src" / "layergeom" / "analyses" / "registry.py"
     text = registry.read_text()
-    text = text.replace("from layergeom.analyses import ", "from layergeom.analyses import max_norm, ", 1)
+    spec = "from layergeom.analyses.spec import Analysis\n"
+    assert spec in text and "        posctx.ANALYSIS,\n" in text
+    text = text.replace(spec, "from layergeom.analyses import max_norm\n" + spec, 1)
     registry.write_text(
         text.replace("        posctx.ANALYSIS,\n", "        posctx.ANALYSIS,\n        max_norm.ANALYSIS,\n")
     )
