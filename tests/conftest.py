@@ -90,3 +90,19 @@ def tiny_gpt2(tmp_path_factory) -> Path:
     GPT2Model(config).save_pretrained(root)
     tok.save_pretrained(root)
     return root
+
+
+@pytest.fixture
+def store_reads(monkeypatch) -> list[tuple[int, int]]:
+    """(layer, first token) of every block read from a zarr array from now on, in the order read."""
+    import zarr
+
+    reads: list[tuple[int, int]] = []
+    read = zarr.Array.__getitem__
+
+    def counted(self, key):
+        reads.append((key[0], key[1].start))
+        return read(self, key)
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", counted)
+    return reads

@@ -81,19 +81,12 @@ def test_every_pair_cross_products_equal_two_pass_blocks(stored):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
 
-def test_every_pair_reads_each_block_beside_every_later_layer(tmp_path, monkeypatch):
+def test_every_pair_reads_each_block_beside_every_later_layer(tmp_path, store_reads):
     data = np.random.default_rng(5).normal(size=(3, 64, 4)).astype(np.float32)
     array = create_store(tmp_path / "s.zarr", *data.shape, "float32", 32, None, {})
     array[:] = data
     array = open_hidden(tmp_path / "s.zarr")
-    reads: list[tuple[int, int]] = []
-    read = type(array).__getitem__
-
-    def counted(self, key):
-        reads.append((key[0], key[1].start))
-        return read(self, key)
-
-    monkeypatch.setattr(type(array), "__getitem__", counted)
+    reads = store_reads
     feed = [Feed(NAME, np.ones(64, dtype=bool), lambda layer, d, later: CrossProduct(d, later), pairs="every")]
     assert [sorted(accs) for _, accs in stream_layers(array, feed, block_tokens=32)] == [[NAME], [NAME], []]
     times = {0: 1, 1: 2, 2: 3}  # layer m is read once as itself and once beside every earlier layer

@@ -137,19 +137,12 @@ def test_the_analysis_feeds_one_pair_feed_and_the_shared_scatter_of_its_selectio
     assert scatter.name == scatter_feed(cross.mask).name and scatter.mask.tolist() == cross.mask.tolist()
 
 
-def test_pair_feeds_read_each_layer_beside_the_next_and_the_last_alone(tmp_path, monkeypatch):
+def test_pair_feeds_read_each_layer_beside_the_next_and_the_last_alone(tmp_path, store_reads):
     data = np.random.default_rng(5).normal(size=(3, 64, 4)).astype(np.float32)
     array = create_store(tmp_path / "s.zarr", *data.shape, "float32", 32, None, {})
     array[:] = data
     array = open_hidden(tmp_path / "s.zarr")
-    reads: list[tuple[int, int]] = []
-    read = type(array).__getitem__
-
-    def counted(self, key):
-        reads.append((key[0], key[1].start))
-        return read(self, key)
-
-    monkeypatch.setattr(type(array), "__getitem__", counted)
+    reads = store_reads
     pair = [Feed(NAME, np.ones(64, dtype=bool), lambda layer, d, later: CrossProduct(d, later), pairs="next")]
     assert [sorted(accs) for _, accs in stream_layers(array, pair, block_tokens=32)] == [[NAME], [NAME], []]
     assert sorted(reads) == sorted([(0, 0), (0, 32)] + [(1, 0), (1, 32), (2, 0), (2, 32)] * 2)  # l beside l + 1

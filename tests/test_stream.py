@@ -260,7 +260,7 @@ def test_random_shards_merged_in_random_order_equal_one_pass(tmp_path, case, see
     check(total, rows)
 
 
-def test_one_read_per_block_for_all_feeds_and_one_shared_scatter(tmp_path, monkeypatch):
+def test_one_read_per_block_for_all_feeds_and_one_shared_scatter(tmp_path, monkeypatch, store_reads):
     tokens = contexts(12, 8)
     data = states(np.random.default_rng(4), 3, tokens.height, 6)
     array = make_store(tmp_path / "s.zarr", data, 16)
@@ -275,14 +275,7 @@ def test_one_read_per_block_for_all_feeds_and_one_shared_scatter(tmp_path, monke
     assert np.array_equal(design.mask, mask)
     assert {feed.name for feed in feeds if feed.name.startswith("scatter/")} == {scatter_name(mask)}
 
-    reads: list[tuple[int, int]] = []
-    read = type(array).__getitem__
-
-    def counted(self, key):
-        reads.append((key[0], key[1].start))
-        return read(self, key)
-
-    monkeypatch.setattr(type(array), "__getitem__", counted)
+    reads = store_reads
     out = dict(stream_layers(array, feeds, block_tokens=32))
     assert sorted(reads) == [(layer, start) for layer in range(3) for start in (0, 32, 64)]
     reads.clear()

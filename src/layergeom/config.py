@@ -350,9 +350,13 @@ def local_config(folder: str) -> dict | None:
     return entry if isinstance(entry, dict) else None
 
 
+#: config.json keys of the hidden size d, in the order they are looked for
+HIDDEN_SIZE_KEYS = ("hidden_size", "n_embd", "d_model")
+
+
 def local_hidden_size(folder: str) -> int | None:
     """The hidden size d in a local model folder's config.json (``hidden_size``, ``n_embd`` or ``d_model``)."""
-    return first_int(local_config(folder) or {}, ("hidden_size", "n_embd", "d_model"))
+    return first_int(local_config(folder) or {}, HIDDEN_SIZE_KEYS)
 
 
 def first_int(entry: dict, keys: tuple[str, ...]) -> int | None:
@@ -372,7 +376,7 @@ def local_shape(source: ModelSource) -> tuple[int | None, int | None]:
             return None, None  # the extraction job names what is wrong with the file
         return fields.get(f"{arch}.block_count"), fields.get(f"{arch}.embedding_length")
     entry = local_config(source.name_or_path) or {}
-    return first_int(entry, ("num_hidden_layers", "n_layer", "num_layers")), local_hidden_size(source.name_or_path)
+    return first_int(entry, ("num_hidden_layers", "n_layer", "num_layers")), first_int(entry, HIDDEN_SIZE_KEYS)
 
 
 def check_top_k(config: dict, model: str, d: int | None) -> None:

@@ -145,9 +145,8 @@ class GroupedMoments:
         if self.keys is None:
             raise ValueError("these moments were loaded from a partial; they take merges, not blocks")
         block = chunk_moments(values, self.keys[rows])
-        if len(self) == 0 and len(block) and not is_tensor(block.mean):  # the first block's own arrays: no copy
-            self._keys, self._slots, self._n = block.ids, np.arange(len(block)), block.n
-            self._mean, self._s, self._q = block.mean, block.s, block.q
+        if len(self) == 0 and len(block) and not is_tensor(block.mean):
+            self._adopt(block, own=True)
             return
         self.merge(block)
 
@@ -198,8 +197,13 @@ class GroupedMoments:
         self._q[index] += like(other.q, self._q)
         self._n[slots] += other.n
 
-    def _adopt(self, other: Moments) -> None:
-        """Start from ``other``'s groups (this accumulator has none yet)."""
+    def _adopt(self, other: Moments, own: bool = False) -> None:
+        """Start from ``other``'s groups (this accumulator has none yet); with ``own``, take its numpy arrays as they
+        are (a block's fresh moments: no copy)."""
+        if own:
+            self._keys, self._slots, self._n = other.ids, np.arange(len(other)), other.n
+            self._mean, self._s, self._q = other.mean, other.s, other.q
+            return
         k = len(other)
         self._reserve(k)
         self._keys, self._slots = other.ids.copy(), np.arange(k)

@@ -135,8 +135,8 @@ class Scatter:
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> Scatter:
-        """Rebuild from :meth:`state`."""
-        acc = cls(len(state["mean"]))
+        """Rebuild from :meth:`state` (its arrays give the shapes: a d x d scatter, or a CrossProduct's (k, d, d))."""
+        acc = cls.__new__(cls)
         acc.count, acc.mean, acc.scatter = int(state["count"]), np.array(state["mean"]), np.array(state["scatter"])
         return acc
 
@@ -188,14 +188,6 @@ class CrossProduct(Scatter):
         if self.count == 0:
             raise ValueError("no rows were accumulated")
         return to_numpy(self.scatter)
-
-    @classmethod
-    def from_state(cls, state: dict[str, np.ndarray]) -> CrossProduct:
-        """Rebuild from :meth:`state`."""
-        k, d = np.shape(state["scatter"])[:2]
-        acc = cls(d, k)
-        acc.count, acc.mean, acc.scatter = int(state["count"]), np.array(state["mean"]), np.array(state["scatter"])
-        return acc
 
 
 def cka_of(sxy: np.ndarray, norm_xx: float, norm_yy: float) -> float:
